@@ -1,0 +1,89 @@
+"""Session fixtures for tests against a real cluster, registries and Docker engine.
+
+By default they bring up the local test bed (e2e/testbed/up.sh, idempotent). With APPRELEASE_KUBECONFIG set,
+they use that cluster instead (kind on a laptop) and take registry settings from APPRELEASE_REGISTRY,
+APPRELEASE_REGISTRY_AUTH, APPRELEASE_REGISTRY_AUTH_USER/_PASSWORD and APPRELEASE_REGISTRY_AUTH_CA.
+A component that cannot be started fails the session: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
+
+LOGS = ROOT / ".testbed" / "logs"
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Testbed:
+    if os.environ.get("APPRELEASE_KUBECONFIG"):
+        return Testbed.from_existing_cluster()
+    result = subprocess.run([str(ROOT / "e2e/testbed/up.sh")], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"the test bed did not come up:\n{result.stderr[-4000:]}", pytrace=False)
+    return load_testbed()
+
+
+@pytest.fixture(scope="session")
+def api(testbed: Testbed) -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=testbed.kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    core = client.CoreV1Api(api)
+    slug = request.node.name.lower().replace("_", "-")[:30].strip("-")
+    name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_until(lambda: _has_default_sa(core, name), timeout=30, what=f"default ServiceAccount in {name}")
+    yield name
+    core.delete_namespace(name)
+
+
+def _has_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
+    try:
+        core.read_namespaced_service_account("default", namespace)
+        return True
+    except client.exceptions.ApiException:
+        return False
+
+
+@pytest.fixture(scope="session")
+def crd_installed(testbed: Testbed) -> None:
+    testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    testbed.kubectl("wait", "--for=condition=Established", "crd/appreleases.apprelease.dev", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def operator(testbed: Testbed, crd_installed: None) -> Iterator[Operator]:
+    op = Operator(testbed, LOGS / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and LOGS.is_dir():
+        for log in sorted(LOGS.glob("*.log")):
+            report.sections.append((f"tail of {log.name}", _tail(log, 25)))
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as err:
+        return f"({err})"

@@ -1,0 +1,94 @@
+"""Baking small test images with the real Docker engine and pushing them to the test bed's registries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+
+@dataclass(frozen=True)
+class Pushed:
+    repository: str
+    tag: str
+    digest: str
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=test", *args],
+        cwd=cwd, check=True, capture_output=True, text=True,
+    ).stdout.strip()
+
+
+def make_app_repo(path: Path, base_image: str, versions: list[str]) -> dict[str, str]:
+    """A git repository with a tiny app; one commit and tag per version. Returns version -> commit."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    commits: dict[str, str] = {}
+    for version in versions:
+        (path / "Dockerfile").write_text(
+            f"FROM {base_image}\nCOPY app.sh /app.sh\nCMD [\"/bin/sh\", \"/app.sh\"]\n"
+        )
+        (path / "app.sh").write_text(f"echo 'hello from {version}'\nsleep 3600\n")
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", f"release {version}")
+        git(path, "tag", version)
+        commits[version] = git(path, "rev-parse", "HEAD")
+    return commits
+
+
+def build_and_push(
+    context: Path,
+    repository: str,
+    tag: str,
+    *,
+    labels: dict[str, str] | None = None,
+    auth: dict[str, str] | None = None,
+    git_ref: str | None = None,
+) -> Pushed:
+    """docker build (at a git ref, checked out first) and push; returns the digest the registry reports."""
+    if git_ref:
+        git(context, "checkout", "-q", git_ref)
+    engine = docker.from_env()
+    engine.images.build(path=str(context), tag=f"{repository}:{tag}", labels=labels or {}, rm=True)
+    digest = ""
+    for line in engine.images.push(repository, tag=tag, auth_config=auth, stream=True, decode=True):
+        if "error" in line:
+            raise RuntimeError(f"push of {repository}:{tag} failed: {line['error']}")
+        aux = line.get("aux") or {}
+        digest = aux.get("Digest", digest)
+    if not digest:
+        raise RuntimeError(f"push of {repository}:{tag} reported no digest")
+    return Pushed(repository, tag, digest)
+
+
+def skopeo_digest(reference: str, *, creds: str | None = None, cert_dir: str | None = None,
+                  tls_verify: bool = True) -> str:
+    """The digest skopeo reports: an independent check of what our registry client resolves."""
+    args = ["skopeo", "inspect", "--format", "{{.Digest}}"]
+    if creds:
+        args += ["--creds", creds]
+    if cert_dir:
+        args += ["--cert-dir", cert_dir]
+    args += [f"--tls-verify={'true' if tls_verify else 'false'}", f"docker://{reference}"]
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"skopeo inspect {reference} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def skopeo_labels(reference: str, *, tls_verify: bool = False) -> dict[str, str]:
+    result = subprocess.run(
+        ["skopeo", "inspect", f"--tls-verify={'true' if tls_verify else 'false'}", f"docker://{reference}"],
+        capture_output=True, text=True, check=True,
+    )
+    labels: dict[str, str] = json.loads(result.stdout).get("Labels") or {}
+    return labels

@@ -1,0 +1,157 @@
+"""Helpers for tests and the demo: the test bed's settings, kubectl, images, registries, the operator process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], *, timeout: float = 60, interval: float = 0.5, what: str = "") -> T:
+    """Poll until check() is truthy; fail with `what` and the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except Exception as err:  # noqa: BLE001 - the last error is reported below
+            last = err
+        if last and not isinstance(last, Exception):
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last={last!r}")
+        time.sleep(interval)
+
+
+@dataclass
+class Testbed:
+    __test__ = False  # not a pytest test class despite its name
+
+    kubeconfig: str
+    registry: str
+    registry_auth: str
+    registry_auth_user: str
+    registry_auth_password: str
+    registry_auth_ca: str
+    docker_host: str
+    base_image: str
+    bin_dir: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_existing_cluster(cls) -> Testbed:
+        e = os.environ
+        return cls(
+            kubeconfig=e["APPRELEASE_KUBECONFIG"],
+            registry=e.get("APPRELEASE_REGISTRY", "127.0.0.1:5000"),
+            registry_auth=e.get("APPRELEASE_REGISTRY_AUTH", "127.0.0.1:5443"),
+            registry_auth_user=e.get("APPRELEASE_REGISTRY_AUTH_USER", "apprelease"),
+            registry_auth_password=e.get("APPRELEASE_REGISTRY_AUTH_PASSWORD", ""),
+            registry_auth_ca=e.get("APPRELEASE_REGISTRY_AUTH_CA", ""),
+            docker_host=e.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+            base_image=e.get("APPRELEASE_BASE_IMAGE", "apprelease-testbed/busybox:1"),
+        )
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["kubectl", "--kubeconfig", self.kubeconfig, *args], capture_output=True, text=True, input=input
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def operator_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            KUBECONFIG=self.kubeconfig,
+            DOCKER_HOST=self.docker_host,
+            APPRELEASE_INSECURE_REGISTRIES=self.registry,
+            APPRELEASE_CA_BUNDLE=self.registry_auth_ca,
+            APPRELEASE_RESYNC_SECONDS="30",
+            APPRELEASE_ROLLOUT_POLL_SECONDS="1",
+            APPRELEASE_RETRY_BASE_SECONDS="1",
+            APPRELEASE_RETRY_MAX_SECONDS="5",
+            APPRELEASE_REGISTRY_CACHE_SECONDS="0",
+            APPRELEASE_HEALTH_PORT=env.get("APPRELEASE_HEALTH_PORT", "18080"),
+        )
+        return env
+
+
+def load_testbed(root: Path = ROOT) -> Testbed:
+    values: dict[str, str] = {}
+    for line in (root / ".testbed" / "env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return Testbed(
+        kubeconfig=values["KUBECONFIG"],
+        registry=values["REGISTRY"],
+        registry_auth=values["REGISTRY_AUTH"],
+        registry_auth_user=values["REGISTRY_AUTH_USER"],
+        registry_auth_password=values["REGISTRY_AUTH_PASSWORD"],
+        registry_auth_ca=values["REGISTRY_AUTH_CA"],
+        docker_host=values["DOCKER_HOST"],
+        base_image=values["TESTBED_BASE_IMAGE"],
+        bin_dir=values.get("TESTBED_BIN", ""),
+        env=values,
+    )
+
+
+class Operator:
+    """The operator as a real process (`apprelease run`), with its log in a file."""
+
+    def __init__(self, testbed: Testbed, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.testbed = testbed
+        self.log_path = log_path
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**self.testbed.operator_env(), **self.extra_env}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "apprelease", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        port = env["APPRELEASE_HEALTH_PORT"]
+        wait_until(lambda: self._healthy(port), timeout=60, what="the operator's liveness endpoint")
+
+    def _healthy(self, port: str) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            raise AssertionError(f"the operator exited; see {self.log_path}")
+        result = subprocess.run(["curl", "-fsS", f"http://127.0.0.1:{port}/healthz"], capture_output=True)
+        return result.returncode == 0
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def rss_kib(self) -> int:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
