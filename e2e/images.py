@@ -24,7 +24,10 @@ class Pushed:
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.email=t@example.com", "-c", "user.name=test", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -34,9 +37,7 @@ def make_app_repo(path: Path, base_image: str, versions: list[str]) -> dict[str,
     git(path, "init", "-q", "-b", "main")
     commits: dict[str, str] = {}
     for version in versions:
-        (path / "Dockerfile").write_text(
-            f"FROM {base_image}\nCOPY app.sh /app.sh\nCMD [\"/bin/sh\", \"/app.sh\"]\n"
-        )
+        (path / "Dockerfile").write_text(f'FROM {base_image}\nCOPY app.sh /app.sh\nCMD ["/bin/sh", "/app.sh"]\n')
         (path / "app.sh").write_text(f"echo 'hello from {version}'\nsleep 3600\n")
         git(path, "add", "-A")
         git(path, "commit", "-q", "-m", f"release {version}")
@@ -70,8 +71,9 @@ def build_and_push(
     return Pushed(repository, tag, digest)
 
 
-def skopeo_digest(reference: str, *, creds: str | None = None, cert_dir: str | None = None,
-                  tls_verify: bool = True) -> str:
+def skopeo_digest(
+    reference: str, *, creds: str | None = None, cert_dir: str | None = None, tls_verify: bool = True
+) -> str:
     """The digest skopeo reports: an independent check of what our registry client resolves."""
     args = ["skopeo", "inspect", "--format", "{{.Digest}}"]
     if creds:
@@ -88,7 +90,9 @@ def skopeo_digest(reference: str, *, creds: str | None = None, cert_dir: str | N
 def skopeo_labels(reference: str, *, tls_verify: bool = False) -> dict[str, str]:
     result = subprocess.run(
         ["skopeo", "inspect", f"--tls-verify={'true' if tls_verify else 'false'}", f"docker://{reference}"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     labels: dict[str, str] = json.loads(result.stdout).get("Labels") or {}
     return labels

@@ -24,9 +24,12 @@ MANIFEST_TYPES = ", ".join(
 )
 
 
-def test_deployment_gets_scheduled_pods_that_become_ready(testbed: Testbed, namespace: str, api: client.ApiClient) -> None:
-    testbed.kubectl("create", "deployment", "smoke", "--image=example.invalid/smoke:v1", "--replicas=2",
-                    "-n", namespace)
+def test_deployment_gets_scheduled_pods_that_become_ready(
+    testbed: Testbed, namespace: str, api: client.ApiClient
+) -> None:
+    testbed.kubectl(
+        "create", "deployment", "smoke", "--image=example.invalid/smoke:v1", "--replicas=2", "-n", namespace
+    )
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
 
     def available() -> bool:
@@ -67,7 +70,9 @@ def test_namespace_deletion_removes_its_pods(testbed: Testbed, api: client.ApiCl
 
 def test_rbac_is_enforced_for_service_account_tokens(testbed: Testbed, namespace: str, api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
-    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader")))
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
+    )
     token = core.create_namespaced_service_account_token(
         "reader", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
     ).status.token
@@ -75,20 +80,28 @@ def test_rbac_is_enforced_for_service_account_tokens(testbed: Testbed, namespace
 
     # A kubeconfig with the token alone: the admin one carries a client certificate that would win.
     token_kubeconfig = _token_kubeconfig(testbed, token, Path(testbed.kubeconfig).parent / f"{namespace}.kubeconfig")
-    denied = subprocess.run(["kubectl", "--kubeconfig", token_kubeconfig, "get", "pods", "-n", namespace],
-                            capture_output=True, text=True)
+    denied = subprocess.run(
+        ["kubectl", "--kubeconfig", token_kubeconfig, "get", "pods", "-n", namespace], capture_output=True, text=True
+    )
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied.stderr
 
     testbed.kubectl("create", "role", "pod-reader", "--verb=list", "--resource=pods", "-n", namespace)
-    testbed.kubectl("create", "rolebinding", "reader", "--role=pod-reader",
-                    f"--serviceaccount={namespace}:reader", "-n", namespace)
-    wait_until(
-        lambda: subprocess.run(["kubectl", "--kubeconfig", token_kubeconfig, "get", "pods", "-n", namespace],
-                               capture_output=True).returncode == 0,
-        timeout=30, what="list pods allowed after the RoleBinding",
+    testbed.kubectl(
+        "create", "rolebinding", "reader", "--role=pod-reader", f"--serviceaccount={namespace}:reader", "-n", namespace
     )
-    still_denied = subprocess.run(["kubectl", "--kubeconfig", token_kubeconfig, "get", "secrets", "-n", namespace],
-                                  capture_output=True, text=True)
+    wait_until(
+        lambda: (
+            subprocess.run(
+                ["kubectl", "--kubeconfig", token_kubeconfig, "get", "pods", "-n", namespace], capture_output=True
+            ).returncode
+            == 0
+        ),
+        timeout=30,
+        what="list pods allowed after the RoleBinding",
+    )
+    still_denied = subprocess.run(
+        ["kubectl", "--kubeconfig", token_kubeconfig, "get", "secrets", "-n", namespace], capture_output=True, text=True
+    )
     assert still_denied.returncode != 0
 
 
@@ -98,8 +111,9 @@ def _ca(testbed: Testbed) -> ssl.SSLContext:
 
 def _token_kubeconfig(testbed: Testbed, token: str, path: Path) -> str:
     server = testbed.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
-    ca = testbed.kubectl("config", "view", "--minify", "--raw",
-                         "-o", "jsonpath={.clusters[0].cluster.certificate-authority}").stdout
+    ca = testbed.kubectl(
+        "config", "view", "--minify", "--raw", "-o", "jsonpath={.clusters[0].cluster.certificate-authority}"
+    ).stdout
     path.write_text(
         "apiVersion: v1\nkind: Config\n"
         f"clusters: [{{name: c, cluster: {{server: '{server}', certificate-authority: '{ca}'}}}}]\n"
@@ -112,8 +126,13 @@ def _token_kubeconfig(testbed: Testbed, token: str, path: Path) -> str:
 def test_image_from_git_tag_pushed_to_both_registries(testbed: Testbed, tmp_path: Path) -> None:
     repo = tmp_path / "app"
     commits = make_app_repo(repo, testbed.base_image, ["v0.1.0"])
-    plain = build_and_push(repo, f"{testbed.registry}/smoke/app", "v0.1.0",
-                           labels={"org.opencontainers.image.revision": commits["v0.1.0"]}, git_ref="v0.1.0")
+    plain = build_and_push(
+        repo,
+        f"{testbed.registry}/smoke/app",
+        "v0.1.0",
+        labels={"org.opencontainers.image.revision": commits["v0.1.0"]},
+        git_ref="v0.1.0",
+    )
     assert plain.digest.startswith("sha256:")
     head = httpx.head(f"http://{testbed.registry}/v2/smoke/app/manifests/v0.1.0", headers={"Accept": MANIFEST_TYPES})
     assert head.status_code == 200
@@ -123,30 +142,45 @@ def test_image_from_git_tag_pushed_to_both_registries(testbed: Testbed, tmp_path
     auth = {"username": testbed.registry_auth_user, "password": testbed.registry_auth_password}
     secure = build_and_push(repo, f"{testbed.registry_auth}/smoke/app", "v0.1.0", auth=auth)
     basic = (testbed.registry_auth_user, testbed.registry_auth_password)
-    head = httpx.head(f"https://{testbed.registry_auth}/v2/smoke/app/manifests/v0.1.0",
-                      headers={"Accept": MANIFEST_TYPES}, auth=basic, verify=_ca(testbed))
+    head = httpx.head(
+        f"https://{testbed.registry_auth}/v2/smoke/app/manifests/v0.1.0",
+        headers={"Accept": MANIFEST_TYPES},
+        auth=basic,
+        verify=_ca(testbed),
+    )
     assert head.status_code == 200
     assert head.headers["Docker-Content-Digest"] == secure.digest
     cert_dir = tmp_path / "certs"
     cert_dir.mkdir()
     (cert_dir / "ca.crt").write_bytes(Path(testbed.registry_auth_ca).read_bytes())
     creds = f"{testbed.registry_auth_user}:{testbed.registry_auth_password}"
-    assert skopeo_digest(f"{testbed.registry_auth}/smoke/app:v0.1.0", creds=creds, cert_dir=str(cert_dir)) == secure.digest
+    assert (
+        skopeo_digest(f"{testbed.registry_auth}/smoke/app:v0.1.0", creds=creds, cert_dir=str(cert_dir)) == secure.digest
+    )
     # TLS is real: without the test bed's CA the certificate is not trusted.
     with pytest.raises(httpx.ConnectError):
         httpx.head(f"https://{testbed.registry_auth}/v2/", verify=True)
 
 
 def test_registry_refuses_a_wrong_password(testbed: Testbed, tmp_path: Path) -> None:
-    wrong = httpx.get(f"https://{testbed.registry_auth}/v2/", auth=(testbed.registry_auth_user, "wrong"),
-                      verify=_ca(testbed))
+    wrong = httpx.get(
+        f"https://{testbed.registry_auth}/v2/", auth=(testbed.registry_auth_user, "wrong"), verify=_ca(testbed)
+    )
     assert wrong.status_code == 401
     anonymous = httpx.get(f"https://{testbed.registry_auth}/v2/", verify=_ca(testbed))
     assert anonymous.status_code == 401
-    right = httpx.get(f"https://{testbed.registry_auth}/v2/",
-                      auth=(testbed.registry_auth_user, testbed.registry_auth_password), verify=_ca(testbed))
+    right = httpx.get(
+        f"https://{testbed.registry_auth}/v2/",
+        auth=(testbed.registry_auth_user, testbed.registry_auth_password),
+        verify=_ca(testbed),
+    )
     assert right.status_code == 200
     engine = docker.from_env()
     with pytest.raises(docker.errors.APIError):
-        engine.login(username=testbed.registry_auth_user, password="wrong", registry=f"https://{testbed.registry_auth}",
-                     reauth=True, dockercfg_path=str(tmp_path / "config.json"))
+        engine.login(
+            username=testbed.registry_auth_user,
+            password="wrong",
+            registry=f"https://{testbed.registry_auth}",
+            reauth=True,
+            dockercfg_path=str(tmp_path / "config.json"),
+        )

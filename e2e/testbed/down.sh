@@ -22,6 +22,11 @@ stop() {
   rm -f "$pidfile"
 }
 
+if [[ "${1:-}" == "--only" ]]; then
+  # Stop one component (tests stop the registry to prove rollbacks do not need it); up.sh restarts it.
+  stop "$2"
+  exit 0
+fi
 for name in operator dockerd registry-auth registry kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   stop "$name"
 done

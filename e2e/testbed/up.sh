@@ -176,7 +176,7 @@ registry_config() { # NAME ADDR EXTRA
   mkdir -p "$tb/registry-$1"
   cat > "$tb/registry-$1.yml" <<EOF
 version: 0.1
-log: {level: info}
+log: {level: warn}
 storage:
   filesystem: {rootdirectory: $tb/registry-$1}
   delete: {enabled: true}

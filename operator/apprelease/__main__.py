@@ -1,0 +1,3 @@
+from apprelease.cli.main import main
+
+main()

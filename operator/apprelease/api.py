@@ -1,0 +1,156 @@
+"""The AppRelease API (apprelease.dev/v1alpha1) as pydantic models: the edge between Kubernetes and our code.
+
+Models are deliberately lenient about values (the CRD may be old or missing); the rules live in
+`validation.py` so that a bad spec becomes a Stalled condition rather than a crash.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GROUP = "apprelease.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "AppRelease"
+PLURAL = "appreleases"
+FIELD_MANAGER = "apprelease"
+
+ANNOTATION_VERSION = "apprelease.dev/version"
+ANNOTATION_REVISION = "apprelease.dev/revision"
+ANNOTATION_RELEASE = "apprelease.dev/release"
+ANNOTATION_CHANGE_CAUSE = "kubernetes.io/change-cause"
+
+
+class Provenance(StrEnum):
+    REQUIRED = "Required"
+    IF_PRESENT = "IfPresent"
+    DISABLED = "Disabled"
+
+
+class Source(StrEnum):
+    REGISTRY = "Registry"
+    HISTORY = "History"
+
+
+class Outcome(StrEnum):
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUPERSEDED = "Superseded"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class Workload(_Model):
+    kind: str = "Deployment"
+    name: str = ""
+    containers: list[str] | None = None
+
+
+class LocalObjectReference(_Model):
+    name: str = ""
+
+
+class AppReleaseSpec(_Model):
+    image: str = ""
+    version: str = ""
+    digest: str | None = None
+    workloads: list[Workload] = Field(default_factory=list)
+    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list, alias="imagePullSecrets")
+    provenance: str = Provenance.IF_PRESENT.value
+    history_limit: int = Field(default=10, alias="historyLimit")
+    suspend: bool = False
+
+
+class Condition(_Model):
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    last_transition_time: str | None = Field(default=None, alias="lastTransitionTime")
+
+
+class HistoryEntry(_Model):
+    revision: int
+    version: str
+    digest: str
+    git_commit: str | None = Field(default=None, alias="gitCommit")
+    source: Source = Source.REGISTRY
+    restored_from: int | None = Field(default=None, alias="restoredFrom")
+    deployed_at: str | None = Field(default=None, alias="deployedAt")
+    outcome: Outcome = Outcome.IN_PROGRESS
+
+
+class AppReleaseStatus(_Model):
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    revision: int = 0
+    version: str | None = None
+    digest: str | None = None
+    short_digest: str | None = Field(default=None, alias="shortDigest")
+    image: str | None = None
+    git_commit: str | None = Field(default=None, alias="gitCommit")
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    def to_k8s(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class AppRelease(_Model):
+    """An AppRelease as read from the API server."""
+
+    name: str
+    namespace: str
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    spec: AppReleaseSpec
+    status: AppReleaseStatus
+
+    @classmethod
+    def from_k8s(cls, obj: dict[str, Any]) -> AppRelease:
+        meta = obj.get("metadata") or {}
+        raw_spec = obj.get("spec") or {}
+        return cls(
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", ""),
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 0),
+            resource_version=meta.get("resourceVersion", ""),
+            spec=_lenient_spec(raw_spec),
+            status=AppReleaseStatus.model_validate(obj.get("status") or {}),
+        )
+
+    def object_reference(self) -> dict[str, str]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "namespace": self.namespace,
+            "uid": self.uid,
+            "resourceVersion": self.resource_version,
+        }
+
+
+def _lenient_spec(raw: dict[str, Any]) -> AppReleaseSpec:
+    """Parse a spec that the API server may not have validated; wrong types become empty values.
+
+    A wrong type must end as an InvalidSpec condition, so the model must not raise here.
+    """
+    try:
+        return AppReleaseSpec.model_validate(raw)
+    except ValueError:
+        cleaned: dict[str, Any] = {}
+        for key, value in raw.items():
+            try:
+                AppReleaseSpec.model_validate({**cleaned, key: value})
+                cleaned[key] = value
+            except ValueError:
+                continue
+        return AppReleaseSpec.model_validate(cleaned)

@@ -1,0 +1,94 @@
+"""Condition types and reasons (kstatus-compatible), and the pure function that sets a condition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apprelease.api import Condition
+
+READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+
+TRUE = "True"
+FALSE = "False"
+UNKNOWN = "Unknown"
+
+
+class Reason:
+    """Every reason the operator reports, as named constants (Flux style)."""
+
+    # Stalled: the spec cannot be satisfied; nothing is retried until the spec changes.
+    INVALID_SPEC = "InvalidSpec"
+    MUTABLE_REFERENCE = "MutableReference"
+    PROVENANCE_MISMATCH = "ProvenanceMismatch"
+    DIGEST_MISMATCH = "DigestMismatch"
+    # Ready=False and retried with backoff: the world may fix these.
+    REGISTRY_UNAVAILABLE = "RegistryUnavailable"
+    UNAUTHORIZED = "Unauthorized"
+    TAG_NOT_FOUND = "TagNotFound"
+    WORKLOAD_NOT_FOUND = "WorkloadNotFound"
+    CONTAINER_NOT_FOUND = "ContainerNotFound"
+    ROLLOUT_FAILED = "RolloutFailed"
+    # Progress and success.
+    PROGRESSING = "Progressing"
+    SUCCEEDED = "Succeeded"
+    SUSPENDED = "Suspended"
+
+
+class EventReason:
+    """Event reasons; the Warning ones match the condition reasons where they report the same thing."""
+
+    DEPLOYING = "Deploying"
+    ROLLING_BACK = "RollingBack"
+    DEPLOYED = "Deployed"
+    DRIFT_CORRECTED = "DriftCorrected"
+    TAG_MOVED = "TagMoved"
+
+
+STALLED_REASONS = frozenset(
+    {Reason.INVALID_SPEC, Reason.MUTABLE_REFERENCE, Reason.PROVENANCE_MISMATCH, Reason.DIGEST_MISMATCH}
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a reconcile cannot go on: a condition reason and a message for humans."""
+
+    reason: str
+    message: str
+
+    @property
+    def stalled(self) -> bool:
+        return self.reason in STALLED_REASONS
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    generation: int,
+    now: str,
+) -> list[Condition]:
+    """Return conditions with one set; lastTransitionTime moves only when the status itself changes."""
+    previous = next((c for c in conditions if c.type == type_), None)
+    transition = now if previous is None or previous.status != status else previous.last_transition_time or now
+    updated = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        observedGeneration=generation,
+        lastTransitionTime=transition,
+    )
+    others = [c for c in conditions if c.type != type_]
+    return sorted([*others, updated], key=lambda c: _ORDER.get(c.type, 99))
+
+
+def get_condition(conditions: list[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+_ORDER = {READY: 0, RECONCILING: 1, STALLED: 2}

@@ -1,0 +1,65 @@
+"""Thin kopf handlers: they only feed keys into the work queue; `Reconciler` does the work in threads.
+
+Watching AppReleases and the Deployments they manage makes the operator level-based and quick to react
+(a hand edit or a finished rollout wakes its AppRelease at once); a periodic resync catches anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from apprelease.api import GROUP, PLURAL, VERSION
+from apprelease.runtime import Runtime
+
+log = logging.getLogger(__name__)
+RUNTIME: Runtime | None = None
+
+
+def _runtime() -> Runtime:
+    if RUNTIME is None:
+        raise RuntimeError("the operator runtime is not started")
+    return RUNTIME
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global RUNTIME
+    settings.posting.enabled = False  # we post our own Events, with our own reasons
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    RUNTIME = Runtime.from_environment()
+    await RUNTIME.start()
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    if RUNTIME is not None:
+        await RUNTIME.stop()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def on_apprelease_event(type: str, body: kopf.Body, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    key = (meta.get("namespace", ""), meta.get("name", ""))
+    if type == "DELETED":
+        _runtime().forget(key)
+        return
+    workloads = [w.get("name", "") for w in (body.get("spec", {}).get("workloads") or []) if isinstance(w, dict)]
+    _runtime().observe(key, int(meta.get("generation") or 0), workloads)
+
+
+@kopf.on.event("apps", "v1", "deployments")
+def on_deployment_event(body: kopf.Body, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    _runtime().wake_for_deployment(meta.get("namespace", ""), meta.get("name", ""))
+
+
+@kopf.on.probe(id="queue")
+def queue_depth(**_: Any) -> int:
+    return len(_runtime().queue) if RUNTIME else 0
+
+
+__all__ = ["cleanup", "on_apprelease_event", "on_deployment_event", "startup"]

@@ -1,0 +1,110 @@
+"""The operator's moving parts wired together: settings, clients, reconciler, work queue and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from kubernetes import client, config
+
+from apprelease.cluster import KubernetesCluster
+from apprelease.reconciler import Reconciler
+from apprelease.registry import RegistryClient
+from apprelease.settings import OperatorSettings
+from apprelease.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+def kubernetes_api_client() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the current KUBECONFIG."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+class Runtime:
+    def __init__(self, settings: OperatorSettings, reconciler: Reconciler) -> None:
+        self.settings = settings
+        self.reconciler = reconciler
+        self.queue: WorkQueue[Key] = WorkQueue(
+            base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds
+        )
+        self._generations: dict[Key, int] = {}
+        self._by_deployment: dict[tuple[str, str], set[Key]] = {}
+        self._workers: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def from_environment(cls) -> Runtime:
+        settings = OperatorSettings()
+        registry = RegistryClient(settings.registry())
+        cluster = KubernetesCluster(kubernetes_api_client())
+        reconciler = Reconciler(
+            cluster,
+            registry,
+            resync_seconds=settings.resync_seconds,
+            rollout_poll_seconds=settings.rollout_poll_seconds,
+        )
+        return cls(settings, reconciler)
+
+    async def start(self) -> None:
+        log.info(
+            "apprelease operator: %d workers, resync %ss, insecure registries %s, namespaces %s",
+            self.settings.workers,
+            self.settings.resync_seconds,
+            self.settings.insecure_registries or "none",
+            self.settings.watch_namespaces or "all",
+        )
+        self._workers = [asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.settings.workers)]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self.reconciler.registry.close()
+
+    # --- event intake (called from kopf handlers, on the event loop; must stay cheap) -------------------
+    def observe(self, key: Key, generation: int, workloads: list[str]) -> None:
+        for deployments in self._by_deployment.values():
+            deployments.discard(key)
+        for name in workloads:
+            self._by_deployment.setdefault((key[0], name), set()).add(key)
+        # Our own status writes come back as events too; only a new generation (or a first sight) needs work.
+        if self._generations.get(key) != generation:
+            self._generations[key] = generation
+            self.queue.add(key)
+
+    def forget(self, key: Key) -> None:
+        self._generations.pop(key, None)
+        for deployments in self._by_deployment.values():
+            deployments.discard(key)
+        self.queue.drop(key)
+
+    def wake_for_deployment(self, namespace: str, name: str) -> None:
+        for key in self._by_deployment.get((namespace, name), ()):
+            self.queue.add(key)
+
+    # --- workers ---------------------------------------------------------------------------------------
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                result = await asyncio.to_thread(self.reconciler.reconcile, *key)
+            except Exception:
+                delay = self.queue.add_rate_limited(key)
+                log.exception("reconcile of %s/%s failed; retrying in %.0fs", *key, delay)
+            else:
+                if result.retry:
+                    delay = self.queue.add_rate_limited(key)
+                    log.info("%s/%s waits for the world; retrying in %.0fs", *key, delay)
+                else:
+                    self.queue.forget(key)
+                    if result.requeue_after is not None:
+                        self.queue.add_after(key, result.requeue_after)
+            finally:
+                self.queue.done(key)

@@ -1,0 +1,50 @@
+"""Operator settings, read once from environment variables (prefix APPRELEASE_)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from apprelease.registry.client import RegistrySettings
+
+
+class OperatorSettings(BaseSettings):
+    """Everything an operator deployment can tune; the Helm chart sets these as env vars."""
+
+    model_config = SettingsConfigDict(env_prefix="APPRELEASE_", extra="ignore")
+
+    # NoDecode: lists come as comma-separated text, not JSON, so they read well in a Helm values file.
+    insecure_registries: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Registry hosts (host:port) reached over plain http. Comma-separated.",
+    )
+    ca_bundle: str | None = Field(default=None, description="PEM file of extra CAs for registries over https.")
+    watch_namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Namespaces to watch, comma-separated; empty means the whole cluster."
+    )
+    resync_seconds: float = Field(default=300.0, gt=0, description="Re-check of every AppRelease when idle.")
+    rollout_poll_seconds: float = Field(default=5.0, gt=0, description="Re-check while a rollout is in progress.")
+    retry_base_seconds: float = Field(default=2.0, gt=0, description="First retry delay after a transient error.")
+    retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    registry_timeout_seconds: float = Field(default=10.0, gt=0)
+    registry_cache_seconds: float = Field(default=60.0, ge=0)
+    workers: int = Field(default=4, ge=1, le=64, description="AppReleases reconciled in parallel.")
+    health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")
+    log_level: str = Field(default="INFO")
+
+    @field_validator("insecure_registries", "watch_namespaces", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def registry(self) -> RegistrySettings:
+        return RegistrySettings(
+            insecure_registries=self.insecure_registries,
+            ca_bundle=self.ca_bundle,
+            timeout_seconds=self.registry_timeout_seconds,
+            cache_ttl_seconds=self.registry_cache_seconds,
+        )
