@@ -1,17 +1,49 @@
-"""The `apprelease` command line (also `kubectl apprelease`)."""
+"""The `apprelease` command line (also `kubectl apprelease`): thin commands over the library modules."""
 
 from __future__ import annotations
 
-import typer
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NoReturn
 
-from apprelease import __version__
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
+
+from apprelease import __version__, reference
+from apprelease.cli import render
+from apprelease.cli.bake import BakeError, BakePlan, build, push
+from apprelease.cli.kube import KubeError, Releases
+from apprelease.gitinfo import GitError, read_git_state, release_version
+from apprelease.manifest import parse_workload, release_manifest
+from apprelease.registry import RegistryClient, RegistryError, RegistrySettings, lookup, parse_docker_config
+from apprelease.rollback import RollbackRefused, choose_rollback
 
 app = typer.Typer(
     name="apprelease",
     help="Bake images from git tags, pin them by digest, show history, roll back.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
+# Tables are read by scripts and CI logs too: do not squeeze them to 80 columns when stdout is not a terminal.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+
+class Output(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def _version(value: bool) -> None:
@@ -27,12 +59,251 @@ def root(
     """apprelease: versioned, immutable deployments on Kubernetes."""
 
 
+# --- build ---------------------------------------------------------------------------------------------
+@app.command("build")
+def build_command(
+    image: str = typer.Option(..., "--image", "-i", help="Repository to tag and push, without tag (REGISTRY/PATH)."),
+    context: Path = typer.Argument(Path("."), help="The git checkout to bake (the Docker build context)."),
+    file: str = typer.Option("Dockerfile", "--file", "-f", help="Dockerfile, relative to the context."),
+    version: str | None = typer.Option(
+        None, "--version", help="Escape hatch: bake a HEAD that is not at a tag under this version."
+    ),
+    build_arg: list[str] = typer.Option([], "--build-arg", help="KEY=VALUE passed to docker build (repeatable)."),
+    target: str | None = typer.Option(None, "--target", help="Build stage to stop at (multi-stage builds)."),
+    do_push: bool = typer.Option(False, "--push", help="Push the tags and print IMAGE@sha256:..."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Write an AppRelease pinned with spec.digest."),
+    name: str | None = typer.Option(None, "--name", help="AppRelease name for --manifest (default: last path part)."),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace for --manifest."),
+    workload: list[str] = typer.Option(
+        [], "--workload", "-w", help="Deployment NAME or NAME:CONTAINER,... for --manifest (default: --name)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the result."),
+) -> None:
+    """Bake the image of the git tag at HEAD: tags VERSION and the short commit, OCI provenance labels."""
+    try:
+        repo = reference.parse_repository(image)
+        state = read_git_state(context)
+        release = release_version(state, version)
+    except (ValueError, GitError) as problem:
+        fail(str(problem))
+    if release.lower() == "latest" or not reference.is_valid_tag(release):
+        fail(f"version {release!r} cannot be an image tag for a release (never 'latest'; letters, digits, ._-)")
+    if manifest and not do_push:
+        fail("--manifest pins the pushed digest: add --push")
+    args = {}
+    for item in build_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--build-arg {item!r}: expected KEY=VALUE")
+        args[key] = value
+    plan = BakePlan(
+        context=context.resolve(),
+        dockerfile=file,
+        image=repo.repository,
+        version=release,
+        git=state,
+        build_args=args,
+        target=target,
+    )
+    if not quiet:
+        err.print(f"[bold]baking[/] {plan.image}:{release} from {state.short_commit} ({state.tag or 'no tag'})")
+    try:
+        build(plan, on_line=(lambda _line: None) if quiet else (lambda line: err.print(f"  [dim]{line}[/]")))
+        tags = ", ".join(f"{plan.image}:{t}" for t in plan.tags)
+        if not quiet:
+            err.print(f"[green]built[/] {tags}")
+        if not do_push:
+            out.print(f"{plan.image}:{release}", highlight=False)
+            return
+        digest = _push_with_progress(plan, quiet)
+    except BakeError as problem:
+        fail(str(problem))
+    pinned = f"{plan.image}@{digest}"
+    out.print(pinned, highlight=False)
+    if manifest:
+        release_name = name or repo.path.rsplit("/", 1)[-1]
+        try:
+            workloads = [parse_workload(w) for w in workload] or [(release_name, [])]
+        except ValueError as problem:
+            fail(str(problem))
+        document = release_manifest(
+            name=release_name,
+            image=plan.image,
+            version=release,
+            digest=digest,
+            workloads=workloads,
+            namespace=namespace,
+        )
+        manifest.write_text(yaml.safe_dump(document, sort_keys=False))
+        if not quiet:
+            err.print(f"[green]wrote[/] {manifest}")
+
+
+def _push_with_progress(plan: BakePlan, quiet: bool) -> str:
+    if quiet:
+        return push(plan, on_progress=lambda *_: None)
+    with Progress(TextColumn("  {task.description}"), BarColumn(), DownloadColumn(), console=err) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(layer: str, status: str, current: int, total: int) -> None:
+            if layer not in tasks:
+                tasks[layer] = bar.add_task(layer, total=total or None)
+            bar.update(tasks[layer], description=f"{layer} {status}", completed=current or None, total=total or None)
+            if status in ("Pushed", "Layer already exists"):
+                bar.update(
+                    tasks[layer], completed=bar.tasks[tasks[layer]].total or 1, total=bar.tasks[tasks[layer]].total or 1
+                )
+
+        return push(plan, on_progress=update)
+
+
+# --- resolve -------------------------------------------------------------------------------------------
+@app.command()
+def resolve(
+    image: str = typer.Argument(..., help="IMAGE:TAG to resolve."),
+    insecure_registry: list[str] = typer.Option(
+        [], "--insecure-registry", help="Registry host reached over plain http (repeatable)."
+    ),
+    ca_bundle: str | None = typer.Option(None, "--ca-bundle", help="PEM file of extra CAs."),
+    output: Output = typer.Option(Output.TABLE, "--output", "-o", help="table (just the reference), json, yaml."),
+) -> None:
+    """Print IMAGE@sha256:... for a tag, with the operator's registry client and your docker credentials."""
+    try:
+        ref = reference.parse(image)
+    except ValueError as problem:
+        fail(str(problem))
+    if ref.tag is None:
+        fail(f"{image}: give a tag to resolve (IMAGE:TAG)")
+    env_insecure = [h for h in os.environ.get("APPRELEASE_INSECURE_REGISTRIES", "").split(",") if h]
+    settings = RegistrySettings(
+        insecure_registries=[*insecure_registry, *env_insecure],
+        ca_bundle=ca_bundle or os.environ.get("APPRELEASE_CA_BUNDLE") or None,
+    )
+    credential = lookup(_docker_credentials(), ref.domain)
+    try:
+        with RegistryClient(settings) as registry:
+            resolved = registry.resolve(ref, credential, use_cache=False)
+    except RegistryError as problem:
+        fail(str(problem))
+    data = {
+        "reference": str(ref),
+        "pinned": resolved.pinned,
+        "digest": resolved.digest,
+        "mediaType": resolved.media_type,
+    }
+    if output == Output.TABLE:
+        out.print(resolved.pinned, highlight=False)
+    else:
+        _dump(data, output)
+
+
+def _docker_credentials() -> dict[str, Any]:
+    folder = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    path = folder / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        return dict(parse_docker_config(path.read_bytes()))
+    except ValueError as problem:
+        err.print(f"[yellow]warning:[/] {path}: {problem}")
+        return {}
+
+
+# --- status / history / rollback -----------------------------------------------------------------------
+KubeconfigOption = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="Path to the kubeconfig.")
+ContextOption = typer.Option(None, "--context", help="kubeconfig context.")
+NamespaceOption = typer.Option(None, "--namespace", "-n", help="Namespace (default: the context's).")
+
+
+def _releases(kubeconfig: str | None, context: str | None, namespace: str | None) -> Releases:
+    try:
+        return Releases(kubeconfig.split(os.pathsep)[0] if kubeconfig else None, context, namespace)
+    except KubeError as problem:
+        fail(str(problem))
+
+
+@app.command()
+def status(
+    name: str = typer.Argument(..., help="AppRelease name."),
+    namespace: str | None = NamespaceOption,
+    output: Output = typer.Option(Output.TABLE, "--output", "-o"),
+    kubeconfig: str | None = KubeconfigOption,
+    context: str | None = ContextOption,
+) -> None:
+    """What runs now: version, digest, revision, conditions."""
+    try:
+        raw = _releases(kubeconfig, context, namespace).get_raw(name)
+    except KubeError as problem:
+        fail(str(problem))
+    if output != Output.TABLE:
+        _dump(raw.get("status") or {}, output)
+        return
+    render.status(out, raw)
+
+
+@app.command()
+def history(
+    name: str = typer.Argument(..., help="AppRelease name."),
+    namespace: str | None = NamespaceOption,
+    output: Output = typer.Option(Output.TABLE, "--output", "-o"),
+    kubeconfig: str | None = KubeconfigOption,
+    context: str | None = ContextOption,
+) -> None:
+    """Every recorded revision, newest first."""
+    try:
+        raw = _releases(kubeconfig, context, namespace).get_raw(name)
+    except KubeError as problem:
+        fail(str(problem))
+    entries = (raw.get("status") or {}).get("history") or []
+    if output != Output.TABLE:
+        _dump(entries, output)
+        return
+    render.history(out, raw)
+
+
+@app.command()
+def rollback(
+    name: str = typer.Argument(..., help="AppRelease name."),
+    to_revision: int | None = typer.Option(None, "--to-revision", help="Recorded revision to go back to."),
+    to_version: str | None = typer.Option(None, "--to-version", help="Recorded version to go back to."),
+    namespace: str | None = NamespaceOption,
+    kubeconfig: str | None = KubeconfigOption,
+    context: str | None = ContextOption,
+) -> None:
+    """Set spec.version back to a recorded version (default: the previous succeeded one)."""
+    releases = _releases(kubeconfig, context, namespace)
+    try:
+        current = releases.get(name)
+        entry = choose_rollback(
+            current.status.history, current.spec.version, to_revision=to_revision, to_version=to_version
+        )
+        if entry.version == current.spec.version:
+            fail(f"{name} is already at {entry.version}")
+        # The recorded digest goes into spec.digest too, so the spec says exactly what will run.
+        releases.patch_spec(name, {"version": entry.version, "digest": entry.digest})
+    except (KubeError, RollbackRefused) as problem:
+        fail(str(problem))
+    out.print(
+        f"{releases.namespace}/{name}: spec.version {current.spec.version} -> {entry.version} "
+        f"(revision {entry.revision}, {entry.digest})",
+        highlight=False,
+    )
+
+
+# --- run -----------------------------------------------------------------------------------------------
 @app.command()
 def run() -> None:
     """Run the operator against the current KUBECONFIG (or in-cluster credentials)."""
     from apprelease.runner import run_operator
 
     run_operator()
+
+
+def _dump(data: Any, output: Output) -> None:
+    if output == Output.JSON:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
 
 
 def main() -> None:

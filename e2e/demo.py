@@ -1,0 +1,114 @@
+"""`make demo`: the whole apprelease story on the local test bed, narrated.
+
+Bake v1.0.0 and v1.1.0 of a sample app from git tags, run the operator, release v1, upgrade to v2, roll
+back by editing spec.version, and print the history.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from e2e.releases import container_images, deployment_manifest, release_manifest, wait_ready
+from e2e.support import ROOT, Operator, Testbed, load_testbed
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+NAMESPACE = "demo"
+APPRELEASE = str(Path(sys.executable).with_name("apprelease"))
+
+
+def step(title: str) -> None:
+    console.rule(f"[bold cyan]{title}")
+
+
+def sh(*args: str, **kwargs: object) -> str:
+    console.print(f"[dim]$ {' '.join(args)}[/]", highlight=False)
+    result = subprocess.run(args, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        console.print(result.stderr)
+        raise SystemExit(f"demo step failed: {' '.join(args)}")
+    return str(result.stdout)
+
+
+def bake_sample(testbed: Testbed, workdir: Path) -> str:
+    repo = workdir / "hello"
+    shutil.copytree(ROOT / "examples" / "sample-app", repo)
+    git = ["git", "-c", "user.email=demo@example.com", "-c", "user.name=demo"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True)
+    image = f"{testbed.registry}/demo/hello"
+    for version in ("v1.0.0", "v1.1.0"):
+        (repo / "VERSION").write_text(version + "\n")
+        subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+        subprocess.run([*git, "commit", "-q", "-m", f"release {version}"], cwd=repo, check=True)
+        subprocess.run([*git, "tag", version], cwd=repo, check=True)
+        pinned = sh(APPRELEASE, "build", "--image", image, "--push", "--quiet",
+                    "--build-arg", f"BASE_IMAGE={testbed.base_image}", str(repo)).strip()
+        console.print(f"  [green]{version}[/] -> {pinned}", highlight=False)
+    return image
+
+
+def main() -> None:
+    testbed = load_testbed()
+    kubectl = ["kubectl", "--kubeconfig", testbed.kubeconfig]
+    with tempfile.TemporaryDirectory() as tmp:
+        step("1. Bake two releases of a sample app from git tags (apprelease build --push)")
+        image = bake_sample(testbed, Path(tmp))
+
+        step("2. Install the CRD and start the operator")
+        sh(*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+        sh(*kubectl, "wait", "--for=condition=Established", "crd/appreleases.apprelease.dev")
+        operator = Operator(testbed, ROOT / ".testbed" / "logs" / "demo-operator.log")
+        operator.start()
+        try:
+            run_story(testbed, kubectl, image)
+            console.print(f"\noperator memory (RSS): {operator.rss_kib() / 1024:.1f} MiB")
+        finally:
+            operator.stop()
+
+
+def run_story(testbed: Testbed, kubectl: list[str], image: str) -> None:
+    subprocess.run([*kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true"],
+                   capture_output=True)
+    sh(*kubectl, "create", "namespace", NAMESPACE)
+    deployment = deployment_manifest(NAMESPACE, "hello", {"hello": f"{image}:v1.0.0"})
+    sh(*kubectl, "apply", "-f", "-", input=yaml.safe_dump(deployment))
+
+    step("3. Release v1.0.0: kubectl apply an AppRelease")
+    release = release_manifest(NAMESPACE, "hello", image, "v1.0.0", [{"kind": "Deployment", "name": "hello"}],
+                               provenance="Required")
+    console.print(yaml.safe_dump(release, sort_keys=False), highlight=False)
+    started = time.monotonic()
+    sh(*kubectl, "apply", "-f", "-", input=yaml.safe_dump(release))
+    wait_ready(testbed, NAMESPACE, "hello", "v1.0.0")
+    console.print(f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
+                  f"{container_images(testbed, NAMESPACE, 'hello')['hello']}", highlight=False)
+
+    step("4. Upgrade to v1.1.0: change spec.version")
+    started = time.monotonic()
+    sh(*kubectl, "-n", NAMESPACE, "patch", "apprelease", "hello", "--type=merge", "-p", '{"spec":{"version":"v1.1.0"}}')
+    wait_ready(testbed, NAMESPACE, "hello", "v1.1.0")
+    console.print(f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
+                  f"{container_images(testbed, NAMESPACE, 'hello')['hello']}", highlight=False)
+
+    step("5. Roll back: set spec.version back to v1.0.0 (the recorded digest, no registry lookup)")
+    started = time.monotonic()
+    sh(*kubectl, "-n", NAMESPACE, "patch", "apprelease", "hello", "--type=merge", "-p", '{"spec":{"version":"v1.0.0"}}')
+    wait_ready(testbed, NAMESPACE, "hello", "v1.0.0")
+    console.print(f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
+                  f"{container_images(testbed, NAMESPACE, 'hello')['hello']}", highlight=False)
+
+    step("6. History")
+    console.print(sh(APPRELEASE, "history", "hello", "-n", NAMESPACE, "--kubeconfig", testbed.kubeconfig))
+    console.print(sh(*kubectl, "get", "apprelease", "-n", NAMESPACE))
+    console.print(sh(*kubectl, "rollout", "history", "deployment/hello", "-n", NAMESPACE))
+
+
+if __name__ == "__main__":
+    main()
