@@ -48,8 +48,17 @@ def bake_sample(testbed: Testbed, workdir: Path) -> str:
         subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
         subprocess.run([*git, "commit", "-q", "-m", f"release {version}"], cwd=repo, check=True)
         subprocess.run([*git, "tag", version], cwd=repo, check=True)
-        pinned = sh(APPRELEASE, "build", "--image", image, "--push", "--quiet",
-                    "--build-arg", f"BASE_IMAGE={testbed.base_image}", str(repo)).strip()
+        pinned = sh(
+            APPRELEASE,
+            "build",
+            "--image",
+            image,
+            "--push",
+            "--quiet",
+            "--build-arg",
+            f"BASE_IMAGE={testbed.base_image}",
+            str(repo),
+        ).strip()
         console.print(f"  [green]{version}[/] -> {pinned}", highlight=False)
     return image
 
@@ -74,35 +83,46 @@ def main() -> None:
 
 
 def run_story(testbed: Testbed, kubectl: list[str], image: str) -> None:
-    subprocess.run([*kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true"],
-                   capture_output=True)
+    subprocess.run(
+        [*kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true"], capture_output=True
+    )
     sh(*kubectl, "create", "namespace", NAMESPACE)
     deployment = deployment_manifest(NAMESPACE, "hello", {"hello": f"{image}:v1.0.0"})
     sh(*kubectl, "apply", "-f", "-", input=yaml.safe_dump(deployment))
 
     step("3. Release v1.0.0: kubectl apply an AppRelease")
-    release = release_manifest(NAMESPACE, "hello", image, "v1.0.0", [{"kind": "Deployment", "name": "hello"}],
-                               provenance="Required")
+    release = release_manifest(
+        NAMESPACE, "hello", image, "v1.0.0", [{"kind": "Deployment", "name": "hello"}], provenance="Required"
+    )
     console.print(yaml.safe_dump(release, sort_keys=False), highlight=False)
     started = time.monotonic()
     sh(*kubectl, "apply", "-f", "-", input=yaml.safe_dump(release))
     wait_ready(testbed, NAMESPACE, "hello", "v1.0.0")
-    console.print(f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
-                  f"{container_images(testbed, NAMESPACE, 'hello')['hello']}", highlight=False)
+    console.print(
+        f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
+        f"{container_images(testbed, NAMESPACE, 'hello')['hello']}",
+        highlight=False,
+    )
 
     step("4. Upgrade to v1.1.0: change spec.version")
     started = time.monotonic()
     sh(*kubectl, "-n", NAMESPACE, "patch", "apprelease", "hello", "--type=merge", "-p", '{"spec":{"version":"v1.1.0"}}')
     wait_ready(testbed, NAMESPACE, "hello", "v1.1.0")
-    console.print(f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
-                  f"{container_images(testbed, NAMESPACE, 'hello')['hello']}", highlight=False)
+    console.print(
+        f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
+        f"{container_images(testbed, NAMESPACE, 'hello')['hello']}",
+        highlight=False,
+    )
 
     step("5. Roll back: set spec.version back to v1.0.0 (the recorded digest, no registry lookup)")
     started = time.monotonic()
     sh(*kubectl, "-n", NAMESPACE, "patch", "apprelease", "hello", "--type=merge", "-p", '{"spec":{"version":"v1.0.0"}}')
     wait_ready(testbed, NAMESPACE, "hello", "v1.0.0")
-    console.print(f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
-                  f"{container_images(testbed, NAMESPACE, 'hello')['hello']}", highlight=False)
+    console.print(
+        f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
+        f"{container_images(testbed, NAMESPACE, 'hello')['hello']}",
+        highlight=False,
+    )
 
     step("6. History")
     console.print(sh(APPRELEASE, "history", "hello", "-n", NAMESPACE, "--kubeconfig", testbed.kubeconfig))
