@@ -122,7 +122,7 @@ def main() -> None:
                 capture_output=True,
             )
             wait_until(
-                lambda: container_images(testbed, NAMESPACE, "app")["app"] == want,
+                lambda want=want: container_images(testbed, NAMESPACE, "app")["app"] == want,  # type: ignore[misc]
                 timeout=60,
                 interval=0.02,
                 what="patched",
