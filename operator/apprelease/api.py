@@ -78,6 +78,7 @@ class Condition(_Model):
 
 class HistoryEntry(_Model):
     revision: int
+    image: str | None = None  # the repository; a rollback only restores a digest of the same repository
     version: str
     digest: str
     git_commit: str | None = Field(default=None, alias="gitCommit")

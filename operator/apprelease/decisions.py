@@ -51,17 +51,28 @@ Target = KeepCurrent | RestoreFromHistory | ResolveFromRegistry
 
 
 def choose_target(spec: AppReleaseSpec, status: AppReleaseStatus) -> Target | Problem:
-    if status.version == spec.version and status.digest:
+    current_repository = status.image.split("@", 1)[0] if status.image else None
+    # A changed spec.image is another artifact altogether: what was recorded for the old one does not apply.
+    same_image = current_repository is None or reference.same_repository(current_repository, spec.image)
+    if same_image and status.version == spec.version and status.digest:
         return _guard(spec, status.digest, "status") or KeepCurrent()
-    recorded = find_in_history(status.history, spec.version)
+    recorded = find_in_history(status.history, spec.version, spec.image)
     if recorded is not None:
         return _guard(spec, recorded.digest, f"revision {recorded.revision}") or RestoreFromHistory(recorded)
     return ResolveFromRegistry()
 
 
-def find_in_history(history: list[HistoryEntry], version: str) -> HistoryEntry | None:
-    """The newest recorded deployment of a version (history is newest first)."""
-    return next((entry for entry in history if entry.version == version), None)
+def find_in_history(history: list[HistoryEntry], version: str, image: str | None = None) -> HistoryEntry | None:
+    """The newest recorded deployment of a version (history is newest first) of the same image."""
+    return next(
+        (
+            entry
+            for entry in history
+            if entry.version == version
+            and (image is None or entry.image is None or reference.same_repository(entry.image, image))
+        ),
+        None,
+    )
 
 
 def _guard(spec: AppReleaseSpec, recorded: str, where: str) -> Problem | None:
@@ -125,6 +136,7 @@ def record_revision(
     ]
     entry = HistoryEntry(
         revision=revision,
+        image=image,
         version=version,
         digest=digest,
         gitCommit=git_commit,
