@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 GROUP = "apprelease.dev"
 VERSION = "v1alpha1"
@@ -65,6 +65,12 @@ class AppReleaseSpec(_Model):
     provenance: str = Provenance.IF_PRESENT.value
     history_limit: int = Field(default=10, alias="historyLimit")
     suspend: bool = False
+    # Fields whose value had the wrong type (possible only when the CRD schema is missing or old).
+    _invalid_fields: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def invalid_fields(self) -> list[str]:
+        return list(self._invalid_fields)
 
 
 class Condition(_Model):
@@ -140,18 +146,22 @@ class AppRelease(_Model):
 
 
 def _lenient_spec(raw: dict[str, Any]) -> AppReleaseSpec:
-    """Parse a spec that the API server may not have validated; wrong types become empty values.
+    """Parse a spec that the API server may not have validated, without raising.
 
-    A wrong type must end as an InvalidSpec condition, so the model must not raise here.
+    A field of the wrong type is dropped and remembered, so that validation reports it as InvalidSpec instead
+    of the operator silently using a default (a mistyped digest must not disable the digest guard).
     """
     try:
         return AppReleaseSpec.model_validate(raw)
     except ValueError:
         cleaned: dict[str, Any] = {}
+        invalid: list[str] = []
         for key, value in raw.items():
             try:
                 AppReleaseSpec.model_validate({**cleaned, key: value})
                 cleaned[key] = value
             except ValueError:
-                continue
-        return AppReleaseSpec.model_validate(cleaned)
+                invalid.append(key)
+        spec = AppReleaseSpec.model_validate(cleaned)
+        spec._invalid_fields = invalid
+        return spec

@@ -43,6 +43,9 @@ def _mutable_reference(spec: AppReleaseSpec) -> str | None:
 
 
 def _invalid(spec: AppReleaseSpec) -> str | None:
+    if spec.invalid_fields:
+        fields = ", ".join(f"spec.{name}" for name in spec.invalid_fields)
+        return f"{fields}: wrong type (is the AppRelease CRD installed and current?)"
     if not spec.image:
         return "spec.image is required: the image repository, e.g. registry.example.com/shop/web"
     try:

@@ -1,0 +1,715 @@
+"""The Reconciler end to end on fakes: an in-memory cluster and a real RegistryClient on httpx.MockTransport."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from apprelease.api import ANNOTATION_REVISION, ANNOTATION_VERSION, AppReleaseStatus, Outcome, Source
+from apprelease.conditions import READY, RECONCILING, STALLED, Reason
+from apprelease.reconciler import Reconciler, Result
+from apprelease.registry import RegistryClient, RegistrySettings
+
+NS = "prod"
+NAME = "shop"
+HOST = "registry.example.com"
+IMAGE = f"{HOST}/shop/web"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+USER = "alice"
+PASSWORD = "s3cret-Pa55word-do-not-log"
+WRONG_PASSWORD = "wr0ng-Pa55word-do-not-log"
+RESYNC = 300.0
+POLL = 5.0
+
+
+def sha(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# --- merge patches as the API server applies them ------------------------------------------------------
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge, null removes, everything else (lists too) replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    """Enough of a strategic-merge patch for Deployments: like a merge patch, but containers merge by name."""
+    if not isinstance(patch, dict) or not isinstance(target, dict):
+        return merge_patch(target, patch)
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif key == "containers":
+            merged = [copy.deepcopy(c) for c in result.get(key) or []]
+            by_name = {c["name"]: c for c in merged}
+            for item in value:
+                if item["name"] in by_name:
+                    by_name[item["name"]].update(strategic_merge_patch(by_name[item["name"]], item))
+                else:
+                    merged.append(copy.deepcopy(item))
+            result[key] = merged
+        else:
+            result[key] = strategic_merge_patch(result.get(key), value)
+    return result
+
+
+# --- the cluster ---------------------------------------------------------------------------------------
+@dataclass
+class Event:
+    kind: str
+    name: str
+    type: str
+    reason: str
+    message: str
+
+
+class Crash(Exception):
+    """The operator process dies in the middle of a reconcile."""
+
+
+@dataclass
+class FakeCluster:
+    appreleases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    service_accounts: dict[str, list[str]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)  # "status", "deployment/<name>", in order
+    crash_on_deployment_patch: bool = False
+
+    def get_apprelease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        assert namespace == NS
+        obj = self.appreleases.get(name)
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def patch_apprelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        obj = self.appreleases[name]
+        self.appreleases[name] = merge_patch(obj, {"status": status})  # the status subresource: no new generation
+        self.calls.append("status")
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self.deployments.get(name)
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def patch_deployment(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.crash_on_deployment_patch:
+            self.crash_on_deployment_patch = False
+            raise Crash(name)
+        old = self.deployments[name]
+        new = strategic_merge_patch(old, body)
+        if new["spec"] != old["spec"]:
+            new["metadata"]["generation"] += 1
+        self.deployments[name] = new
+        self.calls.append(f"deployment/{name}")
+        return copy.deepcopy(new)
+
+    def get_docker_config(self, namespace: str, secret: str) -> bytes | None:
+        return self.secrets.get(secret)
+
+    def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]:
+        return list(self.service_accounts.get(name, []))
+
+    def post_event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
+        assert involved["namespace"] == NS
+        self.events.append(Event(involved["kind"], involved["name"], type_, reason, message))
+
+    # --- test helpers ---
+    def roll_out(self) -> None:
+        """Every Deployment finishes rolling out its current spec."""
+        for deployment in self.deployments.values():
+            replicas = deployment["spec"].get("replicas", 1)
+            deployment["status"] = {
+                "observedGeneration": deployment["metadata"]["generation"],
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "availableReplicas": replicas,
+            }
+
+    def images(self, deployment: str = "web") -> dict[str, str]:
+        containers = self.deployments[deployment]["spec"]["template"]["spec"]["containers"]
+        return {c["name"]: c["image"] for c in containers}
+
+    def template_annotations(self, deployment: str = "web") -> dict[str, str]:
+        return dict(self.deployments[deployment]["spec"]["template"]["metadata"].get("annotations") or {})
+
+    def patched(self) -> list[str]:
+        return [c for c in self.calls if c.startswith("deployment/")]
+
+
+def deployment(name: str, *, image: str = f"{IMAGE}:v0", pull_secrets: list[str] | None = None) -> dict[str, Any]:
+    pod: dict[str, Any] = {"containers": [{"name": "web", "image": image}, {"name": "proxy", "image": "envoy:1.30"}]}
+    if pull_secrets:
+        pod["imagePullSecrets"] = [{"name": s} for s in pull_secrets]
+    obj = {
+        "metadata": {"name": name, "namespace": NS, "generation": 1, "uid": f"uid-{name}"},
+        "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": name}}, "spec": pod}},
+    }
+    return obj
+
+
+# --- the registry --------------------------------------------------------------------------------------
+@dataclass
+class FakeRegistry:
+    """An OCI registry serving manifests (by tag and digest) and config blobs; optionally down or locked."""
+
+    tags: dict[str, str] = field(default_factory=dict)
+    blobs: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # digest -> (content, media type)
+    requests: list[httpx.Request] = field(default_factory=list)
+    down: bool = False
+    password: str | None = None  # when set, Basic auth as USER is required
+
+    def push(self, tag: str, labels: dict[str, str] | None = None) -> str:
+        """Push an image whose config carries labels; return the manifest digest the tag now points to."""
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": labels or {}}}).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": sha(config), "size": len(config)},
+                "layers": [],
+            },
+            indent=2,
+        ).encode()
+        self.blobs[sha(config)] = (config, "application/octet-stream")
+        self.blobs[sha(manifest)] = (manifest, OCI_MANIFEST)
+        self.tags[tag] = sha(manifest)
+        return sha(manifest)
+
+    def release(self, tag: str, **labels: str) -> str:
+        """Push as `apprelease build` bakes it: version and revision labels."""
+        return self.push(
+            tag,
+            {"org.opencontainers.image.version": tag, "org.opencontainers.image.revision": f"commit-{tag}", **labels},
+        )
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.down:
+            return httpx.Response(503)
+        if self.password is not None and request.headers.get("Authorization") != f"Basic {basic(USER, self.password)}":
+            return httpx.Response(401, headers={"WWW-Authenticate": f'Basic realm="{HOST}"'})
+        prefix = "/v2/shop/web/"
+        assert request.url.path.startswith(prefix), request.url
+        kind, _, ident = request.url.path.removeprefix(prefix).partition("/")
+        digest = self.tags.get(ident, ident) if kind == "manifests" else ident
+        if digest not in self.blobs:
+            return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]})
+        content, media_type = self.blobs[digest]
+        headers = {"Content-Type": media_type, "Docker-Content-Digest": digest}
+        return httpx.Response(200, headers=headers, content=b"" if request.method == "HEAD" else content)
+
+
+# --- the world: cluster, registry and reconciler -------------------------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    cluster: FakeCluster
+    registry: FakeRegistry
+    reconciler: Reconciler
+    clock: Clock
+
+    def create(self, version: str = "v1", **spec: Any) -> None:
+        self.cluster.appreleases[NAME] = {
+            "apiVersion": "apprelease.dev/v1alpha1",
+            "kind": "AppRelease",
+            "metadata": {"name": NAME, "namespace": NS, "generation": 1, "uid": "uid-shop"},
+            "spec": {"image": IMAGE, "version": version, "workloads": [{"name": "web"}], **spec},
+        }
+
+    def update(self, **spec: Any) -> None:
+        obj = self.cluster.appreleases[NAME]
+        obj["spec"].update(spec)
+        obj["metadata"]["generation"] += 1
+
+    def reconcile(self) -> Result:
+        return self.reconciler.reconcile(NS, NAME)
+
+    def status(self) -> AppReleaseStatus:
+        return AppReleaseStatus.model_validate(self.cluster.appreleases[NAME].get("status") or {})
+
+    def raw_status(self) -> dict[str, Any]:
+        return copy.deepcopy(self.cluster.appreleases[NAME].get("status") or {})
+
+    def condition(self, type_: str) -> tuple[str, str]:
+        for c in self.status().conditions:
+            if c.type == type_:
+                return c.status, c.reason
+        raise AssertionError(f"no {type_} condition in {self.status().conditions}")
+
+    def deploy(self, version: str) -> str:
+        """Release a version (creating the AppRelease if needed) and let it roll out: returns its digest."""
+        digest = self.registry.tags.get(version) or self.registry.release(version)
+        if NAME in self.cluster.appreleases:
+            self.update(version=version)
+        else:
+            self.create(version)
+        self.reconcile()
+        self.cluster.roll_out()
+        assert self.reconcile() == Result(requeue_after=RESYNC)
+        assert self.condition(READY) == ("True", Reason.SUCCEEDED)
+        return digest
+
+    def events(self, reason: str | None = None) -> list[Event]:
+        return [e for e in self.cluster.events if reason is None or e.reason == reason]
+
+    def reset_records(self) -> None:
+        self.cluster.events.clear()
+        self.cluster.calls.clear()
+        self.registry.requests.clear()
+
+
+@pytest.fixture
+def world() -> World:
+    cluster = FakeCluster(deployments={"web": deployment("web")})
+    registry = FakeRegistry()
+    clock = Clock()
+    client = RegistryClient(
+        RegistrySettings(max_attempts=2), transport=httpx.MockTransport(registry), sleep=lambda _: None
+    )
+    reconciler = Reconciler(
+        cluster,
+        client,
+        resync_seconds=RESYNC,
+        rollout_poll_seconds=POLL,
+        now=lambda: "2024-05-01T12:00:00Z",
+        monotonic=clock,
+    )
+    return World(cluster, registry, reconciler, clock)
+
+
+def pinned(digest: str) -> str:
+    return f"{IMAGE}@{digest}"
+
+
+def assert_stalled(world: World, reason: str) -> None:
+    assert world.condition(STALLED) == ("True", reason)
+    assert world.condition(READY) == ("False", reason)
+    assert world.condition(RECONCILING) == ("False", reason)
+    assert world.status().observed_generation == world.cluster.appreleases[NAME]["metadata"]["generation"]
+
+
+def assert_waiting(world: World, reason: str) -> None:
+    assert world.condition(READY) == ("False", reason)
+    assert world.condition(RECONCILING) == ("True", reason)
+    assert world.condition(STALLED)[0] == "False"
+
+
+# --- a release's life ----------------------------------------------------------------------------------
+def test_first_release_records_revision_then_succeeds_when_rolled_out(world: World) -> None:
+    digest = world.registry.release("v1")
+    world.create("v1")
+
+    assert world.reconcile() == Result(requeue_after=POLL)
+    status = world.status()
+    assert (status.revision, status.version, status.digest, status.git_commit) == (1, "v1", digest, "commit-v1")
+    assert status.image == pinned(digest)
+    [entry] = status.history
+    assert (entry.revision, entry.source, entry.outcome) == (1, Source.REGISTRY, Outcome.IN_PROGRESS)
+    assert world.condition(READY) == ("False", Reason.PROGRESSING)
+    assert world.condition(RECONCILING) == ("True", Reason.PROGRESSING)
+    assert world.cluster.images() == {"web": pinned(digest), "proxy": "envoy:1.30"}
+    assert world.cluster.template_annotations() == {ANNOTATION_VERSION: "v1", ANNOTATION_REVISION: "1"}
+    assert world.cluster.calls[0] == "status"  # the revision is recorded before any workload is touched
+    assert [(e.type, e.reason) for e in world.events()] == [("Normal", "Deploying")]
+
+    world.cluster.roll_out()
+    assert world.reconcile() == Result(requeue_after=RESYNC)
+    assert world.status().history[0].outcome == Outcome.SUCCEEDED
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+    assert world.condition(RECONCILING)[0] == "False"
+    assert world.condition(STALLED)[0] == "False"
+    assert world.status().observed_generation == 1
+    assert [e.reason for e in world.events()] == ["Deploying", "Deployed"]
+
+
+def test_steady_state_writes_nothing_and_checks_the_tag_once_per_resync(world: World) -> None:
+    world.deploy("v1")
+    world.reset_records()
+    assert world.reconcile() == Result(requeue_after=RESYNC)
+    assert world.registry.requests == []  # the tag was checked when the release became Ready
+
+    world.clock.now += RESYNC
+    assert world.reconcile() == Result(requeue_after=RESYNC)
+    assert [(r.method, r.url.path) for r in world.registry.requests] == [("HEAD", "/v2/shop/web/manifests/v1")]
+    assert world.cluster.calls == []
+    assert world.events() == []
+
+
+def test_upgrade_records_revision_2_and_leaves_revision_1_untouched(world: World) -> None:
+    d1 = world.deploy("v1")
+    revision_1 = world.raw_status()["history"][0]
+    d2 = world.registry.push("v2", {"org.opencontainers.image.version": "v2"})  # no revision label this time
+
+    world.update(version="v2")
+    world.reconcile()
+    status = world.status()
+    assert (status.revision, status.digest) == (2, d2)
+    assert [e.revision for e in status.history] == [2, 1]
+    assert world.raw_status()["history"][1] == revision_1
+    assert revision_1["digest"] == d1 and revision_1["outcome"] == "Succeeded"
+    assert "gitCommit" not in world.raw_status()  # removed by an explicit null in the merge patch
+    assert world.cluster.images()["web"] == pinned(d2)
+
+    world.cluster.roll_out()
+    world.reconcile()
+    assert world.status().history[0].outcome == Outcome.SUCCEEDED
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+
+
+def test_rollback_uses_the_recorded_digest_without_the_registry(world: World) -> None:
+    d1 = world.deploy("v1")
+    world.deploy("v2")
+    world.registry.down = True
+    world.reset_records()
+
+    world.update(version="v1")
+    assert world.reconcile() == Result(requeue_after=POLL)
+    assert world.registry.requests == []
+    status = world.status()
+    head = status.history[0]
+    assert (status.revision, status.version, status.digest, status.git_commit) == (3, "v1", d1, "commit-v1")
+    assert (head.revision, head.source, head.restored_from, head.digest) == (3, Source.HISTORY, 1, d1)
+    assert [e.revision for e in status.history] == [3, 2, 1]
+    assert world.cluster.images()["web"] == pinned(d1)
+    assert world.cluster.template_annotations()[ANNOTATION_REVISION] == "3"
+    assert [e.reason for e in world.events()] == ["RollingBack"]
+
+    world.cluster.roll_out()
+    world.clock.now += RESYNC  # the tag check now fails against the down registry: it must not matter
+    assert world.reconcile() == Result(requeue_after=RESYNC)
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+
+
+def test_history_is_bounded_and_revisions_keep_growing(world: World) -> None:
+    world.deploy("v1")
+    world.update(historyLimit=2)
+    for version in ("v2", "v3", "v1"):
+        world.deploy(version)
+    status = world.status()
+    assert status.revision == 4
+    assert [(e.revision, e.version) for e in status.history] == [(4, "v1"), (3, "v3")]
+
+
+def test_rollout_failure_is_reported_and_recovers(world: World) -> None:
+    world.registry.release("v1")
+    world.create("v1")
+    world.reconcile()
+    world.cluster.deployments["web"]["status"] = {
+        "observedGeneration": world.cluster.deployments["web"]["metadata"]["generation"],
+        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}],
+    }
+    world.reconcile()
+    assert world.status().history[0].outcome == Outcome.FAILED
+    assert world.condition(READY) == ("False", Reason.ROLLOUT_FAILED)
+    assert [e.reason for e in world.events("RolloutFailed")] == ["RolloutFailed"]
+
+    world.cluster.roll_out()
+    world.reconcile()
+    assert world.status().history[0].outcome == Outcome.SUCCEEDED
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+
+
+# --- stalled: never retried until the spec changes -----------------------------------------------------
+@pytest.mark.parametrize("version", ["latest", "Latest"])
+def test_latest_stalls_without_touching_anything(world: World, version: str) -> None:
+    world.registry.release(version)
+    before = copy.deepcopy(world.cluster.deployments)
+    world.create(version)  # as if the CRD's validation were missing
+
+    assert world.reconcile() == Result()
+    assert_stalled(world, Reason.MUTABLE_REFERENCE)
+    assert world.cluster.deployments == before
+    assert world.registry.requests == []
+    [event] = world.events()
+    assert (event.kind, event.type, event.reason) == ("AppRelease", "Warning", Reason.MUTABLE_REFERENCE)
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"version": "latest"}, Reason.MUTABLE_REFERENCE),
+        ({"version": "v1", "provenance": "Required"}, Reason.PROVENANCE_MISMATCH),  # found out by asking the registry
+    ],
+)
+def test_stalled_object_is_left_alone_until_its_generation_changes(
+    world: World, spec: dict[str, Any], reason: str
+) -> None:
+    world.registry.push("v1")  # no labels
+    world.create(**spec)
+    world.reconcile()
+    assert_stalled(world, reason)
+    world.reset_records()
+
+    assert world.reconcile() == Result()
+    assert world.cluster.calls == []
+    assert world.events() == []
+    assert world.registry.requests == []
+
+    world.update(version="v1", provenance="IfPresent")
+    world.reconcile()
+    assert world.condition(STALLED) == ("False", "False")
+    assert world.status().revision == 1
+
+
+def test_provenance_required_without_matching_label_stalls(world: World) -> None:
+    world.registry.push("v2", {"org.opencontainers.image.version": "v1"})
+    world.create("v2", provenance="Required")
+    assert world.reconcile() == Result()
+    assert_stalled(world, Reason.PROVENANCE_MISMATCH)
+    assert world.cluster.patched() == []
+    assert world.status().revision == 0
+
+
+@pytest.mark.parametrize(
+    ("provenance", "labels", "deploys"),
+    [
+        ("Required", {}, False),
+        ("IfPresent", {}, True),
+        ("IfPresent", {"org.opencontainers.image.version": "v0.9"}, False),
+        ("Disabled", {"org.opencontainers.image.version": "v0.9"}, True),
+    ],
+)
+def test_provenance_modes(world: World, provenance: str, labels: dict[str, str], deploys: bool) -> None:
+    world.registry.push("v1", labels)
+    world.create("v1", provenance=provenance)
+    world.reconcile()
+    assert (world.cluster.patched() != []) == deploys
+    if not deploys:
+        assert_stalled(world, Reason.PROVENANCE_MISMATCH)
+
+
+def test_digest_guard_mismatch_stalls(world: World) -> None:
+    world.registry.release("v1")
+    world.create("v1", digest="sha256:" + "0" * 64)
+    assert world.reconcile() == Result()
+    assert_stalled(world, Reason.DIGEST_MISMATCH)
+    assert world.cluster.patched() == []
+
+
+def test_digest_guard_match_deploys(world: World) -> None:
+    digest = world.registry.release("v1")
+    world.create("v1", digest=digest)
+    world.reconcile()
+    assert world.cluster.images()["web"] == pinned(digest)
+
+
+# --- waiting: retried with backoff ---------------------------------------------------------------------
+def test_tag_not_found_is_retried_and_deployed_once_pushed(world: World) -> None:
+    world.create("v9")
+    assert world.reconcile() == Result(retry=True)
+    assert_waiting(world, Reason.TAG_NOT_FOUND)
+    assert world.cluster.patched() == []
+    assert [(e.type, e.reason) for e in world.events()] == [("Warning", Reason.TAG_NOT_FOUND)]
+
+    world.reconcile()
+    assert len(world.events(Reason.TAG_NOT_FOUND)) == 1  # not repeated while the reason stays the same
+
+    digest = world.registry.release("v9")
+    world.reconcile()
+    assert world.cluster.images()["web"] == pinned(digest)
+
+
+def test_registry_unavailable_is_retried(world: World) -> None:
+    world.registry.down = True
+    world.create("v1")
+    assert world.reconcile() == Result(retry=True)
+    assert_waiting(world, Reason.REGISTRY_UNAVAILABLE)
+    assert world.cluster.patched() == []
+
+
+def test_missing_workload_is_retried(world: World) -> None:
+    world.registry.release("v1")
+    world.create("v1", workloads=[{"name": "web"}, {"name": "worker"}])
+    assert world.reconcile() == Result(retry=True)
+    assert_waiting(world, Reason.WORKLOAD_NOT_FOUND)
+    assert world.cluster.patched() == []
+
+
+def test_missing_container_is_retried(world: World) -> None:
+    world.registry.release("v1")
+    world.create("v1", workloads=[{"name": "web", "containers": ["app"]}])
+    assert world.reconcile() == Result(retry=True)
+    assert_waiting(world, Reason.CONTAINER_NOT_FOUND)
+
+
+# --- credentials ---------------------------------------------------------------------------------------
+def docker_config(password: str) -> bytes:
+    return json.dumps({"auths": {HOST: {"auth": basic(USER, password)}}}).encode()
+
+
+def assert_no_secret(world: World, caplog: pytest.LogCaptureFixture, *secrets: str) -> None:
+    texts = [caplog.text, *(r.getMessage() for r in caplog.records)]
+    texts += [f"{e.reason} {e.message}" for e in world.cluster.events]
+    texts += [json.dumps(world.cluster.appreleases[NAME]), json.dumps(world.cluster.deployments)]
+    for secret in secrets:
+        for encoded in (secret, basic(USER, secret)):
+            assert not any(encoded in text for text in texts), f"{secret} leaked"
+
+
+def test_wrong_pull_secret_is_unauthorized_and_never_leaks(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    world.registry.release("v1")
+    world.registry.password = PASSWORD
+    world.cluster.secrets["pull"] = docker_config(WRONG_PASSWORD)
+    world.create("v1", imagePullSecrets=[{"name": "pull"}])
+
+    assert world.reconcile() == Result(retry=True)
+    assert_waiting(world, Reason.UNAUTHORIZED)
+    assert "credentials were supplied" in world.status().conditions[0].message
+    assert world.cluster.patched() == []
+    assert any(
+        r.headers.get("Authorization") == f"Basic {basic(USER, WRONG_PASSWORD)}" for r in world.registry.requests
+    )
+    assert_no_secret(world, caplog, WRONG_PASSWORD, PASSWORD)
+
+
+def test_malformed_pull_secret_is_skipped_without_quoting_it(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    digest = world.registry.release("v1")
+    world.registry.password = PASSWORD
+    broken = {"auths": {HOST: {"auth": f"{USER}:{WRONG_PASSWORD}", "password": WRONG_PASSWORD}}}  # auth not base64
+    world.cluster.secrets["broken"] = json.dumps(broken).encode()
+    plain = {"auths": {f"https://{HOST}/v2/": {"username": USER, "password": PASSWORD}}}
+    world.cluster.secrets["pull"] = json.dumps(plain).encode()
+    world.create("v1", imagePullSecrets=[{"name": "broken"}, {"name": "pull"}])
+
+    world.reconcile()
+    assert world.cluster.images()["web"] == pinned(digest)
+    assert any("broken" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert_no_secret(world, caplog, WRONG_PASSWORD, PASSWORD)
+
+
+def test_pull_secret_of_the_service_account_is_used(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    digest = world.registry.release("v1")
+    world.registry.password = PASSWORD
+    world.cluster.secrets["pull"] = docker_config(PASSWORD)
+    world.cluster.service_accounts["default"] = ["missing", "pull"]
+    world.create("v1")
+
+    world.reconcile()
+    world.cluster.roll_out()
+    world.reconcile()
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+    assert world.cluster.images()["web"] == pinned(digest)
+    assert_no_secret(world, caplog, PASSWORD)
+
+
+def test_pull_secret_of_the_deployment_is_used(world: World) -> None:
+    world.cluster.deployments["web"] = deployment("web", pull_secrets=["pull"])
+    digest = world.registry.release("v1")
+    world.registry.password = PASSWORD
+    world.cluster.secrets["pull"] = docker_config(PASSWORD)
+    world.create("v1")
+    world.reconcile()
+    assert world.cluster.images()["web"] == pinned(digest)
+
+
+# --- suspend, drift, crashes, moved tags ---------------------------------------------------------------
+def test_suspend_observes_without_patching(world: World) -> None:
+    world.deploy("v1")
+    world.registry.release("v2")
+    world.update(version="v2", suspend=True)
+    world.reset_records()
+
+    assert world.reconcile() == Result(requeue_after=RESYNC)
+    assert world.cluster.patched() == []
+    assert world.registry.requests == []
+    assert world.status().revision == 1
+    assert world.condition(READY) == ("True", Reason.SUSPENDED)  # v1 still runs as recorded
+
+    world.update(suspend=False)
+    world.reconcile()
+    assert world.status().revision == 2
+    assert world.cluster.patched() == ["deployment/web"]
+
+
+def test_suspended_first_release_deploys_nothing(world: World) -> None:
+    world.registry.release("v1")
+    world.create("v1", suspend=True)
+    world.reconcile()
+    assert world.cluster.patched() == []
+    assert world.condition(READY) == ("False", Reason.SUSPENDED)
+
+
+def test_hand_edited_image_is_put_back_with_warnings(world: World) -> None:
+    digest = world.deploy("v1")
+    world.cluster.deployments["web"]["spec"]["template"]["spec"]["containers"][0]["image"] = f"{IMAGE}:hotfix"
+    world.cluster.roll_out()
+    world.reset_records()
+
+    world.reconcile()
+    assert world.cluster.images() == {"web": pinned(digest), "proxy": "envoy:1.30"}
+    assert world.status().revision == 1
+    assert len(world.status().history) == 1
+    drift = world.events("DriftCorrected")
+    assert sorted((e.kind, e.type) for e in drift) == [("AppRelease", "Warning"), ("Deployment", "Warning")]
+    assert all("web" in e.message and pinned(digest) in e.message for e in drift)
+
+
+def test_restart_after_a_crash_finishes_the_recorded_revision(world: World) -> None:
+    d1 = world.deploy("v1")
+    d2 = world.registry.release("v2")
+    world.update(version="v2")
+    world.cluster.crash_on_deployment_patch = True
+    with pytest.raises(Crash):
+        world.reconcile()
+    assert world.status().revision == 2
+    assert world.status().history[0].outcome == Outcome.IN_PROGRESS
+    assert world.cluster.images()["web"] == pinned(d1)
+    world.reset_records()
+
+    world.reconcile()  # a new process, with the status as the only memory
+    assert world.cluster.images()["web"] == pinned(d2)
+    assert world.cluster.template_annotations()[ANNOTATION_REVISION] == "2"
+    status = world.status()
+    assert status.revision == 2
+    assert [e.revision for e in status.history] == [2, 1]
+    assert world.registry.requests == []  # the recorded digest is used, not re-resolved
+    assert world.events() == []  # neither a second Deploying nor a false DriftCorrected
+
+
+def test_moved_tag_is_reported_once_and_ignored(world: World) -> None:
+    d1 = world.deploy("v1")
+    assert world.events("TagMoved") == []
+    moved = world.registry.release("v1", rebuilt="yes")
+    assert moved != d1
+
+    for _ in range(3):
+        world.clock.now += RESYNC
+        world.reconcile()
+    [event] = world.events("TagMoved")
+    assert (event.kind, event.type) == ("AppRelease", "Warning")
+    assert moved in event.message and d1 in event.message
+    assert world.status().digest == d1
+    assert world.cluster.images()["web"] == pinned(d1)
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
