@@ -6,6 +6,7 @@ back by editing spec.version, and print the history.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -95,39 +96,32 @@ def run_story(testbed: Testbed, kubectl: list[str], image: str) -> None:
         NAMESPACE, "hello", image, "v1.0.0", [{"kind": "Deployment", "name": "hello"}], provenance="Required"
     )
     console.print(yaml.safe_dump(release, sort_keys=False), highlight=False)
-    started = time.monotonic()
-    sh(*kubectl, "apply", "-f", "-", input=yaml.safe_dump(release))
-    wait_ready(testbed, NAMESPACE, "hello", "v1.0.0")
-    console.print(
-        f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
-        f"{container_images(testbed, NAMESPACE, 'hello')['hello']}",
-        highlight=False,
-    )
+    converge(testbed, "v1.0.0", [*kubectl, "apply", "-f", "-"], input=yaml.safe_dump(release))
 
     step("4. Upgrade to v1.1.0: change spec.version")
-    started = time.monotonic()
-    sh(*kubectl, "-n", NAMESPACE, "patch", "apprelease", "hello", "--type=merge", "-p", '{"spec":{"version":"v1.1.0"}}')
-    wait_ready(testbed, NAMESPACE, "hello", "v1.1.0")
-    console.print(
-        f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
-        f"{container_images(testbed, NAMESPACE, 'hello')['hello']}",
-        highlight=False,
-    )
+    converge(testbed, "v1.1.0", set_version(kubectl, "v1.1.0"))
 
     step("5. Roll back: set spec.version back to v1.0.0 (the recorded digest, no registry lookup)")
-    started = time.monotonic()
-    sh(*kubectl, "-n", NAMESPACE, "patch", "apprelease", "hello", "--type=merge", "-p", '{"spec":{"version":"v1.0.0"}}')
-    wait_ready(testbed, NAMESPACE, "hello", "v1.0.0")
-    console.print(
-        f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs "
-        f"{container_images(testbed, NAMESPACE, 'hello')['hello']}",
-        highlight=False,
-    )
+    converge(testbed, "v1.0.0", set_version(kubectl, "v1.0.0"))
 
     step("6. History")
     console.print(sh(APPRELEASE, "history", "hello", "-n", NAMESPACE, "--kubeconfig", testbed.kubeconfig))
     console.print(sh(*kubectl, "get", "apprelease", "-n", NAMESPACE))
     console.print(sh(*kubectl, "rollout", "history", "deployment/hello", "-n", NAMESPACE))
+
+
+def set_version(kubectl: list[str], version: str) -> list[str]:
+    patch = json.dumps({"spec": {"version": version}})
+    return [*kubectl, "-n", NAMESPACE, "patch", "apprelease", "hello", "--type=merge", "-p", patch]
+
+
+def converge(testbed: Testbed, version: str, command: list[str], input: str | None = None) -> None:
+    """Run the command that changes the AppRelease, then wait until the operator reports it Ready."""
+    started = time.monotonic()
+    sh(*command, input=input)
+    wait_ready(testbed, NAMESPACE, "hello", version)
+    image = container_images(testbed, NAMESPACE, "hello")["hello"]
+    console.print(f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs {image}", highlight=False)
 
 
 if __name__ == "__main__":

@@ -222,6 +222,13 @@ def _releases(kubeconfig: str | None, context: str | None, namespace: str | None
         fail(str(problem))
 
 
+def _fetch(name: str, kubeconfig: str | None, context: str | None, namespace: str | None) -> dict[str, Any]:
+    try:
+        return _releases(kubeconfig, context, namespace).get_raw(name)
+    except KubeError as problem:
+        fail(str(problem))
+
+
 @app.command()
 def status(
     name: str = typer.Argument(..., help="AppRelease name."),
@@ -231,10 +238,7 @@ def status(
     context: str | None = ContextOption,
 ) -> None:
     """What runs now: version, digest, revision, conditions."""
-    try:
-        raw = _releases(kubeconfig, context, namespace).get_raw(name)
-    except KubeError as problem:
-        fail(str(problem))
+    raw = _fetch(name, kubeconfig, context, namespace)
     if output != Output.TABLE:
         _dump(raw.get("status") or {}, output)
         return
@@ -250,10 +254,7 @@ def history(
     context: str | None = ContextOption,
 ) -> None:
     """Every recorded revision, newest first."""
-    try:
-        raw = _releases(kubeconfig, context, namespace).get_raw(name)
-    except KubeError as problem:
-        fail(str(problem))
+    raw = _fetch(name, kubeconfig, context, namespace)
     entries = (raw.get("status") or {}).get("history") or []
     if output != Output.TABLE:
         _dump(entries, output)
