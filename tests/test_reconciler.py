@@ -713,3 +713,25 @@ def test_moved_tag_is_reported_once_and_ignored(world: World) -> None:
     assert world.status().digest == d1
     assert world.cluster.images()["web"] == pinned(d1)
     assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+
+
+def test_a_deployment_managed_by_another_apprelease_is_not_taken_over(world: World) -> None:
+    first = world.deploy("v1")
+    other = copy.deepcopy(world.cluster.appreleases[NAME])
+    other["metadata"]["name"] = "intruder"
+    other["spec"]["version"] = "v2"
+    world.registry.release("v2")
+    world.cluster.appreleases["intruder"] = other
+
+    result = world.reconciler.reconcile(NS, "intruder")
+
+    assert result.retry
+    intruder = AppReleaseStatus.model_validate(world.cluster.appreleases["intruder"]["status"])
+    ready = next(c for c in intruder.conditions if c.type == READY)
+    assert (ready.status, ready.reason) == ("False", Reason.WORKLOAD_CONFLICT)
+    assert NAME in ready.message
+    assert world.cluster.images()["web"] == pinned(first)
+
+    del world.cluster.appreleases[NAME]  # the first owner is deleted: the Deployment is free again
+    world.reconciler.reconcile(NS, "intruder")
+    assert world.cluster.images()["web"].endswith(world.registry.tags["v2"])

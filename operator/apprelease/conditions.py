@@ -29,6 +29,7 @@ class Reason:
     TAG_NOT_FOUND = "TagNotFound"
     WORKLOAD_NOT_FOUND = "WorkloadNotFound"
     CONTAINER_NOT_FOUND = "ContainerNotFound"
+    WORKLOAD_CONFLICT = "WorkloadConflict"  # another AppRelease already manages the Deployment
     ROLLOUT_FAILED = "RolloutFailed"
     # Progress and success.
     PROGRESSING = "Progressing"

@@ -243,6 +243,13 @@ def plan_patch(
     return DeploymentPatch(body=body, drifted=drifted)
 
 
+def managed_by(deployment: dict[str, Any]) -> str | None:
+    """The AppRelease that pinned this Deployment, from the annotation it writes."""
+    annotations = deployment.get("metadata", {}).get("annotations") or {}
+    owner = annotations.get(ANNOTATION_RELEASE)
+    return str(owner) if owner else None
+
+
 def runs_pinned(deployment: dict[str, Any], containers: list[str], pinned: str) -> bool:
     by_name = {c.get("name"): c for c in _containers(deployment)}
     return all(by_name.get(name, {}).get("image") == pinned for name in containers)
