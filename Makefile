@@ -33,6 +33,7 @@ venv: $(VENV)/.installed ## the virtualenv with apprelease and its dev tools
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check operator tests e2e
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict tests e2e
 
 unit: venv ## unit tests only (no cluster)
 	$(VENV)/bin/pytest tests -q

@@ -75,7 +75,7 @@ def operator(testbed: Testbed, crd_installed: None) -> Iterator[Operator]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed and LOGS.is_dir():
         for log in sorted(LOGS.glob("*.log")):

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], *, timeout: float = 60, interval: float = 0.5, what: str = "") -> T:
+def wait_until(check: Callable[[], T | None], *, timeout: float = 60, interval: float = 0.5, what: str = "") -> T:
     """Poll until check() is truthy; fail with `what` and the last value otherwise."""
     deadline = time.monotonic() + timeout
     last: Any = None

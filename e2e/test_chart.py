@@ -490,7 +490,7 @@ def _assert_rbac_is_least_privilege(kubeconfig: str, namespace: str) -> None:
         ("run", "intruder", "--image=example.invalid/x:1", "-n", namespace, "--dry-run=server"),
         ("get", "secret", "anything", "-n", "kube-system"),
     ]:
-        denied = kubectl(*args)
-        assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), (args, denied.stderr)
+        refused = kubectl(*args)
+        assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), (args, refused.stderr)
     assert kubectl("get", "deployment", "web", "-n", namespace).returncode == 0
     wait_until(lambda: kubectl("get", "appreleases.apprelease.dev", "-n", namespace).returncode == 0, timeout=5)

@@ -62,7 +62,7 @@ def test_namespace_deletion_removes_its_pods(testbed: Testbed, api: client.ApiCl
             core.read_namespace(name)
             return False
         except client.exceptions.ApiException as err:
-            return err.status == 404
+            return bool(err.status == 404)
 
     wait_until(namespace_gone, timeout=120, what=f"namespace {name} deleted")
     assert core.list_namespaced_pod(name).items == []
