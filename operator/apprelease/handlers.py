@@ -6,6 +6,7 @@ Watching AppReleases and the Deployments they manage makes the operator level-ba
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -30,7 +31,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # we post our own Events, with our own reasons
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
-    RUNTIME = Runtime.from_environment()
+    # Reading kubeconfig and settings is file I/O: off the event loop too.
+    RUNTIME = await asyncio.to_thread(Runtime.from_environment)
     await RUNTIME.start()
 
 
@@ -40,8 +42,10 @@ async def cleanup(**_: Any) -> None:
         await RUNTIME.stop()
 
 
+# The handlers are coroutines on purpose: kopf runs plain functions in a thread pool, and the work queue is
+# asyncio's, which must only be touched from the event loop. They do no I/O, so they never block it.
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def on_apprelease_event(type: str, body: kopf.Body, **_: Any) -> None:
+async def on_apprelease_event(type: str, body: kopf.Body, **_: Any) -> None:
     meta = body.get("metadata", {})
     key = (meta.get("namespace", ""), meta.get("name", ""))
     if type == "DELETED":
@@ -52,13 +56,13 @@ def on_apprelease_event(type: str, body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments")
-def on_deployment_event(body: kopf.Body, **_: Any) -> None:
+async def on_deployment_event(body: kopf.Body, **_: Any) -> None:
     meta = body.get("metadata", {})
     _runtime().wake_for_deployment(meta.get("namespace", ""), meta.get("name", ""))
 
 
 @kopf.on.probe(id="queue")
-def queue_depth(**_: Any) -> int:
+async def queue_depth(**_: Any) -> int:
     return len(_runtime().queue) if RUNTIME else 0
 
 
