@@ -54,7 +54,7 @@ def main() -> None:
     subprocess.run(
         [*kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true"], capture_output=True
     )
-    subprocess.run([*kubectl, "create", "namespace", NAMESPACE], check=True, capture_output=True)
+    testbed.create_namespace(NAMESPACE)
     subprocess.run(
         [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
         check=True,

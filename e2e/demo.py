@@ -18,7 +18,7 @@ import yaml
 from rich.console import Console
 
 from e2e.releases import container_images, deployment_manifest, release_manifest, wait_ready
-from e2e.support import ROOT, Operator, Testbed, load_testbed
+from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 NAMESPACE = "demo"
@@ -88,6 +88,13 @@ def run_story(testbed: Testbed, kubectl: list[str], image: str) -> None:
         [*kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true"], capture_output=True
     )
     sh(*kubectl, "create", "namespace", NAMESPACE)
+    wait_until(
+        lambda: (
+            subprocess.run([*kubectl, "get", "sa", "default", "-n", NAMESPACE], capture_output=True).returncode == 0
+        ),
+        timeout=30,
+        what="the namespace's default ServiceAccount",
+    )
     deployment = deployment_manifest(NAMESPACE, "hello", {"hello": f"{image}:v1.0.0"})
     sh(*kubectl, "apply", "-f", "-", input=yaml.safe_dump(deployment))
 

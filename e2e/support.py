@@ -73,6 +73,16 @@ class Testbed:
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
+    def create_namespace(self, name: str) -> None:
+        """Create a namespace and wait for its default ServiceAccount: until it exists, pods are refused and
+        the ReplicaSet controller backs off for many seconds."""
+        self.kubectl("create", "namespace", name)
+        wait_until(
+            lambda: self.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+            timeout=30,
+            what=f"the default ServiceAccount in {name}",
+        )
+
     def operator_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
