@@ -330,3 +330,31 @@ def test_sigkill_during_rollout_converges_without_history_gaps(
     assert [h["revision"] for h in history] == [2, 1]
     assert [h["outcome"] for h in history] == ["Succeeded", "Succeeded"]
     assert container_images(testbed, namespace, "web") == {"web": web["v1.1.0"].pinned}
+
+
+def test_a_moved_tag_is_reported_and_never_deployed(
+    testbed: Testbed, operator: Operator, namespace: str, app_repo: tuple[Path, dict[str, str]]
+) -> None:
+    repository = f"{testbed.registry}/e2e/moved-{namespace}"
+    original = bake(testbed, app_repo, repository, "v1.0.0")
+    upgrade = bake(testbed, app_repo, repository, "v1.1.0")
+    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}))
+    apply(testbed, release_manifest(namespace, "web", repository, "v1.0.0", [{"kind": "Deployment", "name": "web"}]))
+    wait_ready(testbed, namespace, "web", "v1.0.0")
+
+    # Someone pushes other content under the released tag (built from v2.0.0's sources, labelled v1.0.0).
+    moved = bake(testbed, app_repo, repository, "v2.0.0", tag="v1.0.0", label_version="v1.0.0")
+    assert moved.digest != original.digest
+    # The operator re-checks recorded tags on its resync (30 s in these tests) and warns without acting.
+    warning = wait_until(lambda: events(testbed, namespace, "TagMoved"), timeout=60, interval=1, what="TagMoved")
+    assert warning[0]["type"] == "Warning" and moved.digest in warning[0]["message"]
+    assert container_images(testbed, namespace, "web") == {"web": original.pinned}
+
+    # Upgrade and roll back: the rollback deploys the digest recorded for v1.0.0, not what the tag says now.
+    patch_release(testbed, namespace, "web", {"version": "v1.1.0"})
+    wait_ready(testbed, namespace, "web", "v1.1.0")
+    assert container_images(testbed, namespace, "web") == {"web": upgrade.pinned}
+    patch_release(testbed, namespace, "web", {"version": "v1.0.0"})
+    release = wait_ready(testbed, namespace, "web", "v1.0.0")
+    assert container_images(testbed, namespace, "web") == {"web": original.pinned}
+    assert release["status"]["history"][0]["source"] == "History"
