@@ -1,0 +1,72 @@
+"""The examples users copy must work: manifests parse and validate, the Argo CD health check answers right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lupa import LuaRuntime
+
+from apprelease.api import AppRelease
+from apprelease.validation import validate_spec
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_every_example_manifest_parses() -> None:
+    files = sorted(EXAMPLES.glob("*.yaml"))
+    assert files
+    for path in files:
+        assert list(yaml.safe_load_all(path.read_text())), path
+
+
+def test_example_apprelease_is_valid() -> None:
+    release = AppRelease.from_k8s(yaml.safe_load((EXAMPLES / "apprelease.yaml").read_text()))
+    assert validate_spec(release.spec) is None
+
+
+def _health(obj: dict[str, Any]) -> tuple[str, str]:
+    config = yaml.safe_load((EXAMPLES / "argocd-health.yaml").read_text())
+    script = config["data"]["resource.customizations.health.apprelease.dev_AppRelease"]
+    lua = LuaRuntime(unpack_returned_tuples=True)
+
+    def to_lua(value: Any) -> Any:
+        if isinstance(value, dict):
+            return lua.table_from({k: to_lua(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return lua.table_from([to_lua(v) for v in value])
+        return value
+
+    lua.globals().obj = to_lua(obj)
+    result = lua.execute(script)
+    return str(result["status"]), str(result["message"])
+
+
+def _release(generation: int, *conditions: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"generation": generation}, "status": {"conditions": list(conditions)}}
+
+
+@pytest.mark.parametrize(
+    ("obj", "status"),
+    [
+        ({"metadata": {"generation": 1}}, "Progressing"),
+        (_release(2, {"type": "Ready", "status": "True", "observedGeneration": 2, "message": "v1 runs"}), "Healthy"),
+        (_release(3, {"type": "Ready", "status": "True", "observedGeneration": 2}), "Progressing"),
+        (
+            _release(2, {"type": "Ready", "status": "False", "observedGeneration": 2, "reason": "TagNotFound"}),
+            "Progressing",
+        ),
+        (
+            _release(
+                2,
+                {"type": "Ready", "status": "False", "observedGeneration": 2, "reason": "DigestMismatch"},
+                {"type": "Stalled", "status": "True", "reason": "DigestMismatch", "message": "moved"},
+            ),
+            "Degraded",
+        ),
+    ],
+)
+def test_argocd_health_check_reads_the_conditions(obj: dict[str, Any], status: str) -> None:
+    assert _health(obj)[0] == status
