@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from e2e.images import Pushed, bake, make_app_repo
 from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
 
 LOGS = ROOT / ".testbed" / "logs"
@@ -71,6 +72,21 @@ def operator(testbed: Testbed, crd_installed: None) -> Iterator[Operator]:
     op.start()
     yield op
     op.stop()
+
+
+VERSIONS = ["v1.0.0", "v1.1.0"]
+
+
+@pytest.fixture(scope="session")
+def app_repo(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    path = tmp_path_factory.mktemp("app")
+    return path, make_app_repo(path, testbed.base_image, [*VERSIONS, "v2.0.0"])
+
+
+@pytest.fixture(scope="session")
+def web(testbed: Testbed, app_repo: tuple[Path, dict[str, str]]) -> dict[str, Pushed]:
+    repository = f"{testbed.registry}/e2e/web"
+    return {v: bake(app_repo, repository, v) for v in VERSIONS}
 
 
 @pytest.hookimpl(hookwrapper=True)

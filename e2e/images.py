@@ -71,6 +71,24 @@ def build_and_push(
     return Pushed(repository, tag, digest)
 
 
+def bake(
+    app: tuple[Path, dict[str, str]],
+    repository: str,
+    version: str,
+    *,
+    label_version: str | None = None,
+    tag: str | None = None,
+    auth: dict[str, str] | None = None,
+) -> Pushed:
+    """Build the app repository at the git tag `version`, with its provenance labels, and push it."""
+    path, commits = app
+    labels = {
+        "org.opencontainers.image.version": label_version or version,
+        "org.opencontainers.image.revision": commits[version],
+    }
+    return build_and_push(path, repository, tag or version, labels=labels, auth=auth, git_ref=version)
+
+
 def skopeo_digest(
     reference: str, *, creds: str | None = None, cert_dir: str | None = None, tls_verify: bool = True
 ) -> str:

@@ -33,7 +33,6 @@ from e2e.releases import (
     wait_ready,
 )
 from e2e.support import ROOT, Operator, Testbed, wait_until
-from e2e.test_operator import app_repo, web  # noqa: F401  (session fixtures: the baked v1.0.0/v1.1.0 images)
 
 CHART = ROOT / "charts" / "apprelease-operator"
 CRD = ROOT / "crds" / "apprelease.dev_appreleases.yaml"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.images import Pushed, build_and_push, make_app_repo, skopeo_digest
+from e2e.images import Pushed, bake, skopeo_digest
 from e2e.releases import (
     apply,
     condition,
@@ -23,38 +23,6 @@ from e2e.releases import (
     wait_ready,
 )
 from e2e.support import ROOT, Operator, Testbed, wait_until
-
-VERSIONS = ["v1.0.0", "v1.1.0"]
-
-
-@pytest.fixture(scope="session")
-def app_repo(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    path = tmp_path_factory.mktemp("app")
-    return path, make_app_repo(path, testbed.base_image, [*VERSIONS, "v2.0.0"])
-
-
-def bake(
-    testbed: Testbed,
-    app: tuple[Path, dict[str, str]],
-    repository: str,
-    version: str,
-    *,
-    label_version: str | None = None,
-    tag: str | None = None,
-    auth: dict[str, str] | None = None,
-) -> Pushed:
-    path, commits = app
-    labels = {
-        "org.opencontainers.image.version": label_version or version,
-        "org.opencontainers.image.revision": commits[version],
-    }
-    return build_and_push(path, repository, tag or version, labels=labels, auth=auth, git_ref=version)
-
-
-@pytest.fixture(scope="session")
-def web(testbed: Testbed, app_repo: tuple[Path, dict[str, str]]) -> dict[str, Pushed]:
-    repository = f"{testbed.registry}/e2e/web"
-    return {v: bake(testbed, app_repo, repository, v) for v in VERSIONS}
 
 
 def _stop_registry() -> None:
@@ -147,7 +115,7 @@ def test_tag_not_found_waits_then_deploys_when_pushed(
     assert container_images(testbed, namespace, "web") == original
     assert events(testbed, namespace, "TagNotFound")
 
-    pushed = bake(testbed, app_repo, repository, "v2.0.0")
+    pushed = bake(app_repo, repository, "v2.0.0")
     wait_ready(testbed, namespace, "web", "v2.0.0", timeout=60)
     assert container_images(testbed, namespace, "web") == {"web": pushed.pinned}
 
@@ -169,7 +137,7 @@ def test_private_registry_through_image_pull_secret(
 ) -> None:
     repository = f"{testbed.registry_auth}/e2e/private"
     auth = {"username": testbed.registry_auth_user, "password": testbed.registry_auth_password}
-    pushed = bake(testbed, app_repo, repository, "v1.0.0", auth=auth)
+    pushed = bake(app_repo, repository, "v1.0.0", auth=auth)
     for name, password in [("regcred", testbed.registry_auth_password), ("wrongcred", "not-the-password")]:
         secret = _docker_secret(name, testbed.registry_auth, testbed.registry_auth_user, password)
         secret["metadata"] = {"name": name, "namespace": namespace}
@@ -206,7 +174,7 @@ def test_provenance_required_with_mismatching_label_stalls(
 ) -> None:
     repository = f"{testbed.registry}/e2e/provenance"
     # Built from v1.0.0's sources with its label, but pushed under another tag.
-    bake(testbed, app_repo, repository, "v1.0.0", tag="v1.0.1")
+    bake(app_repo, repository, "v1.0.0", tag="v1.0.1")
     original = {"web": f"{repository}:v0"}
     apply(testbed, deployment_manifest(namespace, "web", original))
     apply(
@@ -336,14 +304,14 @@ def test_a_moved_tag_is_reported_and_never_deployed(
     testbed: Testbed, operator: Operator, namespace: str, app_repo: tuple[Path, dict[str, str]]
 ) -> None:
     repository = f"{testbed.registry}/e2e/moved-{namespace}"
-    original = bake(testbed, app_repo, repository, "v1.0.0")
-    upgrade = bake(testbed, app_repo, repository, "v1.1.0")
+    original = bake(app_repo, repository, "v1.0.0")
+    upgrade = bake(app_repo, repository, "v1.1.0")
     apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}))
     apply(testbed, release_manifest(namespace, "web", repository, "v1.0.0", [{"kind": "Deployment", "name": "web"}]))
     wait_ready(testbed, namespace, "web", "v1.0.0")
 
     # Someone pushes other content under the released tag (built from v2.0.0's sources, labelled v1.0.0).
-    moved = bake(testbed, app_repo, repository, "v2.0.0", tag="v1.0.0", label_version="v1.0.0")
+    moved = bake(app_repo, repository, "v2.0.0", tag="v1.0.0", label_version="v1.0.0")
     assert moved.digest != original.digest
     # The operator re-checks recorded tags on its resync (30 s in these tests) and warns without acting.
     warning = wait_until(lambda: events(testbed, namespace, "TagMoved"), timeout=60, interval=1, what="TagMoved")

@@ -17,6 +17,8 @@ def run_operator() -> None:
     )
     # kopf reports every handled watch event at INFO; our own log says what matters.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # httpx reports every registry request at INFO; failures reach our log through the reconciler.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     import apprelease.handlers  # noqa: F401  (registers the handlers with kopf)
 
     kopf.run(

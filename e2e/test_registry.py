@@ -1,0 +1,108 @@
+"""The registry client against the real distribution registry: multi-arch indexes and authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from apprelease.reference import parse
+from apprelease.registry import Credential, RegistryClient, RegistrySettings, Unauthorized
+from e2e.images import bake, skopeo_digest
+from e2e.releases import apply, container_images, deployment_manifest, release_manifest, wait_ready
+from e2e.support import Operator, Testbed
+
+MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def _manifest(testbed: Testbed, path: str, tag: str) -> bytes:
+    reply = httpx.get(f"http://{testbed.registry}/v2/{path}/manifests/{tag}", headers={"Accept": DOCKER_MANIFEST})
+    reply.raise_for_status()
+    return reply.content
+
+
+@pytest.fixture
+def multi_arch(testbed: Testbed, app_repo: tuple[Path, dict[str, str]], namespace: str) -> tuple[str, str, str]:
+    """A manifest list at tag v5.0.0 whose linux/amd64 child is the v1.1.0 build (arm64 listed first)."""
+    path = f"e2e/multi-{namespace}"
+    repository = f"{testbed.registry}/{path}"
+    bake(app_repo, repository, "v1.0.0", tag="arm64-src", label_version="v5.0.0-arm64")
+    amd64 = bake(app_repo, repository, "v1.1.0", tag="amd64-src", label_version="v5.0.0")
+    children = []
+    for tag, arch in (("arm64-src", "arm64"), ("amd64-src", "amd64")):
+        body = _manifest(testbed, path, tag)
+        children.append(
+            {
+                "mediaType": DOCKER_MANIFEST,
+                "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                "size": len(body),
+                "platform": {"architecture": arch, "os": "linux"},
+            }
+        )
+    index = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": children}).encode()
+    put = httpx.put(
+        f"http://{testbed.registry}/v2/{path}/manifests/v5.0.0", content=index, headers={"Content-Type": MANIFEST_LIST}
+    )
+    assert put.status_code == 201, put.text
+    return repository, "sha256:" + hashlib.sha256(index).hexdigest(), amd64.digest
+
+
+def test_a_multi_arch_image_resolves_to_its_index_digest(testbed: Testbed, multi_arch: tuple[str, str, str]) -> None:
+    repository, index_digest, _ = multi_arch
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{repository}:v5.0.0"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == index_digest
+    with RegistryClient(RegistrySettings(insecure_registries=[testbed.registry])) as registry:
+        resolved = registry.resolve(parse(f"{repository}:v5.0.0"), use_cache=False)
+        assert resolved.digest == index_digest
+        assert resolved.media_type == MANIFEST_LIST
+        labels = registry.labels(parse(f"{repository}@{index_digest}"))
+    assert labels["org.opencontainers.image.version"] == "v5.0.0"  # the linux/amd64 child's, not the first's
+
+
+def test_operator_pins_the_index_digest_with_provenance_from_the_amd64_child(
+    testbed: Testbed, operator: Operator, namespace: str, multi_arch: tuple[str, str, str]
+) -> None:
+    repository, index_digest, _ = multi_arch
+    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}))
+    apply(
+        testbed,
+        release_manifest(
+            namespace, "web", repository, "v5.0.0", [{"kind": "Deployment", "name": "web"}], provenance="Required"
+        ),
+    )
+    release = wait_ready(testbed, namespace, "web", "v5.0.0")
+    assert release["status"]["digest"] == index_digest
+    assert container_images(testbed, namespace, "web") == {"web": f"{repository}@{index_digest}"}
+
+
+def test_basic_auth_over_tls_with_the_test_bed_ca(
+    testbed: Testbed, app_repo: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    repository = f"{testbed.registry_auth}/e2e/basic"
+    auth = {"username": testbed.registry_auth_user, "password": testbed.registry_auth_password}
+    pushed = bake(app_repo, repository, "v1.0.0", auth=auth)
+    good = Credential.model_validate(
+        {"username": testbed.registry_auth_user, "password": testbed.registry_auth_password}
+    )
+    bad = Credential.model_validate({"username": testbed.registry_auth_user, "password": "wrong"})
+    with RegistryClient(RegistrySettings(ca_bundle=testbed.registry_auth_ca)) as registry:
+        assert registry.resolve(parse(f"{repository}:v1.0.0"), good).digest == pushed.digest
+        with pytest.raises(Unauthorized) as refused:
+            registry.resolve(parse(f"{repository}:v1.0.0"), bad, use_cache=False)
+        assert "wrong" not in str(refused.value)
+        with pytest.raises(Unauthorized):
+            registry.resolve(parse(f"{repository}:v1.0.0"), None, use_cache=False)
+    creds = f"{testbed.registry_auth_user}:{testbed.registry_auth_password}"
+    cert_dir = tmp_path / "certs"  # skopeo reads every *.key there as a client certificate: only the CA
+    cert_dir.mkdir()
+    (cert_dir / "ca.crt").write_bytes(Path(testbed.registry_auth_ca).read_bytes())
+    assert skopeo_digest(f"{repository}:v1.0.0", creds=creds, cert_dir=str(cert_dir)) == pushed.digest
