@@ -735,3 +735,16 @@ def test_a_deployment_managed_by_another_apprelease_is_not_taken_over(world: Wor
     del world.cluster.appreleases[NAME]  # the first owner is deleted: the Deployment is free again
     world.reconciler.reconcile(NS, "intruder")
     assert world.cluster.images()["web"].endswith(world.registry.tags["v2"])
+
+
+def test_while_the_next_version_is_not_pushed_the_recorded_one_stays_pinned(world: World) -> None:
+    digest = world.deploy("v1")
+    world.update(version="v2")  # not pushed yet
+    world.cluster.deployments["web"]["spec"]["template"]["spec"]["containers"][0]["image"] = f"{IMAGE}:hotfix"
+    world.reset_records()
+
+    assert world.reconcile().retry
+    assert_waiting(world, Reason.TAG_NOT_FOUND)
+    assert world.cluster.images()["web"] == pinned(digest)
+    assert world.events("DriftCorrected")
+    assert world.status().revision == 1 and world.status().version == "v1"

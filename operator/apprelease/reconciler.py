@@ -133,7 +133,11 @@ class _Pass:
         if isinstance(target, decisions.ResolveFromRegistry):
             outcome = self._resolve_new_version(workloads)
             if isinstance(outcome, Problem):
-                return self._stall(outcome) if outcome.stalled else self._wait(outcome)
+                if outcome.stalled:
+                    return self._stall(outcome)
+                # The new version is not reachable yet; what was recorded last still runs and stays pinned.
+                self._correct_drift(workloads)
+                return self._wait(outcome)
         elif isinstance(target, decisions.RestoreFromHistory):
             self._restore(target)
 
@@ -252,6 +256,36 @@ class _Pass:
             f"{entry.version} ({entry.digest}, recorded in revision {entry.revision})",
         )
 
+    def _correct_drift(self, workloads: list[_Workload]) -> None:
+        """Put back hand-edited images of the recorded revision, and nothing else (no new deploy)."""
+        if not self.status.digest or not self.status.image:
+            return
+        if not reference.same_repository(self.status.image, self.spec.image):
+            return
+        for workload in workloads:
+            patch = decisions.plan_patch(
+                workload.deployment,
+                workload.containers,
+                pinned=self.status.image,
+                version=self.status.version or "",
+                revision=self.status.revision,
+                release=self.ar.name,
+            )
+            if patch is not None and patch.drifted:
+                self._apply(workload, patch, self.status.image, new_revision=False)
+
+    def _apply(self, workload: _Workload, patch: decisions.DeploymentPatch, pinned: str, new_revision: bool) -> None:
+        workload.deployment = self.o.cluster.patch_deployment(self.ar.namespace, workload.name, patch.body)
+        if patch.drifted and not new_revision:
+            message = (
+                f"Deployment {workload.name}: container(s) {', '.join(patch.drifted)} changed by hand; "
+                f"put back {pinned}"
+            )
+            self._event(WARNING, EventReason.DRIFT_CORRECTED, message)
+            self.o.cluster.post_event(
+                _deployment_ref(self.ar.namespace, workload), WARNING, EventReason.DRIFT_CORRECTED, message
+            )
+
     def _converge(self, workloads: list[_Workload], new_revision: bool) -> Result:
         assert self.status.digest is not None
         pinned = f"{self.spec.image}@{self.status.digest}"
@@ -264,18 +298,8 @@ class _Pass:
                 revision=self.status.revision,
                 release=self.ar.name,
             )
-            if patch is None:
-                continue
-            workload.deployment = self.o.cluster.patch_deployment(self.ar.namespace, workload.name, patch.body)
-            if patch.drifted and not new_revision:
-                message = (
-                    f"Deployment {workload.name}: container(s) {', '.join(patch.drifted)} changed by hand; "
-                    f"put back {pinned}"
-                )
-                self._event(WARNING, EventReason.DRIFT_CORRECTED, message)
-                self.o.cluster.post_event(
-                    _deployment_ref(self.ar.namespace, workload), WARNING, EventReason.DRIFT_CORRECTED, message
-                )
+            if patch is not None:
+                self._apply(workload, patch, pinned, new_revision)
 
         states = [decisions.rollout_state(w.deployment) for w in workloads]
         failed = [s for s in states if s.state == decisions.Rollout.FAILED]
