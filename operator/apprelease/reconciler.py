@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from apprelease import conditions as cond
-from apprelease import decisions, reference
+from apprelease import decisions, pullsecrets, reference
 from apprelease.api import (
     AppRelease,
     Outcome,
@@ -24,15 +23,8 @@ from apprelease.api import (
 )
 from apprelease.cluster import Cluster
 from apprelease.conditions import EventReason, Problem, Reason
-from apprelease.registry import (
-    Credential,
-    RegistryClient,
-    RegistryError,
-    TagNotFound,
-    Unauthorized,
-    lookup,
-    parse_docker_config,
-)
+from apprelease.registry import Credential, RegistryClient, RegistryError, TagNotFound, Unauthorized
+from apprelease.tagwatch import TagWatch
 from apprelease.validation import validate_spec
 
 log = logging.getLogger(__name__)
@@ -56,15 +48,6 @@ class _Workload:
     containers: list[str]
 
 
-@dataclass
-class _Memory:
-    """Per-process knowledge that is safe to lose on restart (it only throttles checks and events)."""
-
-    tag_checked_at: dict[tuple[str, str], float] = field(default_factory=dict)
-    tag_moved_reported: set[tuple[str, str, str]] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 def utcnow() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -84,9 +67,9 @@ class Reconciler:
         self.registry = registry
         self.resync_seconds = resync_seconds
         self.rollout_poll_seconds = rollout_poll_seconds
-        self._now = now
-        self._monotonic = monotonic
-        self._memory = _Memory()
+        self.now = now
+        # Slightly under the resync period, so that every resync of a Ready release re-checks its tag.
+        self.tag_watch = TagWatch(resync_seconds * 0.9, monotonic)
 
     # --- entry point -----------------------------------------------------------------------------------
     def reconcile(self, namespace: str, name: str) -> Result:
@@ -107,7 +90,7 @@ class _Pass:
         self.gen = ar.generation
         self.original = ar.status.to_k8s()
         self.status = ar.status.model_copy(deep=True)
-        self.now = owner._now()
+        self.now = owner.now()
 
     def run(self) -> Result:
         stalled = cond.get_condition(self.status.conditions, cond.STALLED)
@@ -173,30 +156,9 @@ class _Pass:
         return loaded
 
     def _credential(self, workloads: list[_Workload]) -> Credential | None:
-        domain = reference.parse(self.spec.image).domain
-        for secret in self._pull_secret_names(workloads):
-            raw = self.o.cluster.get_docker_config(self.ar.namespace, secret)
-            if raw is None:
-                continue
-            try:
-                found = lookup(parse_docker_config(raw), domain)
-            except ValueError as err:
-                log.warning("imagePullSecret %s/%s: %s", self.ar.namespace, secret, err)
-                continue
-            if found is not None:
-                return found
-        return None
-
-    def _pull_secret_names(self, workloads: list[_Workload]) -> list[str]:
-        if self.spec.image_pull_secrets:
-            return [ref.name for ref in self.spec.image_pull_secrets]
-        names: list[str] = []
-        for workload in workloads:
-            pod = workload.deployment.get("spec", {}).get("template", {}).get("spec", {})
-            names += [ref.get("name", "") for ref in pod.get("imagePullSecrets") or []]
-            account = pod.get("serviceAccountName") or "default"
-            names += self.o.cluster.get_service_account_pull_secrets(self.ar.namespace, account)
-        return list(dict.fromkeys(n for n in names if n))
+        namespace = self.ar.namespace
+        names = pullsecrets.secret_names(self.spec, [w.deployment for w in workloads], self.o.cluster, namespace)
+        return pullsecrets.find_credential(self.o.cluster, namespace, self.spec.image, names)
 
     def _resolve_new_version(self, workloads: list[_Workload]) -> None | Problem:
         repo = reference.parse_repository(self.spec.image)
@@ -343,12 +305,8 @@ class _Pass:
     def _check_tag_moved(self, workloads: list[_Workload]) -> None:
         """Notice (never act on) a tag that now points elsewhere than the digest we recorded for it."""
         key = (self.ar.namespace, self.ar.name)
-        moment = self.o._monotonic()
-        with self.o._memory.lock:
-            last = self.o._memory.tag_checked_at.get(key)
-            if last is not None and moment - last < self.o.resync_seconds * 0.9:
-                return
-            self.o._memory.tag_checked_at[key] = moment
+        if not self.o.tag_watch.due(key):
+            return
         assert self.status.digest is not None and self.status.version is not None
         try:
             repo = reference.parse_repository(self.spec.image)
@@ -360,11 +318,8 @@ class _Pass:
             return
         if resolved.digest == self.status.digest:
             return
-        seen = (*key, resolved.digest)
-        with self.o._memory.lock:
-            if seen in self.o._memory.tag_moved_reported:
-                return
-            self.o._memory.tag_moved_reported.add(seen)
+        if not self.o.tag_watch.first_report(key, resolved.digest):
+            return
         self._event(
             WARNING,
             EventReason.TAG_MOVED,
