@@ -79,6 +79,10 @@ def main() -> None:
         try:
             run_story(testbed, kubectl, image)
             console.print(f"\noperator memory (RSS): {operator.rss_kib() / 1024:.1f} MiB")
+            console.print(
+                f"The test bed keeps running: KUBECONFIG={testbed.kubeconfig} kubectl get ar -n {NAMESPACE}; "
+                "`make testbed-down` stops it."
+            )
         finally:
             operator.stop()
 
