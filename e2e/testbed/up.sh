@@ -31,6 +31,7 @@ need kubectl kubectl
 bin="$("$here/build.sh")"
 export PATH="$bin:$PATH"
 
+started_any=false
 alive() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
 # start NAME CMD...: runs CMD in its own session, logs to logs/NAME.log, records the pid.
@@ -38,6 +39,7 @@ start() {
   local name="$1"; shift
   if alive "$name"; then log "$name already running (pid $(cat "$run/$name.pid"))"; return 0; fi
   log "starting $name"
+  started_any=true
   setsid "$@" >>"$logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$run/$name.pid"
 }
@@ -165,6 +167,18 @@ nodes_ready() {
 }
 wait_for kwok 60 nodes_ready
 wait_for kube-controller-manager 60 kubectl get serviceaccount default -n default
+if [[ "$started_any" == true ]]; then
+  # After a (re)start, the controllers may still hold stale node state (old leases, not-ready taints) and
+  # back off; a canary rollout proves Deployment -> ReplicaSet -> scheduled -> Ready works before tests run.
+  kubectl create namespace testbed-canary >/dev/null 2>&1 || true
+  wait_for kube-controller-manager 30 kubectl get serviceaccount default -n testbed-canary
+  kubectl -n testbed-canary delete deployment canary --ignore-not-found >/dev/null
+  kubectl -n testbed-canary create deployment canary --image=testbed.invalid/canary:1 --replicas=2 >/dev/null
+  if ! kubectl -n testbed-canary rollout status deployment/canary --timeout=180s >/dev/null; then
+    die "a canary Deployment did not become available; see $logs/"
+  fi
+  kubectl -n testbed-canary delete deployment canary --wait=false >/dev/null
+fi
 
 # --- registries ----------------------------------------------------------------------------------------
 password_file="$tb/registry-auth.password"
