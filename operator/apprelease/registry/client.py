@@ -375,17 +375,7 @@ class RegistryClient:
             self._raise_for_status(head, target, subject, TagNotFound)
 
         if digest is None:
-            reply = self._request(
-                "GET",
-                url,
-                target,
-                credential,
-                accept=_MANIFEST_ACCEPT,
-                limit=self._settings.max_manifest_bytes,
-            )
-            if reply.status != 200:
-                self._raise_for_status(reply, target, subject, TagNotFound)
-            digest = self._verify(reply, None, target, f"manifest for {subject}")
+            reply, digest = self._fetch_manifest(target, ref.tag, None, credential, subject, f"manifest for {subject}")
             media_type = reply.content_type() or self._declared_media_type(reply.content)
 
         resolved = Resolved(
@@ -443,6 +433,22 @@ class RegistryClient:
         self, target: _Target, identifier: str, expected: str | None, credential: Credential | None
     ) -> tuple[dict[str, Any], str]:
         subject = f"manifest {identifier}" if expected else f"tag {identifier!r}"
+        reply, _ = self._fetch_manifest(target, identifier, expected, credential, subject, subject)
+        document = _load_json_object(reply.content, f"{subject} of {target.repository}")
+        declared = document.get("mediaType")
+        media_type = declared if isinstance(declared, str) and declared else reply.content_type()
+        return document, media_type
+
+    def _fetch_manifest(
+        self,
+        target: _Target,
+        identifier: str,
+        expected: str | None,
+        credential: Credential | None,
+        subject: str,
+        verified_as: str,
+    ) -> tuple[_Reply, str]:
+        """GET a manifest within the size limit and verify its bytes; returns the reply and its digest."""
         reply = self._request(
             "GET",
             target.url("manifests", identifier),
@@ -453,11 +459,7 @@ class RegistryClient:
         )
         if reply.status != 200:
             self._raise_for_status(reply, target, subject, TagNotFound)
-        self._verify(reply, expected, target, subject)
-        document = _load_json_object(reply.content, f"{subject} of {target.repository}")
-        declared = document.get("mediaType")
-        media_type = declared if isinstance(declared, str) and declared else reply.content_type()
-        return document, media_type
+        return reply, self._verify(reply, expected, target, verified_as)
 
     @staticmethod
     def _declared_media_type(content: bytes) -> str:
