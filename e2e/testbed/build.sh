@@ -12,7 +12,9 @@ k8s_dir="$cache_root/kubernetes-$KUBERNETES_VERSION"
 etcd_dir="$cache_root/etcd-$ETCD_VERSION"
 kwok_dir="$cache_root/kwok-$KWOK_VERSION"
 helm_dir="$cache_root/helm-$HELM_VERSION"
+containerd_dir="$cache_root/containerd-$CONTAINERD_VERSION"
 bin="$cache_root/bin-k8s$KUBERNETES_VERSION-etcd$ETCD_VERSION-kwok$KWOK_VERSION-helm$HELM_VERSION"
+bin+="-containerd$CONTAINERD_VERSION"
 
 log() { echo "[testbed-build] $*" >&2; }
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false" CGO_ENABLED=0
@@ -22,14 +24,15 @@ export GOCACHE="${APPRELEASE_GOCACHE:-$cache_root/go-build}"
 built=false
 
 build_kubernetes() {
-  [[ -f "$k8s_dir/.complete" ]] && return 0
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler $KUBERNETES_VERSION (slow when cold)"
+  [[ -f "$k8s_dir/.complete" && -x "$k8s_dir/bin/kubelet" ]] && return 0
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet $KUBERNETES_VERSION (slow when cold)"
   rm -rf "$k8s_dir" && mkdir -p "$k8s_dir/src" "$k8s_dir/bin"
   local gomod staging_version
   gomod="$(cd "$k8s_dir/src" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths; as a
   # dependency those replaces are ignored, so each staging module is replaced with its published v0.X.Y.
+  # The kubelet's pause image source (build/pause/linux/pause.c) is kept for the real node's sandbox image.
   staging_version="v0.${KUBERNETES_VERSION#v1.}"
   {
     echo "module apprelease.dev/testbed/kubernetes"
@@ -52,6 +55,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   local ver_pkg=k8s.io/component-base/version
@@ -60,7 +64,10 @@ GO
   (cd "$k8s_dir/src" && go mod tidy -e >/dev/null 2>&1 || go mod tidy \
     && go build -tags tools -ldflags "$ldflags" -o "$k8s_dir/bin/" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler)
+      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet)
+  local k8s_src
+  k8s_src="$(cd "$k8s_dir/src" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)"
+  cp "$k8s_src/build/pause/linux/pause.c" "$k8s_dir/bin/pause.c"
   touch "$k8s_dir/.complete"
   built=true
 }
@@ -114,12 +121,32 @@ if [[ ! -s "$kwok_dir/stages.yaml" ]]; then
 fi
 go_install "$helm_dir" helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm
 
+build_containerd() {
+  [[ -f "$containerd_dir/.complete" ]] && return 0
+  log "building containerd $CONTAINERD_VERSION (the real node's runtime; Debian's 1.6 is too old for the kubelet)"
+  rm -rf "$containerd_dir" && mkdir -p "$containerd_dir/src" "$containerd_dir/bin"
+  (cd "$containerd_dir/src" && go mod init apprelease.dev/testbed/containerd >/dev/null 2>&1 \
+    && go mod download -json "github.com/containerd/containerd/v2@$CONTAINERD_VERSION" >/dev/null)
+  local src
+  src="$(cd "$containerd_dir/src" && go mod download -json "github.com/containerd/containerd/v2@$CONTAINERD_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  # Built inside the module's own source (its go.mod, go.sum and replaces apply); the module cache is read-only.
+  local ver_pkg=github.com/containerd/containerd/v2/version
+  (cd "$src" && GOFLAGS="$GOFLAGS -modcacherw" go build -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X $ver_pkg.Version=$CONTAINERD_VERSION" -o "$containerd_dir/bin/" \
+    ./cmd/containerd ./cmd/containerd-shim-runc-v2 ./cmd/ctr)
+  touch "$containerd_dir/.complete"
+  built=true
+}
+build_containerd
+
 if [[ "$built" == true ]]; then
   go clean -cache
 fi
 
 mkdir -p "$bin"
-for f in "$k8s_dir"/bin/* "$etcd_dir/bin/etcd" "$kwok_dir/bin/kwok" "$kwok_dir/stages.yaml" "$helm_dir/bin/helm"; do
+for f in "$k8s_dir"/bin/* "$etcd_dir/bin/etcd" "$kwok_dir/bin/kwok" "$kwok_dir/stages.yaml" "$helm_dir/bin/helm" \
+         "$containerd_dir"/bin/*; do
   ln -sf "$f" "$bin/$(basename "$f")"
 done
 echo "$bin"
