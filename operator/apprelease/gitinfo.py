@@ -52,10 +52,14 @@ def read_git_state(path: Path) -> GitState:
 
 
 def strip_credentials(url: str | None) -> str | None:
-    """https://user:token@host/repo -> https://host/repo: a label must never carry a secret."""
+    """https://user:token@host/repo -> https://host/repo: a label must never carry a secret.
+
+    Schemes are case-insensitive (`HTTPS://` is as valid as `https://`), and the userinfo ends at the LAST
+    `@` before the path: a password may itself contain `@`. scp-like remotes (git@host:repo) carry no secret.
+    """
     if not url:
         return None
-    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url)
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1", url.strip())
 
 
 def release_version(state: GitState, override: str | None) -> str:

@@ -18,6 +18,7 @@ from apprelease import __version__, reference
 from apprelease.cli import render
 from apprelease.cli.bake import BakeError, BakePlan, build, push
 from apprelease.cli.kube import KubeError, Releases
+from apprelease.cli.text import plain, safe
 from apprelease.gitinfo import GitError, read_git_state, release_version
 from apprelease.manifest import parse_workload, release_manifest
 from apprelease.registry import RegistryClient, RegistryError, RegistrySettings, lookup, parse_docker_config
@@ -42,7 +43,7 @@ class Output(StrEnum):
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -106,20 +107,23 @@ def build_command(
         target=target,
     )
     if not quiet:
-        err.print(f"[bold]baking[/] {plan.image}:{release} from {state.short_commit} ({state.tag or 'no tag'})")
+        err.print(
+            f"[bold]baking[/] {safe(plan.image)}:{safe(release)} from {safe(state.short_commit)} "
+            f"({safe(state.tag or 'no tag')})"
+        )
     try:
-        build(plan, on_line=(lambda _line: None) if quiet else (lambda line: err.print(f"  [dim]{line}[/]")))
+        build(plan, on_line=(lambda _line: None) if quiet else (lambda line: err.print(f"  [dim]{safe(line)}[/]")))
         tags = ", ".join(f"{plan.image}:{t}" for t in plan.tags)
         if not quiet:
-            err.print(f"[green]built[/] {tags}")
+            err.print(f"[green]built[/] {safe(tags)}")
         if not do_push:
-            out.print(f"{plan.image}:{release}", highlight=False)
+            out.print(plain(f"{plan.image}:{release}"), markup=False, highlight=False)
             return
         digest = _push_with_progress(plan, quiet)
     except BakeError as problem:
         fail(str(problem))
     pinned = f"{plan.image}@{digest}"
-    out.print(pinned, highlight=False)
+    out.print(plain(pinned), markup=False, highlight=False)
     if manifest:
         release_name = name or repo.path.rsplit("/", 1)[-1]
         try:
@@ -136,7 +140,7 @@ def build_command(
         )
         manifest.write_text(yaml.safe_dump(document, sort_keys=False))
         if not quiet:
-            err.print(f"[green]wrote[/] {manifest}")
+            err.print(f"[green]wrote[/] {safe(manifest)}")
 
 
 def _push_with_progress(plan: BakePlan, quiet: bool) -> str:
@@ -147,8 +151,10 @@ def _push_with_progress(plan: BakePlan, quiet: bool) -> str:
 
         def update(layer: str, status: str, current: int, total: int) -> None:
             if layer not in tasks:
-                tasks[layer] = bar.add_task(layer, total=total or None)
-            bar.update(tasks[layer], description=f"{layer} {status}", completed=current or None, total=total or None)
+                tasks[layer] = bar.add_task(safe(layer), total=total or None)
+            bar.update(
+                tasks[layer], description=safe(f"{layer} {status}"), completed=current or None, total=total or None
+            )
             if status in ("Pushed", "Layer already exists"):
                 bar.update(
                     tasks[layer], completed=bar.tasks[tasks[layer]].total or 1, total=bar.tasks[tasks[layer]].total or 1
@@ -192,7 +198,7 @@ def resolve(
         "mediaType": resolved.media_type,
     }
     if output == Output.TABLE:
-        out.print(resolved.pinned, highlight=False)
+        out.print(plain(resolved.pinned), markup=False, highlight=False)
     else:
         _dump(data, output)
 
@@ -205,7 +211,7 @@ def _docker_credentials() -> dict[str, Any]:
     try:
         return dict(parse_docker_config(path.read_bytes()))
     except ValueError as problem:
-        err.print(f"[yellow]warning:[/] {path}: {problem}")
+        err.print(f"[yellow]warning:[/] {safe(path)}: {safe(problem)}")
         return {}
 
 
@@ -285,8 +291,11 @@ def rollback(
     except (KubeError, RollbackRefused) as problem:
         fail(str(problem))
     out.print(
-        f"{releases.namespace}/{name}: spec.version {current.spec.version} -> {entry.version} "
-        f"(revision {entry.revision}, {entry.digest})",
+        plain(
+            f"{releases.namespace}/{name}: spec.version {current.spec.version} -> {entry.version} "
+            f"(revision {entry.revision}, {entry.digest})"
+        ),
+        markup=False,
         highlight=False,
     )
 

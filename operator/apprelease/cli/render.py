@@ -6,6 +6,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from apprelease.cli.text import plain, safe
 
 _OUTCOME_STYLE = {"Succeeded": "green", "InProgress": "yellow", "Failed": "red", "Superseded": "dim"}
 
@@ -16,21 +19,28 @@ def _short(digest: str | None) -> str:
 
 def status(console: Console, release: dict[str, Any]) -> None:
     meta, spec, st = release.get("metadata", {}), release.get("spec", {}), release.get("status") or {}
-    console.print(f"[bold]{meta.get('namespace')}/{meta.get('name')}[/]  {spec.get('image')}")
-    console.print(f"  wanted   {spec.get('version')}" + ("  (suspended)" if spec.get("suspend") else ""))
+    console.print(f"[bold]{safe(meta.get('namespace'))}/{safe(meta.get('name'))}[/]  {safe(spec.get('image'))}")
+    console.print(f"  wanted   {safe(spec.get('version'))}" + ("  (suspended)" if spec.get("suspend") else ""))
     console.print(
-        f"  running  {st.get('version', '-')}  revision {st.get('revision', 0)}  {st.get('image', '')}", highlight=False
+        f"  running  {safe(st.get('version', '-'))}  revision {safe(st.get('revision', 0))}  "
+        f"{safe(st.get('image', ''))}",
+        highlight=False,
     )
     if st.get("gitCommit"):
-        console.print(f"  commit   {st['gitCommit']}", highlight=False)
+        console.print(f"  commit   {safe(st['gitCommit'])}", highlight=False)
     table = Table(box=None, pad_edge=False)
     for column in ("CONDITION", "STATUS", "REASON", "MESSAGE"):
         table.add_column(column)
     for c in st.get("conditions") or []:
-        style = "green" if (c["type"] == "Ready") == (c["status"] == "True") else "red"
-        if c["type"] != "Ready" and c["status"] == "False":
+        style = "green" if (c.get("type") == "Ready") == (c.get("status") == "True") else "red"
+        if c.get("type") != "Ready" and c.get("status") == "False":
             style = "dim"
-        table.add_row(c["type"], f"[{style}]{c['status']}[/]", c.get("reason", ""), c.get("message", ""))
+        table.add_row(
+            Text(plain(c.get("type"))),
+            Text(plain(c.get("status")), style=style),
+            Text(plain(c.get("reason", ""))),
+            Text(plain(c.get("message", ""))),
+        )
     console.print(table)
 
 
@@ -46,12 +56,12 @@ def history(console: Console, release: dict[str, Any]) -> None:
         outcome = entry.get("outcome", "")
         marker = "*" if entry.get("revision") == st.get("revision") else " "
         table.add_row(
-            f"{marker}{entry.get('revision')}",
-            entry.get("version", ""),
-            _short(entry.get("digest")),
-            (entry.get("gitCommit") or "")[:12],
-            source,
-            f"[{_OUTCOME_STYLE.get(outcome, '')}]{outcome}[/]",
-            entry.get("deployedAt", ""),
+            Text(plain(f"{marker}{entry.get('revision')}")),
+            Text(plain(entry.get("version", ""))),
+            Text(plain(_short(entry.get("digest")))),
+            Text(plain((entry.get("gitCommit") or "")[:12])),
+            Text(plain(source)),
+            Text(plain(outcome), style=_OUTCOME_STYLE.get(str(outcome), "")),
+            Text(plain(entry.get("deployedAt", ""))),
         )
     console.print(table)
