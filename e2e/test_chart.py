@@ -164,6 +164,13 @@ def test_namespaced_render_with_digest_is_accepted_by_the_api_server(
         "watchNamespaces": [namespace, other_namespace, namespace],
         "image": {"tag": "9.9.9", "digest": DIGEST},
         "insecureRegistries": [testbed.registry, "registry.local:5000"],
+        "allowedRegistries": [testbed.registry, "*.registry.example"],
+        "networkPolicy": {
+            "enabled": True,
+            "apiServerCIDR": "10.0.0.0/24",
+            "apiServerPort": 6443,
+            "egress": [{"to": [{"ipBlock": {"cidr": "10.1.0.0/24"}}], "ports": [{"port": 443, "protocol": "TCP"}]}],
+        },
         "logLevel": "DEBUG",
     }
     rendered = _template(helm, tmp_path, namespace, values)
@@ -188,7 +195,13 @@ def test_namespaced_render_with_digest_is_accepted_by_the_api_server(
     env = _env(container)
     assert env["APPRELEASE_WATCH_NAMESPACES"] == f"{namespace},{other_namespace}"
     assert env["APPRELEASE_INSECURE_REGISTRIES"] == f"{testbed.registry},registry.local:5000"
+    assert env["APPRELEASE_ALLOWED_REGISTRIES"] == f"{testbed.registry},*.registry.example"
     assert env["APPRELEASE_LOG_LEVEL"] == "DEBUG"
+    policy = _one(docs, "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["podSelector"]["matchLabels"] == _one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    egress_cidrs = [peer["ipBlock"]["cidr"] for rule in policy["egress"] for peer in rule.get("to", [])]
+    assert egress_cidrs == ["10.0.0.0/24", "10.1.0.0/24"]
 
     answered = _dry_run(testbed, rendered)
     assert sorted(o["kind"] for o in answered) == sorted(d["kind"] for d in docs)
@@ -360,7 +373,9 @@ def test_cluster_wide_install_grants_no_more_than_the_operator_needs(
                 "create deployments.apps",
                 "create pods",
                 "update appreleases.apprelease.dev",
+                "update appreleases.apprelease.dev --subresource=status",
                 "delete appreleases.apprelease.dev",
+                "patch events",
             ]:
                 assert not _can_i(kubeconfig, denied, ns), f"{denied} in {ns} should be denied"
         assert _can_i(kubeconfig, "list customresourcedefinitions.apiextensions.k8s.io")
@@ -377,12 +392,11 @@ def test_cluster_wide_install_grants_no_more_than_the_operator_needs(
 
 NAMESPACED_RULES = {
     ("apprelease.dev", "appreleases"): {"get", "list", "watch"},
-    ("apprelease.dev", "appreleases/status"): {"get", "patch", "update"},
+    ("apprelease.dev", "appreleases/status"): {"patch"},
     ("apps", "deployments"): {"get", "list", "watch", "patch"},
     ("", "secrets"): {"get"},
     ("", "serviceaccounts"): {"get"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
+    ("", "events"): {"create"},
 }
 CRD_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
 NAMESPACE_RULES = {("", "namespaces"): {"list", "watch"}}  # namespaced mode only: kopf lists them, see rbac.yaml

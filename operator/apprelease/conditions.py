@@ -23,6 +23,7 @@ class Reason:
     MUTABLE_REFERENCE = "MutableReference"
     PROVENANCE_MISMATCH = "ProvenanceMismatch"
     DIGEST_MISMATCH = "DigestMismatch"
+    REGISTRY_NOT_ALLOWED = "RegistryNotAllowed"  # spec.image is outside the operator's allowedRegistries
     # Ready=False and retried with backoff: the world may fix these.
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     UNAUTHORIZED = "Unauthorized"
@@ -48,7 +49,13 @@ class EventReason:
 
 
 STALLED_REASONS = frozenset(
-    {Reason.INVALID_SPEC, Reason.MUTABLE_REFERENCE, Reason.PROVENANCE_MISMATCH, Reason.DIGEST_MISMATCH}
+    {
+        Reason.INVALID_SPEC,
+        Reason.MUTABLE_REFERENCE,
+        Reason.PROVENANCE_MISMATCH,
+        Reason.DIGEST_MISMATCH,
+        Reason.REGISTRY_NOT_ALLOWED,
+    }
 )
 
 

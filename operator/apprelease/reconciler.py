@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apprelease import conditions as cond
-from apprelease import decisions, pullsecrets, reference
+from apprelease import decisions, pullsecrets, reference, registrypolicy
 from apprelease.api import (
     AppRelease,
     Outcome,
@@ -62,8 +62,10 @@ class Reconciler:
         rollout_poll_seconds: float = 5.0,
         now: Callable[[], str] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        allowed_registries: list[str] | None = None,
     ) -> None:
         self.cluster = cluster
+        self.allowed_registries = list(allowed_registries or [])
         self.registry = registry
         self.resync_seconds = resync_seconds
         self.rollout_poll_seconds = rollout_poll_seconds
@@ -95,9 +97,13 @@ class _Pass:
     def run(self) -> Result:
         stalled = cond.get_condition(self.status.conditions, cond.STALLED)
         if stalled and stalled.status == cond.TRUE and stalled.observed_generation == self.gen:
-            return Result()  # Stalled is final until the spec changes (a new generation)
+            # Stalled is final until the spec changes (a new generation), except a refusal by the operator's
+            # own policy: the platform team may since have allowed the registry.
+            not_allowed = stalled.reason == Reason.REGISTRY_NOT_ALLOWED
+            if not not_allowed or registrypolicy.check_registry(self.spec.image, self.o.allowed_registries):
+                return Result()
 
-        problem = validate_spec(self.spec)
+        problem = validate_spec(self.spec) or registrypolicy.check_registry(self.spec.image, self.o.allowed_registries)
         if problem:
             return self._stall(problem)
 

@@ -49,14 +49,17 @@ class Runtime:
             registry,
             resync_seconds=settings.resync_seconds,
             rollout_poll_seconds=settings.rollout_poll_seconds,
+            allowed_registries=settings.allowed_registries,
         )
         return cls(settings, reconciler)
 
     async def start(self) -> None:
         log.info(
-            "apprelease operator: %d workers, resync %ss, insecure registries %s, namespaces %s",
+            "apprelease operator: %d workers, resync %ss, allowed registries %s, insecure registries %s, "
+            "namespaces %s",
             self.settings.workers,
             self.settings.resync_seconds,
+            self.settings.allowed_registries or "any",
             self.settings.insecure_registries or "none",
             self.settings.watch_namespaces or "all",
         )

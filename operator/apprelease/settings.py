@@ -20,6 +20,10 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Registry hosts (host:port) reached over plain http. Comma-separated.",
     )
+    allowed_registries: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Registries AppReleases may name: host, host:port or *.suffix, comma-separated; empty: any.",
+    )
     ca_bundle: str | None = Field(default=None, description="PEM file of extra CAs for registries over https.")
     watch_namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Namespaces to watch, comma-separated; empty means the whole cluster."
@@ -34,7 +38,7 @@ class OperatorSettings(BaseSettings):
     health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")
     log_level: str = Field(default="INFO")
 
-    @field_validator("insecure_registries", "watch_namespaces", mode="before")
+    @field_validator("insecure_registries", "allowed_registries", "watch_namespaces", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -86,10 +86,11 @@ handlers.py) or by kopf for the watches those handlers declare; nothing else is 
 - apiGroups: ["apprelease.dev"]
   resources: ["appreleases"]
   verbs: ["get", "list", "watch"]
-# Status: the reconciler writes status (conditions, digest, history) with a merge patch on /status.
+# Status: the reconciler writes status (conditions, digest, history) with a merge patch on /status; it
+# reads status through the main resource, and never replaces it whole (no get/update here).
 - apiGroups: ["apprelease.dev"]
   resources: ["appreleases/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 # Deployments: kopf lists and watches them (handlers.on_deployment_event) to notice rollouts and drift;
 # the reconciler reads them and pins container images with a strategic merge patch. No create/delete.
 - apiGroups: ["apps"]
@@ -104,13 +105,11 @@ handlers.py) or by kopf for the watches those handlers declare; nothing else is 
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get"]
-# Events: the operator posts its own events (Released, DriftCorrected, TagNotFound, ...) on AppReleases.
+# Events: the operator creates its own core/v1 events (Deployed, DriftCorrected, TagNotFound, ...); each is a
+# new object (kopf's own event posting is off), so neither patch nor the events.k8s.io group is needed.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/*
