@@ -35,6 +35,11 @@ def sha(content: bytes) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
+def commit_of(tag: str) -> str:
+    """The git commit `apprelease build` would label a release with (a 40-hex SHA-1)."""
+    return hashlib.sha1(tag.encode()).hexdigest()
+
+
 def basic(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -201,7 +206,7 @@ class FakeRegistry:
         """Push as `apprelease build` bakes it: version and revision labels."""
         return self.push(
             tag,
-            {"org.opencontainers.image.version": tag, "org.opencontainers.image.revision": f"commit-{tag}", **labels},
+            {"org.opencontainers.image.version": tag, "org.opencontainers.image.revision": commit_of(tag), **labels},
         )
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -330,7 +335,7 @@ def test_first_release_records_revision_then_succeeds_when_rolled_out(world: Wor
 
     assert world.reconcile() == Result(requeue_after=POLL)
     status = world.status()
-    assert (status.revision, status.version, status.digest, status.git_commit) == (1, "v1", digest, "commit-v1")
+    assert (status.revision, status.version, status.digest, status.git_commit) == (1, "v1", digest, commit_of("v1"))
     assert status.image == pinned(digest)
     [entry] = status.history
     assert (entry.revision, entry.source, entry.outcome) == (1, Source.REGISTRY, Outcome.IN_PROGRESS)
@@ -396,7 +401,7 @@ def test_rollback_uses_the_recorded_digest_without_the_registry(world: World) ->
     assert world.registry.requests == []
     status = world.status()
     head = status.history[0]
-    assert (status.revision, status.version, status.digest, status.git_commit) == (3, "v1", d1, "commit-v1")
+    assert (status.revision, status.version, status.digest, status.git_commit) == (3, "v1", d1, commit_of("v1"))
     assert (head.revision, head.source, head.restored_from, head.digest) == (3, Source.HISTORY, 1, d1)
     assert [e.revision for e in status.history] == [3, 2, 1]
     assert world.cluster.images()["web"] == pinned(d1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apprelease.api import Condition
+from apprelease.limits import MAX_MESSAGE, truncate
 
 READY = "Ready"
 RECONCILING = "Reconciling"
@@ -46,6 +47,7 @@ class EventReason:
     DEPLOYED = "Deployed"
     DRIFT_CORRECTED = "DriftCorrected"
     TAG_MOVED = "TagMoved"
+    LABEL_REJECTED = "LabelRejected"  # an image label is not what it claims to be; it is not copied
 
 
 STALLED_REASONS = frozenset(
@@ -87,7 +89,7 @@ def set_condition(
         type=type_,
         status=status,
         reason=reason,
-        message=message,
+        message=truncate(message, MAX_MESSAGE),
         observedGeneration=generation,
         lastTransitionTime=transition,
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from apprelease import reference
+from apprelease import limits, reference
 from apprelease.api import (
     ANNOTATION_CHANGE_CAUSE,
     ANNOTATION_RELEASE,
@@ -110,7 +110,8 @@ def check_provenance(mode: str, version: str, labels: dict[str, str]) -> Problem
     if label != version:
         return Problem(
             Reason.PROVENANCE_MISMATCH,
-            f"the image tagged {version} was built from version {label!r} ({LABEL_VERSION}); nothing was deployed",
+            f"the image tagged {version} was built from version {limits.quoted(label)} ({LABEL_VERSION}); "
+            "nothing was deployed",
         )
     return None
 

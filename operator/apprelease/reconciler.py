@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apprelease import conditions as cond
-from apprelease import decisions, pullsecrets, reference, registrypolicy
+from apprelease import decisions, limits, pullsecrets, reference, registrypolicy
 from apprelease.api import (
     AppRelease,
     Outcome,
@@ -186,12 +186,21 @@ class _Pass:
         provenance = decisions.check_provenance(self.spec.provenance, self.spec.version, labels)
         if provenance:
             return provenance
+        revision_label = labels.get(decisions.LABEL_REVISION)
+        git_commit = limits.git_commit(revision_label)
+        if revision_label is not None and git_commit is None:
+            self._event(
+                WARNING,
+                EventReason.LABEL_REJECTED,
+                f"{decisions.LABEL_REVISION} of {resolved.digest} is {limits.quoted(revision_label)}, "
+                "not a git commit (7-64 hex characters); gitCommit stays empty",
+            )
         self.status = decisions.record_revision(
             self.status,
             image=self.spec.image,
             version=self.spec.version,
             digest=resolved.digest,
-            git_commit=labels.get(decisions.LABEL_REVISION),
+            git_commit=git_commit,
             source=Source.REGISTRY,
             restored_from=None,
             now=self.now,

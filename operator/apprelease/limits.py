@@ -1,0 +1,49 @@
+"""Bounds on everything the operator writes into status, events and messages.
+
+Values copied from images (labels), registries (error text) or tenants end up in an object etcd must store
+(1.5 MiB at most) and users must read. Every such value passes through here, so that the worst-case status is
+a known, small number (tests/test_limits.py computes it) instead of whatever a hostile image carries.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_MESSAGE = 1024  # condition messages and event messages
+MAX_QUOTED = 80  # a foreign value (label, tag, header) quoted inside a message
+MAX_FAILURE = 512  # a rollout failure kept in a history entry
+MAX_HISTORY = 100  # spec.historyLimit's maximum (CRD and validation)
+MAX_IMAGE = 255  # spec.image's maximum length (CRD)
+MAX_VERSION = 128  # an image tag
+MAX_DIGEST = len("sha512:") + 128
+MAX_TIMESTAMP = len("2006-01-02T15:04:05Z")
+MAX_RETRY_TOKEN = 64  # the apprelease.dev/retry annotation value recorded in status
+
+_GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ELLIPSIS = "…"
+
+
+def truncate(text: str, limit: int) -> str:
+    """The text, cut to at most `limit` characters (an ellipsis marks the cut)."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(_ELLIPSIS), 0)] + _ELLIPSIS
+
+
+def quoted(value: object, limit: int = MAX_QUOTED) -> str:
+    """A foreign value for a message: control characters made visible, bounded, in quotes."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return f"'{truncate(text, limit)}'"
+
+
+def git_commit(value: str | None) -> str | None:
+    """The org.opencontainers.image.revision label as a git commit, or None when it is not one.
+
+    A commit is 7 to 64 hexadecimal characters (SHA-1 abbreviations up to SHA-256); anything else (a branch
+    name, a 2 MiB string) is not copied into status.
+    """
+    if value is None:
+        return None
+    candidate = value.strip().lower()
+    return candidate if _GIT_COMMIT.match(candidate) else None

@@ -1,0 +1,147 @@
+"""Status is bounded by construction: the worst case at every maximum stays far below etcd's object limit."""
+
+from __future__ import annotations
+
+import enum
+import json
+import typing
+from typing import Any
+
+import httpx
+import pytest
+
+from apprelease import limits
+from apprelease.api import AppReleaseStatus, Condition, HistoryEntry
+from apprelease.conditions import READY, RECONCILING, STALLED, Reason, set_condition
+from apprelease.reconciler import Reconciler, Result
+from apprelease.registry import RegistryClient, RegistrySettings
+from tests.test_reconciler import Clock, FakeCluster, FakeRegistry, World, assert_stalled, deployment
+
+WORST_CASE_BUDGET = 256 * 1024  # DESIGN.md: the worst-case status stays under 256 KiB
+
+# The longest value each string field can hold. A new field without an entry here fails the test below: give it
+# a bound in apprelease.limits first, then list it.
+STRING_BOUNDS: dict[str, int] = {
+    "image": limits.MAX_IMAGE + 1 + limits.MAX_DIGEST,  # status.image is repository@digest
+    "version": limits.MAX_VERSION,
+    "digest": limits.MAX_DIGEST,
+    "short_digest": 12,
+    "git_commit": 64,
+    "deployed_at": limits.MAX_TIMESTAMP,
+    "failure": limits.MAX_FAILURE,
+    "last_handled_retry": limits.MAX_RETRY_TOKEN,
+    "source": len("Registry"),
+    "outcome": len("InProgress"),
+    "cause": len("AutoRollback"),
+}
+
+
+def _enum(annotation: Any) -> type[enum.Enum] | None:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, enum.Enum):
+            return candidate
+    return None
+
+
+def _fill(model: type[Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name in overrides:
+            values[field.alias or name] = overrides[name]
+            continue
+        annotation = str(field.annotation)
+        kind = _enum(field.annotation)
+        if kind is not None:
+            values[field.alias or name] = max((m.value for m in kind), key=lambda v: len(str(v)))
+        elif "str" in annotation:
+            assert name in STRING_BOUNDS, f"{model.__name__}.{name} has no known bound: add one to apprelease.limits"
+            values[field.alias or name] = "x" * STRING_BOUNDS[name]
+        elif "int" in annotation:
+            values[field.alias or name] = 2**62
+    return values
+
+
+def _raw(model: type[Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    return _fill(model, overrides)
+
+
+def test_worst_case_status_is_under_budget() -> None:
+    entry = _raw(HistoryEntry, {"image": "x" * limits.MAX_IMAGE})
+    conditions = [
+        {
+            "type": t,
+            "status": "False",
+            "reason": "x" * 32,
+            "message": "m" * limits.MAX_MESSAGE,
+            "observedGeneration": 2**62,
+            "lastTransitionTime": "x" * limits.MAX_TIMESTAMP,
+        }
+        for t in (READY, RECONCILING, STALLED)
+    ]
+    status = _raw(AppReleaseStatus, {"history": [entry] * limits.MAX_HISTORY, "conditions": conditions})
+    size = len(json.dumps({"status": status}).encode())
+    assert size < WORST_CASE_BUDGET, f"worst-case status is {size} bytes"
+    # The model accepts it: these are the fields the operator really writes.
+    assert len(AppReleaseStatus.model_validate(status).history) == limits.MAX_HISTORY
+
+
+def test_condition_messages_are_capped() -> None:
+    conditions: list[Condition] = set_condition([], READY, "False", "R", "y" * 10_000_000, 1, "now")
+    assert len(conditions[0].message) == limits.MAX_MESSAGE
+    assert conditions[0].message.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("label", "commit"),
+    [
+        ("0f3c2e1", "0f3c2e1"),
+        ("0F3C2E1A9B7D", "0f3c2e1a9b7d"),
+        ("a" * 40, "a" * 40),
+        ("a" * 64, "a" * 64),
+        ("a" * 65, None),
+        ("abc123", None),
+        ("main", None),
+        ("0f3c2e1\n", "0f3c2e1"),
+        ("0f3c2e1; rm", None),
+        ("a" * 2_000_000, None),
+        (None, None),
+    ],
+)
+def test_git_commit_label_is_validated(label: str | None, commit: str | None) -> None:
+    assert limits.git_commit(label) == commit
+
+
+def test_quoted_values_are_bounded_and_inert() -> None:
+    text = limits.quoted("\x1b[2J" + "z" * 10_000)
+    assert len(text) == limits.MAX_QUOTED + 2 and "\x1b" not in text and text.startswith("'\\x1b[2J")
+
+
+@pytest.fixture
+def world() -> World:
+    cluster, registry, clock = FakeCluster(deployments={"web": deployment("web")}), FakeRegistry(), Clock()
+    client = RegistryClient(RegistrySettings(max_attempts=1), transport=httpx.MockTransport(registry))
+    return World(cluster, registry, Reconciler(cluster, client, monotonic=clock), clock)
+
+
+def test_huge_revision_label_is_dropped_with_a_warning(world: World) -> None:
+    digest = world.registry.push(
+        "v1", {"org.opencontainers.image.version": "v1", "org.opencontainers.image.revision": "r" * 2_000_000}
+    )
+    world.create("v1")
+    world.reconcile()
+    world.cluster.roll_out()
+    world.reconcile()
+    status = world.status()
+    assert status.digest == digest and status.git_commit is None
+    assert all(e.git_commit is None for e in status.history)
+    warnings = world.events("LabelRejected")
+    assert len(warnings) == 1 and warnings[0].type == "Warning" and len(warnings[0].message) < 400
+    assert len(json.dumps(world.raw_status())) < 8 * 1024
+
+
+def test_huge_version_label_mismatch_message_is_bounded(world: World) -> None:
+    world.registry.push("v1", {"org.opencontainers.image.version": "v" * 2_000_000})
+    world.create("v1")
+    assert world.reconcile() == Result()
+    assert_stalled(world, Reason.PROVENANCE_MISMATCH)
+    assert len(json.dumps(world.raw_status())) < 8 * 1024
