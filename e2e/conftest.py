@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
+from apprelease.kubeclient import connect
 from e2e.images import Pushed, bake, make_app_repo
 from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
 
@@ -36,9 +37,7 @@ def testbed() -> Testbed:
 
 @pytest.fixture(scope="session")
 def api(testbed: Testbed) -> client.ApiClient:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=testbed.kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration)
+    return connect(testbed.kubeconfig).api_client
 
 
 @pytest.fixture

@@ -150,6 +150,7 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
         "APPRELEASE_HEALTH_PORT": "8080",
         "APPRELEASE_LOG_LEVEL": "INFO",
         "APPRELEASE_WATCH_NAMESPACES": "",
+        "APPRELEASE_ALLOWED_REGISTRIES": "",
         "APPRELEASE_INSECURE_REGISTRIES": "",
     }
 
@@ -422,7 +423,8 @@ def _service_account_kubeconfig(
     """A kubeconfig with only a TokenRequest token for the chart's ServiceAccount (server + CA of the test bed)."""
     core = client.CoreV1Api(api)
     request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
-    token = core.create_namespaced_service_account_token(service_account, namespace, request).status.token
+    answer: Any = core.create_namespaced_service_account_token(service_account, namespace, request)
+    token = answer.status.token
     assert token
     server = testbed.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
     ca = testbed.kubectl(

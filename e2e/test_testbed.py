@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
@@ -33,15 +34,15 @@ def test_deployment_gets_scheduled_pods_that_become_ready(
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
 
     def available() -> bool:
-        d = apps.read_namespaced_deployment("smoke", namespace)
+        d: Any = apps.read_namespaced_deployment("smoke", namespace)
         return any(c.type == "Available" and c.status == "True" for c in d.status.conditions or [])
 
     wait_until(available, timeout=60, what="Deployment smoke Available")
-    replica_sets = apps.list_namespaced_replica_set(namespace).items
+    replica_sets: list[Any] = apps.list_namespaced_replica_set(namespace).items
     assert len(replica_sets) == 1 and replica_sets[0].status.ready_replicas == 2
-    pods = core.list_namespaced_pod(namespace).items
+    pods: list[Any] = core.list_namespaced_pod(namespace).items
     assert len(pods) == 2
-    nodes = {n.metadata.name for n in core.list_node().items}
+    nodes = {n.metadata.name for n in core.list_node().items if n.metadata}
     for pod in pods:
         assert pod.spec.node_name in nodes and pod.spec.node_name.startswith("kwok-node-")
         assert pod.status.phase == "Running"
@@ -73,9 +74,10 @@ def test_rbac_is_enforced_for_service_account_tokens(testbed: Testbed, namespace
     core.create_namespaced_service_account(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
     )
-    token = core.create_namespaced_service_account_token(
+    answer: Any = core.create_namespaced_service_account_token(
         "reader", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
-    ).status.token
+    )
+    token = answer.status.token
     assert token
 
     # A kubeconfig with the token alone: the admin one carries a client certificate that would win.

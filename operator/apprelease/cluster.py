@@ -18,6 +18,8 @@ from apprelease.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
 log = logging.getLogger(__name__)
 
 COMPONENT = "apprelease-operator"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 class Cluster(Protocol):
@@ -31,64 +33,84 @@ class Cluster(Protocol):
 
 
 class KubernetesCluster:
-    """Cluster on the official `kubernetes` client; one ApiClient shared by all worker threads."""
+    """Cluster on the generated `kubernetes` client; one ApiClient shared by all worker threads.
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    Every call carries a timeout: a hung API server connection must not hold a worker forever.
+    """
+
+    def __init__(self, api_client: client.ApiClient, *, timeout_seconds: float = 30.0) -> None:
         self._custom = client.CustomObjectsApi(api_client)
         self._apps = client.AppsV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._api = api_client
+        self._timeout = timeout_seconds
 
     def get_apprelease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj: dict[str, Any] = self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-            return obj
+            obj = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self._timeout
+            )
         except ApiException as err:
             if err.status == 404:
                 return None
             raise
+        return obj if isinstance(obj, dict) else None
 
     def patch_apprelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         # A merge patch replaces lists whole, so history and conditions are written as one consistent unit.
-        self._custom.api_client.call_api(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status",
-            "PATCH",
-            query_params=[("fieldManager", FIELD_MANAGER)],
-            header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
-            body={"status": status},
-            response_type="object",
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
+        self._custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": status},
+            field_manager=FIELD_MANAGER,
+            _content_type=MERGE_PATCH,
+            _request_timeout=self._timeout,
+        )
+
+    def patch_apprelease_spec(self, namespace: str, name: str, spec: dict[str, Any], field_manager: str) -> None:
+        self._custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"spec": spec},
+            field_manager=field_manager,
+            _content_type=MERGE_PATCH,
+            _request_timeout=self._timeout,
         )
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            response = self._apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+            deployment = self._apps.read_namespaced_deployment(name, namespace, _request_timeout=self._timeout)
         except ApiException as err:
             if err.status == 404:
                 return None
             raise
-        return _json(response)
+        return self._plain(deployment)
 
     def patch_deployment(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self._api.call_api(
-            f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
-            "PATCH",
-            query_params=[("fieldManager", FIELD_MANAGER)],
-            header_params={
-                "Content-Type": "application/strategic-merge-patch+json",
-                "Accept": "application/json",
-            },
-            body=body,
-            response_type="object",
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
+        deployment = self._apps.patch_namespaced_deployment(
+            name,
+            namespace,
+            body,
+            field_manager=FIELD_MANAGER,
+            _content_type=STRATEGIC_MERGE_PATCH,
+            _request_timeout=self._timeout,
         )
-        return dict(response) if isinstance(response, dict) else {}
+        return self._plain(deployment)
+
+    def _plain(self, model: object) -> dict[str, Any]:
+        """The object as the API server's JSON (camelCase keys): decisions read plain Kubernetes objects."""
+        data = self._api.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
+        return data if isinstance(data, dict) else {}
 
     def get_docker_config(self, namespace: str, secret: str) -> bytes | None:
         try:
-            obj = self._core.read_namespaced_secret(secret, namespace)
+            obj = self._core.read_namespaced_secret(secret, namespace, _request_timeout=self._timeout)
         except ApiException as err:
             if err.status in (403, 404):
                 log.warning("imagePullSecret %s/%s cannot be read (HTTP %s)", namespace, secret, err.status)
@@ -103,7 +125,7 @@ class KubernetesCluster:
 
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]:
         try:
-            sa = self._core.read_namespaced_service_account(name, namespace)
+            sa = self._core.read_namespaced_service_account(name, namespace, _request_timeout=self._timeout)
         except ApiException as err:
             if err.status in (403, 404):
                 return []
@@ -134,14 +156,7 @@ class KubernetesCluster:
             action=reason,
         )
         try:
-            self._core.create_namespaced_event(involved["namespace"], event)
+            self._core.create_namespaced_event(involved["namespace"], event, _request_timeout=self._timeout)
         except ApiException as err:
             # An event is a courtesy; failing to post one must not fail the reconcile.
             log.warning("could not post event %s on %s: HTTP %s", reason, involved["name"], err.status)
-
-
-def _json(response: Any) -> dict[str, Any]:
-    import json
-
-    data: dict[str, Any] = json.loads(response.data)
-    return data

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from kubernetes import client, config
-
 from apprelease.cluster import KubernetesCluster
+from apprelease.kubeclient import connect
 from apprelease.reconciler import Reconciler
 from apprelease.registry import RegistryClient
 from apprelease.settings import OperatorSettings
@@ -16,16 +15,6 @@ from apprelease.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
-
-
-def kubernetes_api_client() -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the current KUBECONFIG."""
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)
-    return client.ApiClient(configuration)
 
 
 class Runtime:
@@ -43,7 +32,9 @@ class Runtime:
     def from_environment(cls) -> Runtime:
         settings = OperatorSettings()
         registry = RegistryClient(settings.registry())
-        cluster = KubernetesCluster(kubernetes_api_client())
+        cluster = KubernetesCluster(
+            connect(prefer_in_cluster=True).api_client, timeout_seconds=settings.kube_timeout_seconds
+        )
         reconciler = Reconciler(
             cluster,
             registry,

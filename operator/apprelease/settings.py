@@ -33,6 +33,7 @@ class OperatorSettings(BaseSettings):
     retry_base_seconds: float = Field(default=2.0, gt=0, description="First retry delay after a transient error.")
     retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
     registry_timeout_seconds: float = Field(default=10.0, gt=0)
+    kube_timeout_seconds: float = Field(default=30.0, gt=0, description="Deadline of each Kubernetes API call.")
     registry_cache_seconds: float = Field(default=60.0, ge=0)
     workers: int = Field(default=4, ge=1, le=64, description="AppReleases reconciled in parallel.")
     health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")

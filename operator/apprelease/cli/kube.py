@@ -1,13 +1,16 @@
-"""Reading and patching AppReleases for the CLI, with the user's kubeconfig."""
+"""Reading and patching AppReleases for the CLI, with the user's kubeconfig, through the operator's adapter."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from apprelease.api import GROUP, PLURAL, VERSION, AppRelease
+from apprelease.api import AppRelease
+from apprelease.cluster import KubernetesCluster
+from apprelease.kubeclient import KubeConfigError, connect
+
+CLI_FIELD_MANAGER = "apprelease-cli"
 
 
 class KubeError(RuntimeError):
@@ -16,34 +19,30 @@ class KubeError(RuntimeError):
 
 class Releases:
     def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
-        configuration = client.Configuration()
         try:
-            config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-            contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
-            chosen = next((c for c in contexts if c["name"] == context), active) if context else active
-            default_ns = (chosen or {}).get("context", {}).get("namespace") or "default"
-        except (config.ConfigException, FileNotFoundError):
-            try:
-                config.load_incluster_config(client_configuration=configuration)
-            except config.ConfigException as err:
-                raise KubeError("no kubeconfig found: set KUBECONFIG or pass --kubeconfig") from err
-            default_ns = "default"
-        self.namespace = namespace or default_ns
-        self._api = client.CustomObjectsApi(client.ApiClient(configuration))
+            connection = connect(kubeconfig, context)
+        except KubeConfigError as err:
+            raise KubeError(str(err)) from err
+        self.namespace = namespace or connection.namespace
+        self.api_client = connection.api_client
+        self._cluster = KubernetesCluster(connection.api_client)
 
     def get(self, name: str) -> AppRelease:
         return AppRelease.from_k8s(self.get_raw(name))
 
     def get_raw(self, name: str) -> dict[str, Any]:
+        what = f"AppRelease {self.namespace}/{name}"
         try:
-            obj: dict[str, Any] = self._api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+            obj = self._cluster.get_apprelease(self.namespace, name)
         except ApiException as err:
-            raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
+            raise KubeError(_message(err, what)) from err
+        if obj is None:
+            raise KubeError(f"{what} not found")
         return obj
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         try:
-            self._api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})
+            self._cluster.patch_apprelease_spec(self.namespace, name, spec, CLI_FIELD_MANAGER)
         except ApiException as err:
             raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
 
