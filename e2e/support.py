@@ -89,6 +89,8 @@ class Testbed:
             KUBECONFIG=self.kubeconfig,
             DOCKER_HOST=self.docker_host,
             APPRELEASE_INSECURE_REGISTRIES=self.registry,
+            # The e2e operator runs as a multi-tenant cluster should: only the test bed's registries.
+            APPRELEASE_ALLOWED_REGISTRIES=f"{self.registry},{self.registry_auth}",
             APPRELEASE_CA_BUNDLE=self.registry_auth_ca,
             APPRELEASE_RESYNC_SECONDS="30",
             APPRELEASE_ROLLOUT_POLL_SECONDS="1",
