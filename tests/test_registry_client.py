@@ -209,7 +209,7 @@ def test_manifest_size_limit_by_content_length() -> None:
             return httpx.Response(200)
         return httpx.Response(200, content=b"x" * 101)
 
-    with pytest.raises(RegistryUnavailable, match="larger than the 100-byte limit"):
+    with pytest.raises(RegistryUnavailable, match="unreachable or not a registry"):
         harness(handler, max_manifest_bytes=100).client.resolve(REF)
 
 
@@ -225,7 +225,7 @@ def test_manifest_size_limit_by_streamed_size() -> None:
         assert "content-length" not in response.headers
         return response
 
-    with pytest.raises(RegistryUnavailable, match="larger than"):
+    with pytest.raises(RegistryUnavailable, match="unreachable or not a registry"):
         harness(handler, max_manifest_bytes=100).client.resolve(REF)
 
 
@@ -255,10 +255,10 @@ def bearer_registry(
     realm: str, token_calls: list[httpx.Request], *, expires_in: int | None = 300, require: str | None = None
 ) -> Handler:
     """Registry accepting only `Bearer TOKEN`; its token service hands that out (checking `require`)."""
-    realm_host = httpx.URL(realm).host
+    realm_netloc = httpx.URL(realm).netloc
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == realm_host:
+        if request.url.netloc == realm_netloc:
             token_calls.append(request)
             if require is not None and request.headers.get("Authorization") != require:
                 return httpx.Response(401)
@@ -366,11 +366,24 @@ def test_non_https_realm_is_refused() -> None:
 @pytest.mark.parametrize(
     "realm", ["http://127.0.0.1:5001/token", "http://localhost:5001/auth", "http://[::1]:5001/token"]
 )
-def test_loopback_http_realm_is_accepted(realm: str) -> None:
+def test_loopback_http_realm_is_accepted_for_a_loopback_registry_only(realm: str) -> None:
     token_calls: list[httpx.Request] = []
     h = harness(bearer_registry(realm, token_calls))
-    assert h.client.resolve(REF, CREDENTIAL).digest == INDEX_DIGEST
+    assert h.client.resolve(parse("127.0.0.1:5443/shop/web:v1"), CREDENTIAL).digest == INDEX_DIGEST
     assert len(token_calls) == 1
+    # A registry elsewhere must not make the operator call (and send credentials to) its own loopback.
+    with pytest.raises(RegistryUnavailable, match="token realm must use https"):
+        h.client.resolve(REF, CREDENTIAL)
+    assert len(token_calls) == 1
+
+
+@pytest.mark.parametrize("realm", ["https://169.254.169.254/token", "https://[fe80::1]/token", "https://0.0.0.0/t"])
+def test_link_local_and_unspecified_realms_are_refused(realm: str) -> None:
+    token_calls: list[httpx.Request] = []
+    h = harness(bearer_registry(realm, token_calls))
+    with pytest.raises(RegistryUnavailable, match="token realm must use https"):
+        h.client.resolve(parse("127.0.0.1:5443/shop/web:v1"), CREDENTIAL)
+    assert token_calls == []
 
 
 def test_unauthorized_after_auth_never_reveals_secrets(caplog: pytest.LogCaptureFixture) -> None:
@@ -447,10 +460,18 @@ def test_429_honours_retry_after_capped() -> None:
             manifest_head(INDEX_DIGEST),
         ]
     )
-    h = harness(lambda request: next(responses), max_attempts=3, max_retry_after_seconds=30)
+    h = harness(lambda request: next(responses), max_attempts=3, max_retry_after_seconds=30, timeout_seconds=60)
     assert h.client.resolve(REF).digest == INDEX_DIGEST
     assert h.sleeps == [7.0, 30.0]
     assert len(h.requests) == 3
+
+
+def test_429_asking_to_wait_past_the_deadline_fails_now() -> None:
+    h = harness(lambda request: httpx.Response(429, headers={"Retry-After": "20"}), timeout_seconds=10)
+    with pytest.raises(RegistryUnavailable, match="past the deadline"):
+        h.client.resolve(REF)
+    assert h.sleeps == []
+    assert len(h.requests) == 1
 
 
 def test_429_exhausted_is_unavailable() -> None:
@@ -476,16 +497,27 @@ def test_5xx_then_success() -> None:
     assert len(h.sleeps) == 1
 
 
-@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ReadTimeout, httpx.ConnectTimeout])
-def test_connection_errors_are_retried_then_unavailable(error: type[httpx.TransportError]) -> None:
+def test_connection_errors_are_retried_then_unavailable() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        raise error("connection refused", request=request)
+        raise httpx.ConnectError("connection refused", request=request)
 
     h = harness(handler)
-    with pytest.raises(RegistryUnavailable, match="cannot reach registry registry.example.com"):
+    with pytest.raises(RegistryUnavailable) as info:
         h.client.resolve(REF)
+    assert str(info.value) == "registry registry.example.com unreachable or not a registry"
     assert len(h.requests) == 3
     assert len(h.sleeps) == 2
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.ConnectTimeout])
+def test_timeouts_are_not_retried_within_the_deadline(error: type[httpx.TransportError]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("timed out", request=request)
+
+    h = harness(handler)
+    with pytest.raises(RegistryUnavailable, match="unreachable or not a registry"):
+        h.client.resolve(REF)
+    assert len(h.requests) == 1
 
 
 def test_bad_tls_is_unavailable_without_retrying() -> None:
@@ -496,7 +528,7 @@ def test_bad_tls_is_unavailable_without_retrying() -> None:
             raise httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]", request=request) from exc
 
     h = harness(handler)
-    with pytest.raises(RegistryUnavailable, match="TLS verification failed"):
+    with pytest.raises(RegistryUnavailable, match="unreachable or not a registry"):
         h.client.resolve(REF)
     assert len(h.requests) == 1
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
+
+from . import jsonbounds
 
 __all__ = ["Credential", "lookup", "normalize_registry_host", "parse_docker_config"]
 
 # Every spelling Docker tooling has used as the config key for Docker Hub.
 _DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _DOCKER_HUB = "docker.io"
+# A Secret holds at most 1 MiB; the bound also keeps hostile JSON (deep, or millions of items) cheap.
+_MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class Credential(BaseModel):
@@ -49,13 +52,10 @@ def _load(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(data, Mapping):
         return data
     try:
-        loaded = json.loads(data)
-    except json.JSONDecodeError as exc:
-        # JSONDecodeError carries the whole document in ``.doc``; `from None` keeps it
-        # out of tracebacks, and only the position is reported.
-        raise ValueError(f"invalid docker config: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-    except (UnicodeDecodeError, TypeError):
-        raise ValueError("invalid docker config: not valid UTF-8 JSON text") from None
+        loaded = jsonbounds.load(data, max_bytes=_MAX_CONFIG_BYTES)
+    except (ValueError, TypeError) as exc:
+        # The messages name limits, never content: a pull Secret holds passwords.
+        raise ValueError(f"invalid docker config: {exc}") from None
     if not isinstance(loaded, Mapping):
         raise ValueError("invalid docker config: top level must be a JSON object")
     return loaded

@@ -1,0 +1,30 @@
+"""The registry client's errors. Every failure the client reports is one of these; messages are safe to show."""
+
+from __future__ import annotations
+
+__all__ = ["RegistryError", "RegistryUnavailable", "TagNotFound", "Unauthorized", "unreachable"]
+
+
+class RegistryError(Exception):
+    """Base class; the message is safe to show to users."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not be used right now (network, TLS, 5xx, 429) or sent untrustworthy data."""
+
+
+class Unauthorized(RegistryError):
+    """The registry refused access (401/403) after any available credentials were tried."""
+
+
+class TagNotFound(RegistryError):
+    """The tag (or manifest) does not exist in the repository."""
+
+
+def unreachable(domain: str) -> RegistryUnavailable:
+    """One message for every transport-level failure (refused, timed out, TLS, garbage, too large, too slow).
+
+    Tenants choose the host an AppRelease names; distinct messages would tell a closed port from an open
+    one and make the operator a port scanner. The details go to the debug log only.
+    """
+    return RegistryUnavailable(f"registry {domain} unreachable or not a registry")
