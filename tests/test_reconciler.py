@@ -298,7 +298,7 @@ def world() -> World:
     registry = FakeRegistry()
     clock = Clock()
     client = RegistryClient(
-        RegistrySettings(max_attempts=2), transport=httpx.MockTransport(registry), sleep=lambda _: None
+        RegistrySettings(max_attempts=2), transport=httpx.MockTransport(registry), sleep=lambda _: None, clock=clock
     )
     reconciler = Reconciler(
         cluster,

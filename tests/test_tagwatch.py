@@ -1,17 +1,55 @@
-"""Tag re-checks are spaced by the interval and each move is reported once."""
+"""Tag re-checks: one shared check per tag per interval, concurrent callers share it, each move reported once."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 from apprelease.tagwatch import TagWatch
 
 
-def test_due_once_per_interval_and_each_move_reported_once() -> None:
+def test_one_check_per_tag_per_interval_shared_by_every_caller() -> None:
     now = [100.0]
     watch = TagWatch(10.0, lambda: now[0])
-    assert watch.due("a") and not watch.due("a") and watch.due("b")
-    now[0] += 9.9
-    assert not watch.due("a")
-    now[0] += 0.2
-    assert watch.due("a")
+    checks: list[str] = []
+
+    def check(answer: str | None) -> str | None:
+        checks.append(str(answer))
+        return answer
+
+    assert watch.observe(("repo", "v1"), lambda: check("sha256:1")) == "sha256:1"
+    for _ in range(1000):  # every other AppRelease of the same tag in the same interval
+        assert watch.observe(("repo", "v1"), lambda: check("sha256:never")) == "sha256:1"
+    assert watch.observe(("repo", "v2"), lambda: check(None)) is None  # a failed check is kept too
+    assert watch.observe(("repo", "v2"), lambda: check("sha256:never")) is None
+    assert checks == ["sha256:1", "None"]
+    now[0] += 10.1
+    assert watch.observe(("repo", "v1"), lambda: check("sha256:moved")) == "sha256:moved"
+    assert checks == ["sha256:1", "None", "sha256:moved"]
+
+
+def test_concurrent_callers_wait_for_the_check_in_flight() -> None:
+    watch = TagWatch(60.0)
+    calls: list[int] = []
+    started = threading.Event()
+
+    def slow_check() -> str:
+        calls.append(1)
+        started.set()
+        time.sleep(0.2)
+        return "sha256:1"
+
+    results: list[str | None] = []
+    threads = [threading.Thread(target=lambda: results.append(watch.observe("t", slow_check))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == [1]
+    assert results == ["sha256:1"] * 8
+
+
+def test_each_move_reported_once_per_key() -> None:
+    watch = TagWatch(10.0)
     assert watch.first_report("a", "sha256:1") and not watch.first_report("a", "sha256:1")
     assert watch.first_report("a", "sha256:2") and watch.first_report("b", "sha256:1")

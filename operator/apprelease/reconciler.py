@@ -320,25 +320,30 @@ class _Pass:
     def _check_tag_moved(self, workloads: list[_Workload]) -> None:
         """Notice (never act on) a tag that now points elsewhere than the digest we recorded for it."""
         key = (self.ar.namespace, self.ar.name)
-        if not self.o.tag_watch.due(key):
-            return
         assert self.status.digest is not None and self.status.version is not None
         try:
-            repo = reference.parse_repository(self.spec.image)
-            resolved = self.o.registry.resolve(
-                repo.with_tag(self.status.version), self._credential(workloads), use_cache=False
-            )
-        except (RegistryError, ValueError) as err:
+            ref = reference.parse_repository(self.spec.image).with_tag(self.status.version)
+        except ValueError as err:
             log.debug("tag check of %s/%s skipped: %s", *key, err)
             return
-        if resolved.digest == self.status.digest:
+
+        def check() -> str | None:
+            try:
+                return self.o.registry.resolve(ref, self._credential(workloads)).digest
+            except (RegistryError, ValueError) as err:
+                log.debug("tag check of %s skipped: %s", ref, err)
+                return None
+
+        # One shared check per (repository, tag) per period, whatever the number of AppReleases naming it.
+        current = self.o.tag_watch.observe((ref.repository, ref.tag), check)
+        if current is None or current == self.status.digest:
             return
-        if not self.o.tag_watch.first_report(key, resolved.digest):
+        if not self.o.tag_watch.first_report(key, current):
             return
         self._event(
             WARNING,
             EventReason.TAG_MOVED,
-            f"tag {self.status.version} of {self.spec.image} now points to {resolved.digest}; "
+            f"tag {self.status.version} of {self.spec.image} now points to {current}; "
             f"keeping the recorded {self.status.digest}. Release a new version to deploy other content",
         )
 
