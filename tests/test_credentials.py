@@ -156,3 +156,12 @@ def test_credential_is_frozen() -> None:
     cred = Credential(username="u")
     with pytest.raises(ValidationError):
         cred.username = "v"
+
+
+def test_hostile_pull_secret_json_is_a_value_error_not_a_recursion_error_or_a_huge_allocation() -> None:
+    deep = '{"auths": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(ValueError, match="invalid docker config"):
+        parse_docker_config(deep)
+    wide = '{"auths": {}, "x": [' + "[]," * 300_000 + "[]]}"
+    with pytest.raises(ValueError, match="invalid docker config"):
+        parse_docker_config(wide)

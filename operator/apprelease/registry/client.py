@@ -214,9 +214,9 @@ class RegistryClient:
             self._raise_for_status(head, target, subject)
         if digest is None:
             reply, digest = self._get_manifest(target, tag, None, credential, subject)
-            media_type = reply.content_type() or oci.declared_media_type(
-                reply.content, self._settings.max_manifest_bytes
-            )
+            # Parsed (and kept by digest, for the labels read that usually follows): a 200 that is not a
+            # manifest is no resolution.
+            _, media_type = self._remember_manifest(target, reply, digest)
         resolved = Resolved(Reference(domain=ref.domain, path=ref.path, tag=tag), digest, media_type)
         self._resolved.put(key, resolved)
         return resolved
@@ -243,7 +243,11 @@ class RegistryClient:
         except ValueError as exc:
             log.debug("registry %s: %s %s", target.domain, digest, exc)
             raise unreachable(target.domain) from None
-        content: _Content = (manifest, manifest.media_type or reply.content_type())
+        media_type = manifest.media_type or reply.content_type()
+        if media_type not in oci.MANIFEST_MEDIA_TYPES and manifest.config is None and manifest.manifests is None:
+            log.debug("registry %s: %s is no manifest (%s)", target.domain, digest, media_type)
+            raise unreachable(target.domain)
+        content: _Content = (manifest, media_type)
         self._content.put((target.repository, digest), content, len(reply.content))
         return content
 

@@ -130,13 +130,6 @@ def parse_config(content: bytes, max_bytes: int) -> ImageConfig:
         raise ValueError("image config: unexpected structure") from None
 
 
-def declared_media_type(content: bytes, max_bytes: int) -> str:
-    try:
-        return parse_manifest(content, max_bytes).media_type or ""
-    except ValueError:
-        return ""
-
-
 def pick_child(index: Manifest) -> str | None:
     """The child manifest whose config holds the labels: linux/amd64, else the first real image."""
     usable: list[Descriptor] = []

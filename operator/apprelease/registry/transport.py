@@ -188,8 +188,9 @@ class Sender:
                     type(exc).__name__,
                     exc,
                 )
-                if isinstance(exc, httpx.TimeoutException) or _is_tls_error(exc) or attempt >= self._max_attempts:
-                    # A deadline passed, or TLS failed: another try within the same deadline would not help.
+                final = not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.TimeoutException)
+                if final or _is_tls_error(exc) or attempt >= self._max_attempts:
+                    # Garbage, a deadline passed, or TLS failed: another try within the deadline would not help.
                     raise unreachable(domain) from None
                 self._wait(self._backoff(attempt), until, domain)
                 continue
