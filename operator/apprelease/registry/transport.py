@@ -301,7 +301,9 @@ class Sender:
         except TooLarge:
             if not truncate:
                 raise
-        return bytes(body[:limit])
+        if len(body) > limit:
+            del body[limit:]
+        return bytes(body)
 
     def _observe(self, domain: str, method: str, status: int | None) -> None:
         if self._observer is None:
