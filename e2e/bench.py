@@ -1,33 +1,44 @@
-"""`make bench`: reconcile latency and operator memory on the test bed, with numbers (never asserted in tests).
+"""`make bench`: registry requests per AppRelease at scale, edit latency and memory, with numbers (never asserted).
 
-Measures, against the real API server and registry:
-- edit-to-patch latency: `spec.version` changed -> the Deployment's pod template carries the new digest,
-  for upgrades (registry resolution) and rollbacks (recorded digest, no registry);
-- edit-to-Ready latency for the same edits;
-- the registry client's resolve time (HEAD) against the local registry;
-- the operator's resident memory idle, and with many AppReleases and Deployments.
+Measures, against the real API server and registry of the test bed:
+- registry requests through a counting proxy (the operator resolves images at the proxy's address): to create
+  RELEASES AppReleases of one version, to upgrade them all, to roll them all back, next to their number;
+- the edit-to-patch latency of one AppRelease (`spec.version` changed -> its Deployment's pod template carries
+  the new digest) while RELEASES are resident, next to a raw `kubectl patch` of a Deployment in the same run
+  (both timed from the start of the kubectl command to the watch event showing the change);
+- the registry client's resolve time against the local registry, and the operator's resident memory.
+
+The Deployments have 0 replicas: the test bed's two kwok nodes hold 220 pods, fewer than RELEASES. Their
+rollouts are still real (new ReplicaSets, observedGeneration), which is what the operator waits for.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
-import sys
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-import yaml
+from kubernetes import client, config, watch
 
 from apprelease.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings
+from e2e.counting_proxy import CountingProxy
 from e2e.images import build_and_push, make_app_repo
-from e2e.releases import container_images, deployment_manifest, release_manifest, wait_ready
+from e2e.releases import deployment_manifest, release_manifest
 from e2e.support import ROOT, Operator, load_testbed, wait_until
 
 NAMESPACE = "bench"
-UPGRADES = 5
-ROLLBACKS = 10
-MANY = 50
+RELEASES = int(os.environ.get("BENCH_RELEASES", "1000"))
+EDITS = 10
+GROUP, VERSION, PLURAL = "apprelease.dev", "v1alpha1", "appreleases"
+RELEASE_LABEL = "apprelease.dev/release"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -44,16 +55,78 @@ def summary(name: str, values: list[float], unit: str = "ms") -> dict[str, objec
         "max": round(max(values), 1),
         "unit": unit,
     }
-    print(f"  {name:<44} n={line['n']:<4} p50={line['p50']:>8} p90={line['p90']:>8} max={line['max']:>8} {unit}")
+    print(f"  {name:<52} n={line['n']:<4} p50={line['p50']:>8} p90={line['p90']:>8} max={line['max']:>8} {unit}")
     return line
+
+
+class DeploymentWatch:
+    """Images of every Deployment of the namespace as the watch reports them, with the time they arrived."""
+
+    def __init__(self, api: client.AppsV1Api) -> None:
+        self._api = api
+        self.seen: dict[str, tuple[float, str]] = {}
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            for event in stream.stream(self._api.list_namespaced_deployment, NAMESPACE, timeout_seconds=60):
+                obj = event["object"]
+                image = obj.spec.template.spec.containers[0].image
+                self.seen[obj.metadata.name] = (time.monotonic(), image)
+                if self._stop.is_set():
+                    stream.stop()
+
+    def wait_for(self, name: str, image: str, since: float) -> float:
+        def arrived() -> float | None:
+            at, seen = self.seen.get(name, (0.0, ""))
+            return at if seen == image and at >= since else None
+
+        return wait_until(arrived, timeout=60, interval=0.001, what=f"{name} at {image}")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def kubectl_patch(kubectl: list[str], kind: str, name: str, patch: dict[str, Any]) -> None:
+    subprocess.run(
+        [*kubectl, "-n", NAMESPACE, "patch", kind, name, "--type=merge", "-p", json.dumps(patch)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def wait_all_ready(custom: client.CustomObjectsApi, names: list[str], version: str, timeout: float) -> None:
+    wanted = set(names)
+
+    def ready() -> bool:
+        listed = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
+        count = 0
+        for item in listed["items"]:
+            if item["metadata"]["name"] not in wanted:
+                continue
+            status = item.get("status") or {}
+            conditions = {c["type"]: c for c in status.get("conditions") or []}
+            cond = conditions.get("Ready", {})
+            fresh = cond.get("observedGeneration") == item["metadata"]["generation"]
+            count += fresh and cond.get("status") == "True" and status.get("version") == version
+        return count == len(wanted)
+
+    wait_until(ready, timeout=timeout, interval=2, what=f"{len(names)} AppReleases Ready at {version}")
+
+
+def in_parallel(fn: Callable[[str], object], names: list[str]) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(fn, names))
 
 
 def main() -> None:
     testbed = load_testbed()
     kubectl = ["kubectl", "--kubeconfig", testbed.kubeconfig]
-    subprocess.run(
-        [*kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true"], capture_output=True
-    )
+    api = config.new_client_from_config(config_file=testbed.kubeconfig)
+    apps, custom = client.AppsV1Api(api), client.CustomObjectsApi(api)
+    subprocess.run([*kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true"], check=False)
     testbed.create_namespace(NAMESPACE)
     subprocess.run(
         [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
@@ -62,15 +135,16 @@ def main() -> None:
     )
     work = ROOT / ".testbed" / "bench"
     subprocess.run(["rm", "-rf", str(work)], check=True)
-    versions = [f"v1.{minor}.0" for minor in range(UPGRADES + 1)]
+    versions = ["v1.0.0", "v1.1.0", "v1.2.0"]
     make_app_repo(work / "app", testbed.base_image, versions)
-    image = f"{testbed.registry}/bench/app"
-    digests = {v: build_and_push(work / "app", image, v, git_ref=v).digest for v in versions}
+    direct = f"{testbed.registry}/bench/app"
+    digests = {v: build_and_push(work / "app", direct, v, git_ref=v).digest for v in versions}
+    v1, v2, v3 = versions
 
     results: list[dict[str, object]] = []
     print("registry client (local registry, HEAD):")
     with RegistryClient(RegistrySettings(insecure_registries=[testbed.registry])) as registry:
-        ref = parse(f"{image}:v1.0.0")
+        ref = parse(f"{direct}:{v1}")
         cold = []
         for _ in range(50):
             started = time.perf_counter()
@@ -82,99 +156,114 @@ def main() -> None:
             registry.resolve(ref)
             cached.append((time.perf_counter() - started) * 1000)
     results.append(summary("resolve, uncached", cold))
-    results.append(summary("resolve, cached", cached))
+    results.append(summary("resolve, cached", cached, "ms"))
 
+    proxy = CountingProxy(testbed.registry)
+    proxy.start()
+    image = f"{proxy.netloc}/bench/app"  # the same repository, counted on its way
     operator = Operator(
         testbed,
         ROOT / ".testbed" / "logs" / "bench-operator.log",
-        extra_env={"APPRELEASE_ROLLOUT_POLL_SECONDS": "5", "APPRELEASE_RESYNC_SECONDS": "300"},
+        extra_env={
+            "APPRELEASE_INSECURE_REGISTRIES": f"{testbed.registry},{proxy.netloc}",
+            "APPRELEASE_WATCH_NAMESPACES": NAMESPACE,
+            "APPRELEASE_ROLLOUT_POLL_SECONDS": "5",
+            "APPRELEASE_RESYNC_SECONDS": "600",
+            "APPRELEASE_REGISTRY_CACHE_SECONDS": "60",
+        },
     )
+    names = [f"app-{i:04d}" for i in range(RELEASES)]
+    deployments = DeploymentWatch(apps)
     operator.start()
     try:
         time.sleep(2)
         idle_rss = operator.rss_kib() / 1024
-        apply_yaml(kubectl, deployment_manifest(NAMESPACE, "app", {"app": f"{image}:v0"}))
-        apply_yaml(
-            kubectl, release_manifest(NAMESPACE, "app", image, versions[0], [{"kind": "Deployment", "name": "app"}])
-        )
-        wait_ready(testbed, NAMESPACE, "app", versions[0])
-        patched: dict[str, list[float]] = {"upgrade (registry)": [], "rollback (history)": []}
-        ready: dict[str, list[float]] = {"upgrade (registry)": [], "rollback (history)": []}
-        # Upgrades through new versions resolve in the registry; then rollbacks restore recorded digests.
-        plan = [(v, "upgrade (registry)") for v in versions[1:]]
-        plan += [(versions[i % UPGRADES], "rollback (history)") for i in range(ROLLBACKS)]
-        for version, kind in plan:
-            want = f"{image}@{digests[version]}"
-            started = time.monotonic()
-            subprocess.run(
-                [
-                    *kubectl,
-                    "-n",
-                    NAMESPACE,
-                    "patch",
-                    "apprelease",
-                    "app",
-                    "--type=merge",
-                    "-p",
-                    json.dumps({"spec": {"version": version}}),
-                ],
-                check=True,
-                capture_output=True,
-            )
-            wait_until(
-                lambda want=want: container_images(testbed, NAMESPACE, "app")["app"] == want,  # type: ignore[misc]
-                timeout=60,
-                interval=0.02,
-                what="patched",
-            )
-            patched[kind].append((time.monotonic() - started) * 1000)
-            wait_ready(testbed, NAMESPACE, "app", version)
-            ready[kind].append((time.monotonic() - started) * 1000)
-        print("reconcile latency (kubectl patch of spec.version -> ...):")
-        for kind in patched:
-            if patched[kind]:
-                results.append(summary(f"Deployment patched, {kind}", patched[kind]))
-                results.append(summary(f"Ready, {kind}", ready[kind]))
+        proxy.take()
 
-        print(f"operator memory with {MANY} more AppReleases and Deployments:")
-        for i in range(MANY):
-            apply_yaml(kubectl, deployment_manifest(NAMESPACE, f"many-{i}", {"app": f"{image}:v0"}, replicas=1))
-            apply_yaml(
-                kubectl,
-                release_manifest(
-                    NAMESPACE, f"many-{i}", image, "v1.0.0", [{"kind": "Deployment", "name": f"many-{i}"}]
-                ),
+        print(f"registry requests through a counting proxy, {RELEASES} AppReleases of one version:")
+
+        def create(name: str) -> None:
+            body = deployment_manifest(NAMESPACE, name, {"app": f"{image}:v0"}, replicas=0)
+            body["metadata"]["labels"] = {RELEASE_LABEL: name}
+            apps.create_namespaced_deployment(NAMESPACE, body)
+            workloads = [{"kind": "Deployment", "name": name}]
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL, release_manifest(NAMESPACE, name, image, v1, workloads)
             )
-        started = time.monotonic()
-        for i in range(MANY):
-            wait_ready(testbed, NAMESPACE, f"many-{i}", "v1.0.0", timeout=300)
-        converge = time.monotonic() - started
+
+        def set_version(version: str) -> Callable[[str], object]:
+            return lambda name: custom.patch_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL, name, {"spec": {"version": version}}
+            )
+
+        phases: list[tuple[str, Counter[str], float]] = []
+        for phase, action, version in (
+            ("create", create, v1),
+            ("upgrade", set_version(v2), v2),
+            ("roll back", set_version(v1), v1),
+        ):
+            started = time.monotonic()
+            in_parallel(action, names)
+            wait_all_ready(custom, names, version, 600)
+            phases.append((phase, proxy.take(), time.monotonic() - started))
+        for phase, counts, elapsed in phases:
+            total = sum(counts.values())
+            detail = ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "none"
+            print(
+                f"  {phase:<10} {RELEASES} AppReleases: {total} registry requests "
+                f"({total / RELEASES:.4f} per AppRelease; {detail}); all Ready in {elapsed:.0f}s"
+            )
+            results.append(
+                {
+                    "metric": f"registry requests to {phase} {RELEASES} AppReleases",
+                    "value": total,
+                    "per_apprelease": round(total / RELEASES, 4),
+                    "detail": dict(counts),
+                    "seconds_to_all_ready": round(elapsed, 1),
+                }
+            )
+
+        print(f"edit latency with {RELEASES} AppReleases resident (kubectl patch -> watch shows the change):")
+        raw_name = "raw"
+        body = deployment_manifest(NAMESPACE, raw_name, {"app": "bench.invalid/raw:0"}, replicas=0)
+        apps.create_namespaced_deployment(NAMESPACE, body)
+        edits: dict[str, list[float]] = {"AppRelease upgrade (registry)": [], "AppRelease rollback (history)": []}
+        raw: list[float] = []
+        for i in range(EDITS):
+            for kind, version in (("AppRelease upgrade (registry)", v3), ("AppRelease rollback (history)", v2)):
+                name = names[i] if version == v3 else names[EDITS + i]
+                started = time.monotonic()
+                kubectl_patch(kubectl, "apprelease", name, {"spec": {"version": version}})
+                edits[kind].append(
+                    (deployments.wait_for(name, f"{image}@{digests[version]}", started) - started) * 1000
+                )
+            want = f"bench.invalid/raw:{i + 1}"
+            started = time.monotonic()
+            patch = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": want}]}}}}
+            kubectl_patch(kubectl, "deployment", raw_name, patch)
+            raw.append((deployments.wait_for(raw_name, want, started) - started) * 1000)
+        for kind, values in edits.items():
+            results.append(summary(f"{kind}, Deployment patched", values))
+        results.append(summary("raw kubectl patch of a Deployment", raw))
+        for kind, values in edits.items():
+            ratio = statistics.median(values) / statistics.median(raw)
+            print(f"  {kind}: {ratio:.2f}x a raw kubectl patch (p50)")
+            results.append({"metric": f"{kind} / raw kubectl patch (p50)", "value": round(ratio, 2), "unit": "x"})
+
         busy_rss = operator.rss_kib() / 1024
-        print(
-            f"  idle RSS {idle_rss:.1f} MiB; with {MANY + 1} AppReleases {busy_rss:.1f} MiB; "
-            f"{MANY} new AppReleases Ready {converge:.1f}s after the last apply"
-        )
+        print(f"operator RSS: idle {idle_rss:.1f} MiB; with {RELEASES} AppReleases {busy_rss:.1f} MiB")
         results.append({"metric": "operator RSS idle", "value": round(idle_rss, 1), "unit": "MiB"})
         results.append(
-            {"metric": f"operator RSS with {MANY + 1} AppReleases", "value": round(busy_rss, 1), "unit": "MiB"}
-        )
-        results.append(
-            {"metric": f"{MANY} AppReleases Ready after last apply", "value": round(converge, 1), "unit": "s"}
+            {"metric": f"operator RSS with {RELEASES} AppReleases", "value": round(busy_rss, 1), "unit": "MiB"}
         )
     finally:
+        deployments.stop()
         operator.stop()
+        proxy.stop()
         subprocess.run([*kubectl, "delete", "namespace", NAMESPACE, "--wait=false"], capture_output=True)
     out = ROOT / ".testbed" / "bench.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"results in {out}")
-
-
-def apply_yaml(kubectl: list[str], manifest: dict[str, object]) -> None:
-    result = subprocess.run(
-        [*kubectl, "apply", "-f", "-"], input=yaml.safe_dump(manifest), capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        sys.exit(result.stderr)
 
 
 if __name__ == "__main__":
