@@ -34,9 +34,9 @@ CASES: list[tuple[str, list[object]]] = [
 
 _CHILD = """
 import contextlib, json, resource, sys, time
-sys.path[:0] = [{here!r}, {root!r}]
-import hostile, test_registry_hostile as cases
-from hostile import gzip_bomb
+sys.path[:0] = [{root!r}]
+import tests.test_registry_hostile as cases
+from tests.hostile import gzip_bomb
 gzip_bomb(256 * 1024 * 1024)  # built before the baseline: it is the test's input, not the client's cost
 @contextlib.contextmanager
 def untraced():

@@ -18,7 +18,7 @@ from apprelease.conditions import READY
 from apprelease.reconciler import Reconciler
 from apprelease.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings, RegistryUnavailable, Unauthorized
-from test_reconciler import IMAGE, NS, Clock, FakeCluster, FakeRegistry, deployment
+from tests.test_reconciler import IMAGE, NS, Clock, FakeCluster, FakeRegistry, deployment
 
 RELEASES = 1000
 WORKERS = 8

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from apprelease.reference import parse
 from apprelease.registry import Credential, RegistryClient, RegistryError, RegistrySettings, RegistryUnavailable
-from hostile import (
+from tests.hostile import (
     OCI_MANIFEST,
     Request,
     Server,
