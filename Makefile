@@ -5,7 +5,8 @@ SHELL := /bin/bash
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 TESTBED   := .testbed
-APT_PKGS  := docker.io docker-registry skopeo busybox-static debootstrap apache2-utils openssl curl git
+APT_PKGS  := docker.io docker-registry skopeo busybox-static debootstrap apache2-utils openssl curl git \
+             runc containernetworking-plugins iptables iproute2 gcc libc6-dev
 VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE     ?= apprelease/operator
 
@@ -41,7 +42,7 @@ unit: venv ## unit tests only (no cluster)
 test: deps venv lint testbed-up ## install everything, then run every test: unit, integration, e2e
 	$(VENV)/bin/pytest -ra tests e2e
 
-testbed-up: deps ## start the local control plane, registries and Docker engine; writes .testbed/env
+testbed-up: deps ## start the local control plane, registries, Docker engine and a real node; writes .testbed/env
 	e2e/testbed/up.sh
 
 testbed-down: ## stop everything testbed-up started

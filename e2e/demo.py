@@ -1,7 +1,9 @@
 """`make demo`: the whole apprelease story on the local test bed, narrated.
 
-Bake v1.0.0 and v1.1.0 of a sample app from git tags, run the operator, release v1, upgrade to v2, roll
-back by editing spec.version, and print the history.
+Bake v1.0.0 and v1.1.0 of a sample app (busybox httpd answering /version) from git tags, run the operator,
+release v1 on the test bed's real node, upgrade to v2, roll back by editing spec.version, and print the history.
+After each step, the running app itself says which version and commit it is (curl to each pod's IP through the
+node's CNI bridge), next to the digest the operator pinned and the one the kubelet reports it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
+from e2e.images import APP_PORT
+from e2e.realnode import find_real_node, image_ids, on_real_node, wait_running
 from e2e.releases import container_images, deployment_manifest, release_manifest, wait_ready
 from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
 
@@ -49,6 +53,7 @@ def bake_sample(testbed: Testbed, workdir: Path) -> str:
         subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
         subprocess.run([*git, "commit", "-q", "-m", f"release {version}"], cwd=repo, check=True)
         subprocess.run([*git, "tag", version], cwd=repo, check=True)
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True)
         pinned = sh(
             APPRELEASE,
             "build",
@@ -58,6 +63,8 @@ def bake_sample(testbed: Testbed, workdir: Path) -> str:
             "--quiet",
             "--build-arg",
             f"BASE_IMAGE={testbed.base_image}",
+            "--build-arg",
+            f"REVISION={commit.stdout.strip()}",
             str(repo),
         ).strip()
         console.print(f"  [green]{version}[/] -> {pinned}", highlight=False)
@@ -67,6 +74,12 @@ def bake_sample(testbed: Testbed, workdir: Path) -> str:
 def main() -> None:
     testbed = load_testbed()
     kubectl = ["kubectl", "--kubeconfig", testbed.kubeconfig]
+    node = find_real_node(testbed)
+    info = node["status"]["nodeInfo"]
+    console.print(
+        f"real node {node['metadata']['name']}: kubelet {info['kubeletVersion']}, {info['containerRuntimeVersion']}",
+        highlight=False,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         step("1. Bake two releases of a sample app from git tags (apprelease build --push)")
         image = bake_sample(testbed, Path(tmp))
@@ -99,7 +112,7 @@ def run_story(testbed: Testbed, kubectl: list[str], image: str) -> None:
         timeout=30,
         what="the namespace's default ServiceAccount",
     )
-    deployment = deployment_manifest(NAMESPACE, "hello", {"hello": f"{image}:v1.0.0"})
+    deployment = on_real_node(deployment_manifest(NAMESPACE, "hello", {"hello": f"{image}:v1.0.0"}), "hello")
     sh(*kubectl, "apply", "-f", "-", input=yaml.safe_dump(deployment))
 
     step("3. Release v1.0.0: kubectl apply an AppRelease")
@@ -130,9 +143,20 @@ def converge(testbed: Testbed, version: str, command: list[str], input: str | No
     """Run the command that changes the AppRelease, then wait until the operator reports it Ready."""
     started = time.monotonic()
     sh(*command, input=input)
-    wait_ready(testbed, NAMESPACE, "hello", version)
+    release = wait_ready(testbed, NAMESPACE, "hello", version, timeout=120)
     image = container_images(testbed, NAMESPACE, "hello")["hello"]
     console.print(f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs {image}", highlight=False)
+    digest = release["status"]["digest"]
+    console.print(f"  pinned by the operator: {digest}", highlight=False)
+    for pod in wait_running(testbed, NAMESPACE, "hello", digest, replicas=2):
+        ip = pod["status"]["podIP"]
+        answer = sh("curl", "-fsS", f"http://{ip}:{APP_PORT}/version").strip()
+        runs = image_ids(pod)[0].rpartition("@")[2]
+        same = "[green]same digest[/]" if runs == digest else "[red]DIFFERENT digest[/]"
+        console.print(
+            f"  pod {pod['metadata']['name']} on {pod['spec']['nodeName']}: {answer}\n    runs {runs} ({same})",
+            highlight=False,
+        )
 
 
 if __name__ == "__main__":

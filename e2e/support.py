@@ -46,6 +46,11 @@ class Testbed:
     docker_host: str
     base_image: str
     bin_dir: str = ""
+    # The plain registry as pods reach it (the test bed: HOST_IP:5000; the registry is on 127.0.0.1 for the host).
+    pod_registry: str = ""
+    # The API server as pods reach it when the cluster has no Service data path (the test bed: no kube-proxy).
+    api_server_host: str = ""
+    api_server_port: str = ""
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -60,6 +65,9 @@ class Testbed:
             registry_auth_ca=e.get("APPRELEASE_REGISTRY_AUTH_CA", ""),
             docker_host=e.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
             base_image=e.get("APPRELEASE_BASE_IMAGE", "apprelease-testbed/busybox:1"),
+            pod_registry=e.get("APPRELEASE_POD_REGISTRY", e.get("APPRELEASE_REGISTRY", "127.0.0.1:5000")),
+            api_server_host=e.get("APPRELEASE_API_SERVER_HOST", ""),
+            api_server_port=e.get("APPRELEASE_API_SERVER_PORT", ""),
         )
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -118,6 +126,9 @@ def load_testbed(root: Path = ROOT) -> Testbed:
         docker_host=values["DOCKER_HOST"],
         base_image=values["TESTBED_BASE_IMAGE"],
         bin_dir=values.get("TESTBED_BIN", ""),
+        pod_registry=f"{values['HOST_IP']}:{values['REGISTRY'].rpartition(':')[2]}" if "HOST_IP" in values else "",
+        api_server_host=values.get("API_SERVER_HOST", ""),
+        api_server_port=values.get("API_SERVER_PORT", ""),
         env=values,
     )
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops what up.sh started (and only that), newest first, and waits until each process is gone.
+# Stops what up.sh started (and only that), newest first, and waits until each process is gone; for the real
+# node also its pods, shims, mounts, cgroups, bridge, iptables rules and the sysctls the kubelet changed.
 # State (certificates, etcd data, registry storage) stays in .testbed/ unless --purge is given.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -19,7 +20,7 @@ stop() {
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$run/$1.cmd"
 }
 
 if [[ "${1:-}" == "--only" ]]; then
@@ -27,6 +28,10 @@ if [[ "${1:-}" == "--only" ]]; then
   stop "$2"
   exit 0
 fi
+# The real node first: its pods are stopped through the kubelet while the API server still runs.
+# shellcheck source=node.sh
+source "$here/node.sh"
+node_down
 for name in operator dockerd registry-auth registry kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   stop "$name"
 done

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Starts the local test bed: etcd, kube-apiserver (RBAC), kube-controller-manager, kube-scheduler, kwok with
-# fake nodes, two distribution registries (plain http; TLS + Basic auth) and a Docker engine when none runs.
-# Idempotent: what already runs is left alone. Writes .testbed/env for tests, the Makefile and users.
+# Starts the local test bed: etcd, kube-apiserver (Node + RBAC), kube-controller-manager, kube-scheduler, kwok
+# with fake nodes, two distribution registries (plain http; TLS + Basic auth), a Docker engine when none runs,
+# and one real node (containerd + kubelet, see node.sh).
+# Idempotent: what already runs with the same command line is left alone; a component whose command line changed
+# (a new version of this script) is restarted. Writes .testbed/env for tests, the Makefile and users.
 set -euo pipefail
+# The components must not inherit the caller's descriptors: after `flock LOCK e2e/testbed/up.sh` they would
+# hold the test bed's lock for as long as they run. (255 is bash's own descriptor for this script.)
+for fd in /proc/$$/fd/*; do
+  fd="${fd##*/}"
+  if (( fd > 2 && fd < 255 )); then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-tb="${TESTBED_DIR:-$root/.testbed}"
+# By its real path: command lines (compared to decide on restarts) are then the same from every checkout that
+# shares one test bed through a symlink.
+mkdir -p "${TESTBED_DIR:-$root/.testbed}/"
+tb="$(realpath "${TESTBED_DIR:-$root/.testbed}")"
 run="$tb/run" logs="$tb/logs" pki="$tb/pki"
 mkdir -p "$run" "$logs" "$pki"
 
@@ -27,6 +38,12 @@ need htpasswd apache2-utils
 need openssl openssl
 need busybox busybox-static
 need kubectl kubectl
+# shellcheck source=node.sh
+source "$here/node.sh"
+HOST_IP="$(host_ip)"
+[[ -n "$HOST_IP" && "$HOST_IP" != 127.* ]] || die "no non-loopback IPv4 address for the real node (set TESTBED_HOST_IP)"
+need iptables iptables
+guard_ports "$API_PORT" "${REGISTRY##*:}" "${REGISTRY_AUTH##*:}"
 
 bin="$("$here/build.sh")"
 export PATH="$bin:$PATH"
@@ -34,14 +51,27 @@ export PATH="$bin:$PATH"
 started_any=false
 alive() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
-# start NAME CMD...: runs CMD in its own session, logs to logs/NAME.log, records the pid.
+# start NAME CMD...: runs CMD in its own session, logs to logs/NAME.log, records the pid and the command line.
 start() {
   local name="$1"; shift
-  if alive "$name"; then log "$name already running (pid $(cat "$run/$name.pid"))"; return 0; fi
+  # The command line and the content of the configuration files it names (a changed registry or kubelet
+  # config restarts that component too).
+  local cmd arg; cmd="$(printf '%q ' "$@")"
+  for arg in "$@"; do
+    [[ "$arg" == *.y*ml || "$arg" == *.toml ]] && [[ -f "$arg" ]] && cmd+=" $(md5sum < "$arg" | cut -c1-32)"
+  done
+  if alive "$name"; then
+    if [[ "$(cat "$run/$name.cmd" 2>/dev/null)" == "$cmd" ]]; then
+      log "$name already running (pid $(cat "$run/$name.pid"))"; return 0
+    fi
+    log "$name runs with another command line: restarting it"
+    "$here/down.sh" --only "$name"
+  fi
   log "starting $name"
   started_any=true
   setsid "$@" >>"$logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$run/$name.pid"
+  echo "$cmd" > "$run/$name.cmd"
 }
 
 wait_for() { # NAME TIMEOUT CMD...
@@ -58,6 +88,11 @@ wait_for() { # NAME TIMEOUT CMD...
 ssl() { openssl "$@" >/dev/null 2>&1; }
 cert() { # NAME SUBJECT SAN|"" EXT(serverAuth|clientAuth)
   local name="$1" subj="$2" san="$3" usage="$4"
+  # A certificate made for another host address (a copied .testbed, a new DHCP lease) is made again.
+  if [[ -f "$pki/$name.crt" && "$san" == *"IP:$HOST_IP"* ]] \
+     && ! openssl x509 -in "$pki/$name.crt" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:$HOST_IP\b"; then
+    rm -f "$pki/$name.crt"
+  fi
   [[ -f "$pki/$name.crt" ]] && return 0
   ssl genrsa -out "$pki/$name.key" 2048
   ssl req -new -key "$pki/$name.key" -subj "$subj" -out "$pki/$name.csr"
@@ -77,13 +112,16 @@ if [[ ! -f "$pki/ca.crt" ]]; then
   ssl genrsa -out "$pki/sa.key" 2048
   ssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
 fi
+# The API server and the registries are reached by pods of the real node at the host's address.
 cert apiserver "/CN=kube-apiserver" \
-  "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" \
+  "IP:127.0.0.1,IP:$HOST_IP,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" \
   serverAuth
 cert admin "/O=system:masters/CN=testbed-admin" "" clientAuth
 cert controller-manager "/CN=system:kube-controller-manager" "" clientAuth
 cert scheduler "/CN=system:kube-scheduler" "" clientAuth
-cert registry "/CN=apprelease-testbed-registry" "IP:127.0.0.1,DNS:localhost" serverAuth
+# The API server's client certificate for kubelets (logs, exec, port-forward): kubeadm's choice of group.
+cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "" clientAuth
+cert registry "/CN=apprelease-testbed-registry" "IP:127.0.0.1,IP:$HOST_IP,DNS:localhost" serverAuth
 
 kubeconfig() { # FILE USER
   local file="$1" user="$2"
@@ -119,10 +157,16 @@ start etcd etcd --name testbed --data-dir "$tb/etcd" \
   --initial-cluster testbed=http://127.0.0.1:2380 --unsafe-no-fsync --quota-backend-bytes=2147483648
 wait_for etcd 60 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
+# Bound to every address (pods reach it at HOST_IP; guard_ports drops the LAN). Node authorizer and
+# NodeRestriction for the real node's kubelet (system:node:testbed-real-0); a client certificate to reach it.
 start kube-apiserver kube-apiserver \
-  --etcd-servers "http://127.0.0.1:$ETCD_PORT" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+  --etcd-servers "http://127.0.0.1:$ETCD_PORT" --bind-address 0.0.0.0 --advertise-address 127.0.0.1 \
   --secure-port "$API_PORT" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-  --client-ca-file "$pki/ca.crt" --authorization-mode RBAC --anonymous-auth=false \
+  --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC --anonymous-auth=false \
+  --enable-admission-plugins NodeRestriction \
+  --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+  --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority "$pki/ca.crt" --kubelet-preferred-address-types InternalIP,Hostname \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true --profiling=false \
@@ -199,8 +243,9 @@ http:
 $3
 EOF
 }
-registry_config plain "$REGISTRY" ""
-registry_config auth "$REGISTRY_AUTH" "  tls: {certificate: $pki/registry.crt, key: $pki/registry.key}
+# On every address, like the API server: pods of the real node (the operator's) resolve images at HOST_IP.
+registry_config plain "0.0.0.0:${REGISTRY##*:}" ""
+registry_config auth "0.0.0.0:${REGISTRY_AUTH##*:}" "  tls: {certificate: $pki/registry.crt, key: $pki/registry.key}
 auth:
   htpasswd: {realm: apprelease-testbed, path: $tb/registry-auth.htpasswd}"
 start registry docker-registry serve "$tb/registry-plain.yml"
@@ -232,6 +277,9 @@ EOF
   rm -rf "$ctx"
 fi
 
+# --- the real node --------------------------------------------------------------------------------------
+node_up
+
 cat > "$tb/env" <<EOF
 KUBECONFIG=$tb/kubeconfig
 REGISTRY=$REGISTRY
@@ -242,5 +290,11 @@ REGISTRY_AUTH_CA=$pki/ca.crt
 DOCKER_HOST=$DOCKER_HOST
 TESTBED_BIN=$bin
 TESTBED_BASE_IMAGE=$BASE_IMAGE
+REAL_NODE=$NODE_NAME
+REAL_NODE_SELECTOR=$NODE_LABEL
+REAL_NODE_TAINT=$NODE_TAINT_KEY
+HOST_IP=$HOST_IP
+API_SERVER_HOST=$HOST_IP
+API_SERVER_PORT=$API_PORT
 EOF
 log "ready: $(kubectl get nodes --no-headers | wc -l) nodes; env in $tb/env"
