@@ -40,7 +40,6 @@ NAMESPACE = "bench"
 RELEASES = int(os.environ.get("BENCH_RELEASES", "1000"))
 EDITS = 10
 GROUP, VERSION, PLURAL = "apprelease.dev", "v1alpha1", "appreleases"
-RELEASE_LABEL = "apprelease.dev/release"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -196,8 +195,7 @@ def main() -> None:
         print(f"registry requests through a counting proxy, {RELEASES} AppReleases of one version:")
 
         def create(name: str) -> None:
-            body = deployment_manifest(NAMESPACE, name, {"app": f"{image}:v0"}, replicas=0)
-            body["metadata"]["labels"] = {RELEASE_LABEL: name}
+            body = deployment_manifest(NAMESPACE, name, {"app": f"{image}:v0"}, replicas=0, release=name)
             apps.create_namespaced_deployment(NAMESPACE, cast(Any, body))  # the client takes plain dicts too
             workloads = [{"kind": "Deployment", "name": name}]
             custom.create_namespaced_custom_object(
@@ -242,7 +240,7 @@ def main() -> None:
 
         print(f"edit latency with {RELEASES} AppReleases resident (kubectl patch -> watch shows the change):")
         raw_name = "raw"
-        body = deployment_manifest(NAMESPACE, raw_name, {"app": "bench.invalid/raw:0"}, replicas=0)
+        body = deployment_manifest(NAMESPACE, raw_name, {"app": "bench.invalid/raw:0"}, replicas=0, release=None)
         apps.create_namespaced_deployment(NAMESPACE, cast(Any, body))  # the client takes plain dicts too
         edits: dict[str, list[float]] = {"AppRelease upgrade (registry)": [], "AppRelease rollback (history)": []}
         raw: list[float] = []

@@ -112,7 +112,9 @@ def run_story(testbed: Testbed, kubectl: list[str], image: str) -> None:
         timeout=30,
         what="the namespace's default ServiceAccount",
     )
-    deployment = on_real_node(deployment_manifest(NAMESPACE, "hello", {"hello": f"{image}:v1.0.0"}), "hello")
+    deployment = on_real_node(
+        deployment_manifest(NAMESPACE, "hello", {"hello": f"{image}:v1.0.0"}, release="hello"), "hello"
+    )
     sh(*kubectl, "apply", "-f", "-", input=yaml.safe_dump(deployment))
 
     step("3. Release v1.0.0: kubectl apply an AppRelease")

@@ -9,6 +9,8 @@ import yaml
 
 from e2e.support import Testbed, wait_until
 
+LABEL_RELEASE = "apprelease.dev/release"
+
 
 def apply(testbed: Testbed, manifest: dict[str, Any], *, check: bool = True) -> Any:
     return testbed.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest), check=check)
@@ -30,6 +32,7 @@ def deployment_manifest(
     name: str,
     containers: dict[str, str],
     *,
+    release: str | None,
     replicas: int = 2,
     min_ready_seconds: int = 0,
     pull_secrets: list[str] | None = None,
@@ -37,10 +40,12 @@ def deployment_manifest(
     pod_spec: dict[str, Any] = {"containers": [{"name": c, "image": image} for c, image in containers.items()]}
     if pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in pull_secrets]
+    # The owner's consent: only a workload labelled for an AppRelease is managed by it (None: not opted in).
+    labels = {LABEL_RELEASE: release} if release else {}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "replicas": replicas,
             "minReadySeconds": min_ready_seconds,

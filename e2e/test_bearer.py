@@ -199,14 +199,14 @@ def test_operator_pulls_through_a_bearer_registry_with_a_pull_secret(
             "--type=kubernetes.io/dockerconfigjson",
             f"--from-literal=.dockerconfigjson={json.dumps(config)}",
         )
-        apply(testbed, deployment_manifest(namespace, "anon", {"web": f"{repository}:v0"}))
+        apply(testbed, deployment_manifest(namespace, "anon", {"web": f"{repository}:v0"}, release="anon"))
         apply(
             testbed, release_manifest(namespace, "anon", repository, "v1.0.0", [{"kind": "Deployment", "name": "anon"}])
         )
         wait_condition(testbed, namespace, "anon", "Ready", "False", "Unauthorized")
         assert container_images(testbed, namespace, "anon") == {"web": f"{repository}:v0"}
 
-        apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}))
+        apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}, release="web"))
         apply(
             testbed,
             release_manifest(

@@ -304,7 +304,7 @@ def test_operator_with_only_the_charts_rbac_releases_upgrades_and_rolls_back(
 
         repository = web["v1.0.0"].repository
         v1, v2 = web["v1.0.0"].digest, web["v1.1.0"].digest
-        apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v1.0.0"}))
+        apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v1.0.0"}, release="web"))
         apply(
             testbed, release_manifest(namespace, "web", repository, "v1.0.0", [{"kind": "Deployment", "name": "web"}])
         )

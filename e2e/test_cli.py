@@ -57,8 +57,9 @@ def test_build_bakes_the_tag_with_provenance_labels_and_writes_a_pinned_manifest
         document = yaml.safe_load(manifest.read_text())
         assert document["spec"]["digest"] == pinned[version].split("@")[1]
         assert document["spec"]["version"] == version
+        assert f"kubectl label deployment svc -n {namespace} apprelease.dev/release=svc" in manifest.read_text()
 
-    apply(testbed, deployment_manifest(namespace, "svc", {"svc": f"{image}:v0"}))
+    apply(testbed, deployment_manifest(namespace, "svc", {"svc": f"{image}:v0"}, release="svc"))
     testbed.kubectl("apply", "-f", str(tmp_path / "v3.0.0.yaml"))
     wait_ready(testbed, namespace, "svc", "v3.0.0")
     testbed.kubectl("apply", "-f", str(tmp_path / "v3.1.0.yaml"))

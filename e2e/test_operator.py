@@ -37,7 +37,7 @@ def test_release_upgrade_and_rollback_with_registry_stopped(
     testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed]
 ) -> None:
     repository = web["v1.0.0"].repository
-    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v1.0.0"}))
+    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v1.0.0"}, release="web"))
     apply(testbed, release_manifest(namespace, "web", repository, "v1.0.0", [{"kind": "Deployment", "name": "web"}]))
 
     release = wait_ready(testbed, namespace, "web", "v1.0.0")
@@ -108,7 +108,7 @@ def test_tag_not_found_waits_then_deploys_when_pushed(
 ) -> None:
     repository = f"{testbed.registry}/e2e/late-{namespace}"
     original = {"web": f"{repository}:v0"}
-    apply(testbed, deployment_manifest(namespace, "web", original))
+    apply(testbed, deployment_manifest(namespace, "web", original, release="web"))
     apply(testbed, release_manifest(namespace, "web", repository, "v2.0.0", [{"kind": "Deployment", "name": "web"}]))
     release = wait_condition(testbed, namespace, "web", "Ready", "False", "TagNotFound")
     assert condition(release, "Stalled").get("status") != "True"
@@ -143,7 +143,7 @@ def test_private_registry_through_image_pull_secret(
         secret["metadata"] = {"name": name, "namespace": namespace}
         apply(testbed, secret)
 
-    apply(testbed, deployment_manifest(namespace, "wrong", {"app": f"{repository}:v0"}))
+    apply(testbed, deployment_manifest(namespace, "wrong", {"app": f"{repository}:v0"}, release="wrong"))
     apply(
         testbed,
         release_manifest(
@@ -159,7 +159,10 @@ def test_private_registry_through_image_pull_secret(
     assert container_images(testbed, namespace, "wrong") == {"app": f"{repository}:v0"}
 
     # The default: the Deployment's own pod imagePullSecrets.
-    apply(testbed, deployment_manifest(namespace, "right", {"app": f"{repository}:v0"}, pull_secrets=["regcred"]))
+    apply(
+        testbed,
+        deployment_manifest(namespace, "right", {"app": f"{repository}:v0"}, pull_secrets=["regcred"], release="right"),
+    )
     apply(
         testbed, release_manifest(namespace, "right", repository, "v1.0.0", [{"kind": "Deployment", "name": "right"}])
     )
@@ -176,7 +179,7 @@ def test_provenance_required_with_mismatching_label_stalls(
     # Built from v1.0.0's sources with its label, but pushed under another tag.
     bake(app_repo, repository, "v1.0.0", tag="v1.0.1")
     original = {"web": f"{repository}:v0"}
-    apply(testbed, deployment_manifest(namespace, "web", original))
+    apply(testbed, deployment_manifest(namespace, "web", original, release="web"))
     apply(
         testbed,
         release_manifest(
@@ -197,7 +200,7 @@ def test_digest_guard_mismatch_stalls(
 ) -> None:
     repository = web["v1.0.0"].repository
     original = {"web": f"{repository}:v0"}
-    apply(testbed, deployment_manifest(namespace, "web", original))
+    apply(testbed, deployment_manifest(namespace, "web", original, release="web"))
     apply(
         testbed,
         release_manifest(
@@ -218,9 +221,17 @@ def test_only_named_containers_change_and_deployments_move_together(
 ) -> None:
     repository = web["v1.0.0"].repository
     apply(
-        testbed, deployment_manifest(namespace, "front", {"web": f"{repository}:v0", "proxy": "example.org/proxy:1.2"})
+        testbed,
+        deployment_manifest(
+            namespace, "front", {"web": f"{repository}:v0", "proxy": "example.org/proxy:1.2"}, release="shop"
+        ),
     )
-    apply(testbed, deployment_manifest(namespace, "worker", {"main": f"{repository}:v0", "copy": f"{repository}:v0"}))
+    apply(
+        testbed,
+        deployment_manifest(
+            namespace, "worker", {"main": f"{repository}:v0", "copy": f"{repository}:v0"}, release="shop"
+        ),
+    )
     apply(
         testbed,
         release_manifest(
@@ -252,7 +263,7 @@ def test_missing_workload_waits_and_is_picked_up_when_created(
     repository = web["v1.0.0"].repository
     apply(testbed, release_manifest(namespace, "web", repository, "v1.0.0", [{"kind": "Deployment", "name": "web"}]))
     wait_condition(testbed, namespace, "web", "Ready", "False", "WorkloadNotFound")
-    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v1.0.0"}))
+    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v1.0.0"}, release="web"))
     wait_ready(testbed, namespace, "web", "v1.0.0", timeout=30)
 
 
@@ -260,7 +271,7 @@ def test_manual_set_image_is_reverted_with_drift_event(
     testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed]
 ) -> None:
     repository = web["v1.0.0"].repository
-    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}))
+    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}, release="web"))
     apply(testbed, release_manifest(namespace, "web", repository, "v1.0.0", [{"kind": "Deployment", "name": "web"}]))
     wait_ready(testbed, namespace, "web", "v1.0.0")
 
@@ -280,7 +291,9 @@ def test_sigkill_during_rollout_converges_without_history_gaps(
 ) -> None:
     repository = web["v1.0.0"].repository
     # minReadySeconds keeps the rollout in progress long enough to kill the operator in the middle of it.
-    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}, min_ready_seconds=8))
+    apply(
+        testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}, min_ready_seconds=8, release="web")
+    )
     apply(testbed, release_manifest(namespace, "web", repository, "v1.0.0", [{"kind": "Deployment", "name": "web"}]))
     wait_ready(testbed, namespace, "web", "v1.0.0")
 
@@ -306,7 +319,7 @@ def test_a_moved_tag_is_reported_and_never_deployed(
     repository = f"{testbed.registry}/e2e/moved-{namespace}"
     original = bake(app_repo, repository, "v1.0.0")
     upgrade = bake(app_repo, repository, "v1.1.0")
-    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}))
+    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}, release="web"))
     apply(testbed, release_manifest(namespace, "web", repository, "v1.0.0", [{"kind": "Deployment", "name": "web"}]))
     wait_ready(testbed, namespace, "web", "v1.0.0")
 
@@ -326,3 +339,36 @@ def test_a_moved_tag_is_reported_and_never_deployed(
     release = wait_ready(testbed, namespace, "web", "v1.0.0")
     assert container_images(testbed, namespace, "web") == {"web": original.pinned}
     assert release["status"]["history"][0]["source"] == "History"
+
+
+def test_an_apprelease_cannot_take_over_a_workload_its_owner_did_not_label(
+    testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed]
+) -> None:
+    """The confused deputy: creating an AppRelease must not lend the operator's patch rights on any workload."""
+    repository = web["v1.0.0"].repository
+    original = {"app": "example.org/app:3.1", "sidecar": "example.org/sidecar:1.0"}
+    apply(testbed, deployment_manifest(namespace, "victim", original, release=None))
+    before = testbed.kubectl_json("get", "deployment", "victim", "-n", namespace)
+    apply(
+        testbed,
+        release_manifest(
+            namespace,
+            "intruder",
+            repository,
+            "v1.0.0",
+            [{"kind": "Deployment", "name": "victim", "containers": ["app", "sidecar"]}],
+        ),
+    )
+    release = wait_condition(testbed, namespace, "intruder", "Ready", "False", "WorkloadNotOptedIn")
+    assert "apprelease.dev/release=intruder" in condition(release, "Ready")["message"]
+    assert condition(release, "Stalled").get("status") != "True"
+    assert events(testbed, namespace, "WorkloadNotOptedIn")
+    after = testbed.kubectl_json("get", "deployment", "victim", "-n", namespace)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert container_images(testbed, namespace, "victim") == original
+
+    # The owner consents: the label wakes the AppRelease, which pins both named containers.
+    testbed.kubectl("label", "deployment", "victim", "-n", namespace, "apprelease.dev/release=intruder")
+    wait_ready(testbed, namespace, "intruder", "v1.0.0", timeout=30)
+    pinned = web["v1.0.0"].pinned
+    assert container_images(testbed, namespace, "victim") == {"app": pinned, "sidecar": pinned}

@@ -65,7 +65,7 @@ def app(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
 
 def _deployment(namespace: str, name: str, image: str, replicas: int, **spec: Any) -> dict[str, Any]:
-    manifest = on_real_node(deployment_manifest(namespace, name, {name: image}, replicas=replicas), name)
+    manifest = on_real_node(deployment_manifest(namespace, name, {name: image}, replicas=replicas, release=name), name)
     manifest["spec"].update(spec)
     return manifest
 

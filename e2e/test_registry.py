@@ -72,7 +72,7 @@ def test_operator_pins_the_index_digest_with_provenance_from_the_amd64_child(
     testbed: Testbed, operator: Operator, namespace: str, multi_arch: tuple[str, str, str]
 ) -> None:
     repository, index_digest, _ = multi_arch
-    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}))
+    apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}, release="web"))
     apply(
         testbed,
         release_manifest(

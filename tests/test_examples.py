@@ -10,6 +10,7 @@ import yaml
 from lupa import LuaRuntime
 
 from apprelease.api import AppRelease
+from apprelease.manifest import release_manifest, render_manifest
 from apprelease.validation import validate_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -70,3 +71,20 @@ def _release(generation: int, *conditions: dict[str, Any]) -> dict[str, Any]:
 )
 def test_argocd_health_check_reads_the_conditions(obj: dict[str, Any], status: str) -> None:
     assert _health(obj)[0] == status
+
+
+def test_example_deployment_opts_in_to_the_example_apprelease() -> None:
+    release = yaml.safe_load((EXAMPLES / "apprelease.yaml").read_text())
+    deployment = yaml.safe_load((EXAMPLES / "deployment.yaml").read_text())
+    assert deployment["metadata"]["labels"]["apprelease.dev/release"] == release["metadata"]["name"]
+    assert {"kind": "Deployment", "name": deployment["metadata"]["name"]} in release["spec"]["workloads"]
+
+
+def test_the_build_manifest_says_how_to_opt_each_workload_in() -> None:
+    document = release_manifest(
+        name="web", image="r.example/web", version="v1", digest=None, workloads=[("web", []), ("worker", ["app"])]
+    )
+    text = render_manifest(document)
+    assert yaml.safe_load(text) == document
+    assert "kubectl label deployment web apprelease.dev/release=web" in text
+    assert "kubectl label deployment worker apprelease.dev/release=web" in text

@@ -13,7 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from apprelease.api import ANNOTATION_REVISION, ANNOTATION_VERSION, AppReleaseStatus, Outcome, Source
+from apprelease.api import (
+    ANNOTATION_REVISION,
+    ANNOTATION_VERSION,
+    LABEL_RELEASE,
+    AppReleaseStatus,
+    Outcome,
+    Source,
+)
 from apprelease.conditions import READY, RECONCILING, STALLED, Reason
 from apprelease.reconciler import Reconciler, Result
 from apprelease.registry import RegistryClient, RegistrySettings
@@ -163,12 +170,20 @@ class FakeCluster:
         return [c for c in self.calls if c.startswith("deployment/")]
 
 
-def deployment(name: str, *, image: str = f"{IMAGE}:v0", pull_secrets: list[str] | None = None) -> dict[str, Any]:
+def deployment(
+    name: str, *, image: str = f"{IMAGE}:v0", pull_secrets: list[str] | None = None, release: str | None = NAME
+) -> dict[str, Any]:
     pod: dict[str, Any] = {"containers": [{"name": "web", "image": image}, {"name": "proxy", "image": "envoy:1.30"}]}
     if pull_secrets:
         pod["imagePullSecrets"] = [{"name": s} for s in pull_secrets]
     obj = {
-        "metadata": {"name": name, "namespace": NS, "generation": 1, "uid": f"uid-{name}"},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "generation": 1,
+            "uid": f"uid-{name}",
+            "labels": {LABEL_RELEASE: release} if release else {},
+        },
         "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": name}}, "spec": pod}},
     }
     return obj
@@ -720,26 +735,54 @@ def test_moved_tag_is_reported_once_and_ignored(world: World) -> None:
     assert world.condition(READY) == ("True", Reason.SUCCEEDED)
 
 
-def test_a_deployment_managed_by_another_apprelease_is_not_taken_over(world: World) -> None:
+def test_a_deployment_labelled_for_another_apprelease_is_not_touched(world: World) -> None:
     first = world.deploy("v1")
     other = copy.deepcopy(world.cluster.appreleases[NAME])
     other["metadata"]["name"] = "intruder"
     other["spec"]["version"] = "v2"
     world.registry.release("v2")
     world.cluster.appreleases["intruder"] = other
+    world.reset_records()
 
     result = world.reconciler.reconcile(NS, "intruder")
 
     assert result.retry
     intruder = AppReleaseStatus.model_validate(world.cluster.appreleases["intruder"]["status"])
     ready = next(c for c in intruder.conditions if c.type == READY)
-    assert (ready.status, ready.reason) == ("False", Reason.WORKLOAD_CONFLICT)
-    assert NAME in ready.message
+    assert (ready.status, ready.reason) == ("False", Reason.WORKLOAD_NOT_OPTED_IN)
+    assert f"{LABEL_RELEASE}=intruder" in ready.message and repr(NAME) in ready.message
     assert world.cluster.images()["web"] == pinned(first)
+    assert world.cluster.patched() == []
+    assert world.registry.requests == []  # refused before any registry request
 
-    del world.cluster.appreleases[NAME]  # the first owner is deleted: the Deployment is free again
-    world.reconciler.reconcile(NS, "intruder")
-    assert world.cluster.images()["web"].endswith(world.registry.tags["v2"])
+
+def test_an_unlabelled_workload_is_not_patched_until_its_owner_opts_in(world: World) -> None:
+    world.cluster.deployments["web"] = deployment("web", release=None)
+    before = copy.deepcopy(world.cluster.deployments)
+    digest = world.registry.release("v1")
+    world.create("v1")
+
+    assert world.reconcile() == Result(retry=True)
+    assert_waiting(world, Reason.WORKLOAD_NOT_OPTED_IN)
+    assert "kubectl label deployment web" in world.status().conditions[0].message
+    assert world.cluster.deployments == before
+    assert [(e.type, e.reason) for e in world.events()] == [("Warning", Reason.WORKLOAD_NOT_OPTED_IN)]
+
+    world.cluster.deployments["web"]["metadata"]["labels"] = {LABEL_RELEASE: NAME}
+    world.reconcile()
+    assert world.cluster.images() == {"web": pinned(digest), "proxy": "envoy:1.30"}
+
+
+def test_drift_is_not_corrected_once_the_label_is_removed(world: World) -> None:
+    world.deploy("v1")
+    world.cluster.deployments["web"]["metadata"]["labels"] = {}
+    world.cluster.deployments["web"]["spec"]["template"]["spec"]["containers"][0]["image"] = f"{IMAGE}:hotfix"
+    world.reset_records()
+
+    assert world.reconcile().retry
+    assert_waiting(world, Reason.WORKLOAD_NOT_OPTED_IN)
+    assert world.cluster.images()["web"] == f"{IMAGE}:hotfix"
+    assert world.events("DriftCorrected") == []
 
 
 def test_while_the_next_version_is_not_pushed_the_recorded_one_stays_pinned(world: World) -> None:

@@ -21,6 +21,8 @@ FIELD_MANAGER = "apprelease"
 ANNOTATION_VERSION = "apprelease.dev/version"
 ANNOTATION_REVISION = "apprelease.dev/revision"
 ANNOTATION_RELEASE = "apprelease.dev/release"
+# Set by a workload's owner: the one AppRelease allowed to pin it. Without it the workload is not touched.
+LABEL_RELEASE = "apprelease.dev/release"
 ANNOTATION_CHANGE_CAUSE = "kubernetes.io/change-cause"
 
 

@@ -30,8 +30,8 @@ class Reason:
     UNAUTHORIZED = "Unauthorized"
     TAG_NOT_FOUND = "TagNotFound"
     WORKLOAD_NOT_FOUND = "WorkloadNotFound"
+    WORKLOAD_NOT_OPTED_IN = "WorkloadNotOptedIn"  # the workload lacks the apprelease.dev/release label
     CONTAINER_NOT_FOUND = "ContainerNotFound"
-    WORKLOAD_CONFLICT = "WorkloadConflict"  # another AppRelease already manages the Deployment
     ROLLOUT_FAILED = "RolloutFailed"
     # Progress and success.
     PROGRESSING = "Progressing"

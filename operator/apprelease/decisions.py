@@ -15,6 +15,7 @@ from apprelease.api import (
     ANNOTATION_RELEASE,
     ANNOTATION_REVISION,
     ANNOTATION_VERSION,
+    LABEL_RELEASE,
     AppReleaseSpec,
     AppReleaseStatus,
     HistoryEntry,
@@ -244,11 +245,25 @@ def plan_patch(
     return DeploymentPatch(body=body, drifted=drifted)
 
 
-def managed_by(deployment: dict[str, Any]) -> str | None:
-    """The AppRelease that pinned this Deployment, from the annotation it writes."""
-    annotations = deployment.get("metadata", {}).get("annotations") or {}
-    owner = annotations.get(ANNOTATION_RELEASE)
-    return str(owner) if owner else None
+def check_opt_in(workload: dict[str, Any], kind: str, release: str) -> Problem | None:
+    """A workload is pinned only when its owner labelled it for this AppRelease (never on the requester's say).
+
+    The operator holds patch rights on every workload; without this consent anyone allowed to create an
+    AppRelease could make it run any image under any workload's ServiceAccount.
+    """
+    meta = workload.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(LABEL_RELEASE) == release:
+        return None
+    name, namespace = meta.get("name", "?"), meta.get("namespace", "")
+    found = labels.get(LABEL_RELEASE)
+    now = f"it is labelled for AppRelease {found!r}" if found else "it has no such label"
+    return Problem(
+        Reason.WORKLOAD_NOT_OPTED_IN,
+        f"{kind} {name} is not opted in to AppRelease {release}: {now}. Its owner opts it in with "
+        f"`kubectl label {kind.lower()} {name} -n {namespace} {LABEL_RELEASE}={release} --overwrite`; "
+        "nothing is changed until then",
+    )
 
 
 def runs_pinned(deployment: dict[str, Any], containers: list[str], pinned: str) -> bool:

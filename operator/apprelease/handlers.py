@@ -2,6 +2,9 @@
 
 Watching AppReleases and the Deployments they manage makes the operator level-based and quick to react
 (a hand edit or a finished rollout wakes its AppRelease at once); a periodic resync catches anything else.
+Only workloads that carry the opt-in label are watched, filtered by the API server (a label selector), so an
+operator in a large cluster neither holds nor receives the others. A workload whose label is added or removed
+enters or leaves the watch, and that event wakes its AppRelease too.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from apprelease.api import GROUP, PLURAL, VERSION
+from apprelease.api import GROUP, LABEL_RELEASE, PLURAL, VERSION
 from apprelease.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # we post our own Events, with our own reasons
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    settings.watching.label_selectors["apps", "v1", "deployments"] = LABEL_RELEASE
     # Reading kubeconfig and settings is file I/O: off the event loop too.
     RUNTIME = await asyncio.to_thread(Runtime.from_environment)
     await RUNTIME.start()
@@ -55,7 +59,7 @@ async def on_apprelease_event(type: str, body: kopf.Body, **_: Any) -> None:
     _runtime().observe(key, int(meta.get("generation") or 0), workloads)
 
 
-@kopf.on.event("apps", "v1", "deployments")
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_deployment_event(body: kopf.Body, **_: Any) -> None:
     meta = body.get("metadata", {})
     _runtime().wake_for_deployment(meta.get("namespace", ""), meta.get("name", ""))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from apprelease.api import API_VERSION, KIND
+import yaml
+
+from apprelease.api import API_VERSION, KIND, LABEL_RELEASE
 
 
 def release_manifest(
@@ -29,6 +31,21 @@ def release_manifest(
     ]
     spec["provenance"] = provenance
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+
+
+def render_manifest(document: dict[str, Any]) -> str:
+    """The manifest as YAML, headed by how each workload's owner opts it in (nothing is managed without it)."""
+    name = document["metadata"]["name"]
+    namespace = document["metadata"].get("namespace")
+    flag = f" -n {namespace}" if namespace else ""
+    lines = [
+        f"# Each workload below is managed only once its owner labels it {LABEL_RELEASE}: {name}, e.g.",
+        *(
+            f"#   kubectl label {w['kind'].lower()} {w['name']}{flag} {LABEL_RELEASE}={name}"
+            for w in document["spec"]["workloads"]
+        ),
+    ]
+    return "\n".join(lines) + "\n" + yaml.safe_dump(document, sort_keys=False)
 
 
 def parse_workload(text: str) -> tuple[str, list[str]]:

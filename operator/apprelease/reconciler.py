@@ -146,15 +146,9 @@ class _Pass:
                     f"Deployment {self.ar.namespace}/{workload.name} does not exist (yet); "
                     "it is picked up as soon as it is created",
                 )
-            owner = decisions.managed_by(deployment)
-            # Two AppReleases pinning one Deployment would undo each other forever; the first one keeps it
-            # until it is deleted.
-            if owner and owner != self.ar.name and self.o.cluster.get_apprelease(self.ar.namespace, owner):
-                return Problem(
-                    Reason.WORKLOAD_CONFLICT,
-                    f"Deployment {workload.name} is managed by AppRelease {owner}; a Deployment follows one "
-                    "AppRelease: remove it from one of them",
-                )
+            refused = decisions.check_opt_in(deployment, "Deployment", self.ar.name)
+            if refused:
+                return refused
             containers = decisions.select_containers(deployment, workload, self.spec.image)
             if isinstance(containers, Problem):
                 return containers

@@ -20,7 +20,7 @@ from apprelease.cli.bake import BakeError, BakePlan, build, push
 from apprelease.cli.kube import KubeError, Releases
 from apprelease.cli.text import plain, safe
 from apprelease.gitinfo import GitError, read_git_state, release_version
-from apprelease.manifest import parse_workload, release_manifest
+from apprelease.manifest import parse_workload, release_manifest, render_manifest
 from apprelease.registry import RegistryClient, RegistryError, RegistrySettings, lookup, parse_docker_config
 from apprelease.rollback import RollbackRefused, choose_rollback
 
@@ -72,7 +72,12 @@ def build_command(
     build_arg: list[str] = typer.Option([], "--build-arg", help="KEY=VALUE passed to docker build (repeatable)."),
     target: str | None = typer.Option(None, "--target", help="Build stage to stop at (multi-stage builds)."),
     do_push: bool = typer.Option(False, "--push", help="Push the tags and print IMAGE@sha256:..."),
-    manifest: Path | None = typer.Option(None, "--manifest", help="Write an AppRelease pinned with spec.digest."),
+    manifest: Path | None = typer.Option(
+        None,
+        "--manifest",
+        help="Write an AppRelease pinned with spec.digest. Each workload must carry the label "
+        "apprelease.dev/release=NAME (set by its owner) to be managed.",
+    ),
     name: str | None = typer.Option(None, "--name", help="AppRelease name for --manifest (default: last path part)."),
     namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace for --manifest."),
     workload: list[str] = typer.Option(
@@ -138,9 +143,10 @@ def build_command(
             workloads=workloads,
             namespace=namespace,
         )
-        manifest.write_text(yaml.safe_dump(document, sort_keys=False))
+        manifest.write_text(render_manifest(document))
         if not quiet:
             err.print(f"[green]wrote[/] {safe(manifest)}")
+            err.print(f"  its workloads are managed once labelled apprelease.dev/release={safe(release_name)}")
 
 
 def _push_with_progress(plan: BakePlan, quiet: bool) -> str:
