@@ -1,4 +1,4 @@
-"""The pure decisions of a reconcile: target digest, guards, history, containers, patches, rollout state."""
+"""The pure decisions of a reconcile: target digest, guards, history, containers, patches."""
 
 from __future__ import annotations
 
@@ -24,19 +24,19 @@ from apprelease.decisions import (
     KeepCurrent,
     ResolveFromRegistry,
     RestoreFromHistory,
-    Rollout,
     check_digest,
     check_provenance,
     choose_target,
     current_outcome,
     plan_patch,
     record_revision,
-    rollout_state,
     runs_pinned,
     select_containers,
     set_outcome,
     short_digest,
 )
+from apprelease.workloads import Kind
+from apprelease.workloads import Workload as View
 
 IMAGE = "registry.example.com/shop/web"
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
@@ -87,7 +87,13 @@ def deployment(
     *,
     annotations: dict[str, str] | None = None,
     name: str = "web",
-) -> dict[str, Any]:
+    pin: list[str] | None = None,
+) -> View:
+    """A Deployment as the typed view the reconciler uses; `pin` names the containers to pin."""
+    return View(Kind.DEPLOYMENT, _deployment(containers, annotations, name), list(pin or []))
+
+
+def _deployment(containers: dict[str, str], annotations: dict[str, str] | None, name: str) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "generation": 1, "annotations": {"keep": "me"}},
         "spec": {
@@ -112,15 +118,9 @@ def ours(revision: int, version: str = "v2") -> dict[str, str]:
     return {ANNOTATION_VERSION: version, ANNOTATION_REVISION: str(revision)}
 
 
-def rolled(**overrides: Any) -> dict[str, Any]:
-    """A Deployment with 3 replicas whose rollout is complete, with some fields overridden."""
-    status = {"observedGeneration": 4, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}
-    status.update(overrides.pop("status", {}))
-    return {
-        "metadata": {"name": "web", "generation": overrides.pop("generation", 4)},
-        "spec": {"replicas": overrides.pop("replicas", 3)},
-        "status": status,
-    }
+def with_containers(view: View, containers: list[str]) -> View:
+    view.containers = containers
+    return view
 
 
 def assert_problem(result: object, reason: str) -> Problem:
@@ -299,43 +299,42 @@ def test_short_digest() -> None:
 # --- select_containers ---------------------------------------------------------------------------------
 def test_named_containers_are_selected_even_if_they_run_something_else() -> None:
     d = deployment({"web": "other/image:1", "sidecar": "envoy:1"})
-    assert select_containers(d, Workload(name="web", containers=["web"]), IMAGE) == ["web"]
+    assert select_containers(d, ["web"], IMAGE) == ["web"]
 
 
 def test_missing_named_container() -> None:
     d = deployment({"web": IMAGE + ":v1", "sidecar": "envoy:1"})
-    problem = assert_problem(
-        select_containers(d, Workload(name="web", containers=["web", "app"]), IMAGE), Reason.CONTAINER_NOT_FOUND
-    )
+    problem = assert_problem(select_containers(d, ["web", "app"], IMAGE), Reason.CONTAINER_NOT_FOUND)
     assert "app" in problem.message and "sidecar" in problem.message
 
 
 def test_default_selects_every_container_of_the_repository() -> None:
     d = deployment({"web": IMAGE + ":v1", "sidecar": "envoy:1", "migrate": pinned(D1)})
-    assert select_containers(d, Workload(name="web"), IMAGE) == ["web", "migrate"]
+    assert select_containers(d, None, IMAGE) == ["web", "migrate"]
 
 
 @pytest.mark.parametrize("running", ["nginx:1", "nginx", "library/nginx:1.27", "docker.io/library/nginx@" + D1])
 def test_default_selection_normalises_docker_hub(running: str) -> None:
     d = deployment({"nginx": running})
-    assert select_containers(d, Workload(name="web"), "docker.io/library/nginx") == ["nginx"]
+    assert select_containers(d, None, "docker.io/library/nginx") == ["nginx"]
 
 
 def test_default_selection_does_not_match_another_registry() -> None:
     d = deployment({"web": "mirror.example.com/shop/web:v1", "bad": "Not A Ref"})
-    problem = assert_problem(select_containers(d, Workload(name="web"), IMAGE), Reason.CONTAINER_NOT_FOUND)
+    problem = assert_problem(select_containers(d, None, IMAGE), Reason.CONTAINER_NOT_FOUND)
     assert IMAGE in problem.message
 
 
 # --- plan_patch ----------------------------------------------------------------------------------------
-def plan(d: dict[str, Any], containers: list[str], revision: int = 2, digest: str = D2) -> Any:
-    return plan_patch(d, containers, pinned=pinned(digest), version="v2", revision=revision, release="shop")
+def plan(d: View, containers: list[str], revision: int = 2, digest: str = D2) -> Any:
+    d.containers = containers
+    return plan_patch(d, pinned=pinned(digest), version="v2", revision=revision, release="shop")
 
 
 def test_already_pinned_needs_no_patch() -> None:
     d = deployment({"web": pinned(), "sidecar": "envoy:1"}, annotations={**ours(2), "other": "x"})
     assert plan(d, ["web"]) is None
-    assert runs_pinned(d, ["web"], pinned())
+    assert runs_pinned(with_containers(d, ["web"]), pinned())
 
 
 def test_patch_touches_only_the_named_containers_and_our_annotations() -> None:
@@ -357,7 +356,7 @@ def test_patch_touches_only_the_named_containers_and_our_annotations() -> None:
         },
     }
     assert patch.drifted == []
-    assert not runs_pinned(d, ["web", "worker"], pinned())
+    assert not runs_pinned(with_containers(d, ["web", "worker"]), pinned())
 
 
 def test_annotations_alone_trigger_a_patch() -> None:
@@ -382,44 +381,3 @@ def test_image_of_an_older_revision_is_not_drift() -> None:
 def test_unannotated_deployment_is_not_drift() -> None:
     patch = plan(deployment({"web": IMAGE + ":v1"}), ["web"])
     assert patch is not None and patch.drifted == []
-
-
-# --- rollout_state -------------------------------------------------------------------------------------
-def progressing(reason: str, status: str = "True") -> dict[str, Any]:
-    return {"conditions": [{"type": "Progressing", "status": status, "reason": reason}]}
-
-
-DEADLINE = progressing("ProgressDeadlineExceeded", "False")
-
-
-@pytest.mark.parametrize(
-    ("deployment_", "state", "mentions"),
-    [
-        (rolled(), Rollout.COMPLETE, "rolled out"),
-        (rolled(status=progressing("NewReplicaSetAvailable")), Rollout.COMPLETE, "rolled out"),
-        (rolled(generation=5), Rollout.PROGRESSING, "observed"),
-        (rolled(status={"updatedReplicas": 1}), Rollout.PROGRESSING, "1 of 3 updated"),
-        (rolled(status={"replicas": 4}), Rollout.PROGRESSING, "1 old replicas"),
-        (rolled(status={"availableReplicas": 2}), Rollout.PROGRESSING, "2 of 3 updated replicas available"),
-        (rolled(status={"updatedReplicas": 1, **DEADLINE}), Rollout.FAILED, "progress deadline"),
-        (
-            rolled(replicas=0, status={"replicas": 0, "updatedReplicas": 0, "availableReplicas": 0}),
-            Rollout.COMPLETE,
-            "",
-        ),
-    ],
-)
-def test_rollout_state(deployment_: dict[str, Any], state: Rollout, mentions: str) -> None:
-    result = rollout_state(deployment_)
-    assert result.state == state
-    assert mentions in result.message
-
-
-def test_rollout_state_waits_for_observed_generation_before_deadline() -> None:
-    d = rolled(generation=5, status=DEADLINE)
-    assert rollout_state(d).state == Rollout.PROGRESSING
-
-
-def test_rollout_state_without_status_is_progressing() -> None:
-    d = {"metadata": {"name": "web", "generation": 1}, "spec": {"replicas": 1}}
-    assert rollout_state(d).state == Rollout.PROGRESSING

@@ -34,7 +34,15 @@ async def settle() -> None:
 
 def test_kopf_handlers_run_on_the_event_loop() -> None:
     # kopf runs plain functions in threads; the asyncio work queue must only be touched from the loop.
-    for handler in (handlers.on_apprelease_event, handlers.on_deployment_event, handlers.startup, handlers.cleanup):
+    for handler in (
+        handlers.on_apprelease_event,
+        handlers.on_deployment_event,
+        handlers.on_statefulset_event,
+        handlers.on_daemonset_event,
+        handlers.on_cronjob_event,
+        handlers.startup,
+        handlers.cleanup,
+    ):
         assert inspect.iscoroutinefunction(handler), handler
 
 
@@ -43,30 +51,37 @@ async def test_events_reach_the_reconciler_once_per_generation_and_via_deploymen
     runtime = Runtime(OperatorSettings(workers=2), reconciler)  # type: ignore[arg-type]
     await runtime.start()
     try:
-        runtime.observe(("shop", "web"), 1, ["web", "worker"])
+        runtime.observe(("shop", "web"), 1, [("Deployment", "web"), ("StatefulSet", "worker")])
         await settle()
         assert reconciler.calls == [("shop", "web")]
         assert threading.get_ident() not in reconciler.threads  # reconciles run in worker threads
 
-        runtime.observe(("shop", "web"), 1, ["web", "worker"])  # our own status write coming back
+        runtime.observe(
+            ("shop", "web"), 1, [("Deployment", "web"), ("StatefulSet", "worker")]
+        )  # our own status write coming back
         await settle()
         assert len(reconciler.calls) == 1
 
-        runtime.wake_for_deployment("shop", "worker")
-        runtime.wake_for_deployment("shop", "unrelated")
-        runtime.wake_for_deployment("other", "web")
+        runtime.wake_for_workload("shop", "StatefulSet", "worker")
+        runtime.wake_for_workload("shop", "Deployment", "worker")  # another kind of the same name
+        runtime.wake_for_workload("shop", "StatefulSet", "unrelated")
+        runtime.wake_for_workload("other", "Deployment", "web")
         await settle()
         assert reconciler.calls == [("shop", "web")] * 2
 
-        runtime.observe(("shop", "web"), 2, ["web"])  # worker no longer managed
+        runtime.observe(("shop", "web"), 2, [("Deployment", "web")])  # worker no longer managed
         await settle()
-        runtime.wake_for_deployment("shop", "worker")
+        runtime.wake_for_workload("shop", "StatefulSet", "worker")
         await settle()
         assert len(reconciler.calls) == 3
 
-        runtime.forget(("shop", "web"))
-        runtime.wake_for_deployment("shop", "web")
+        runtime.observe(("shop", "web"), 2, [("Deployment", "web")], retry="2026-11-27T12:00:00Z")  # a retry
         await settle()
-        assert len(reconciler.calls) == 3
+        assert len(reconciler.calls) == 4
+
+        runtime.forget(("shop", "web"))
+        runtime.wake_for_workload("shop", "Deployment", "web")
+        await settle()
+        assert len(reconciler.calls) == 4
     finally:
         await runtime.stop()

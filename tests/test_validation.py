@@ -100,7 +100,11 @@ def test_registry_port_is_not_mistaken_for_a_tag() -> None:
         ({"workloads": []}, "at least one"),
         ({"workloads": workloads(21)}, "at most 20"),
         ({"workloads": [{"name": "web"}, {"name": "web"}]}, "twice"),
-        ({"workloads": [{"kind": "StatefulSet", "name": "db"}]}, "not supported"),
+        ({"workloads": [{"kind": "Job", "name": "db"}]}, "not supported"),
+        ({"workloads": [{"kind": "deployment", "name": "db"}]}, "not supported"),
+        ({"rollout": {"timeoutSeconds": 29}}, "spec.rollout.timeoutSeconds"),
+        ({"rollout": {"timeoutSeconds": 86401}}, "spec.rollout.timeoutSeconds"),
+        ({"rollout": {"onFailure": "Retry"}}, "spec.rollout.onFailure"),
         ({"workloads": [{"name": "Web_1"}]}, "not a valid object name"),
         ({"workloads": [{"name": ""}]}, "not a valid object name"),
         ({"workloads": [{"name": "web", "containers": ["app", "app"]}]}, "container twice"),
@@ -128,12 +132,18 @@ def test_history_limit_bounds_are_inclusive(history_limit: int) -> None:
     assert validate_spec(spec(historyLimit=history_limit)) is None
 
 
+def test_every_workload_kind_and_rollout_policy_is_valid() -> None:
+    kinds = [{"kind": k, "name": "app"} for k in ("Deployment", "StatefulSet", "DaemonSet", "CronJob")]
+    for rollout in ({"timeoutSeconds": 30, "onFailure": "Halt"}, {"timeoutSeconds": 86400, "onFailure": "Rollback"}):
+        assert validate_spec(spec(workloads=kinds, rollout=rollout)) is None
+
+
 def test_twenty_workloads_are_allowed() -> None:
     assert validate_spec(spec(workloads=workloads(20))) is None
 
 
 def test_index_of_the_offending_workload_is_named() -> None:
-    problem = validate_spec(spec(workloads=[{"name": "web"}, {"kind": "DaemonSet", "name": "agent"}]))
+    problem = validate_spec(spec(workloads=[{"name": "web"}, {"kind": "ReplicaSet", "name": "agent"}]))
     assert problem is not None and "spec.workloads[1]" in problem.message
 
 

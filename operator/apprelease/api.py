@@ -24,6 +24,8 @@ ANNOTATION_RELEASE = "apprelease.dev/release"
 # Set by a workload's owner: the one AppRelease allowed to pin it. Without it the workload is not touched.
 LABEL_RELEASE = "apprelease.dev/release"
 ANNOTATION_CHANGE_CAUSE = "kubernetes.io/change-cause"
+# Set by `apprelease retry`: each new value re-tries a failed version once (recorded in status.lastHandledRetry).
+ANNOTATION_RETRY = "apprelease.dev/retry"
 
 
 class Provenance(StrEnum):
@@ -35,6 +37,16 @@ class Provenance(StrEnum):
 class Source(StrEnum):
     REGISTRY = "Registry"
     HISTORY = "History"
+
+
+class Cause(StrEnum):
+    SPEC = "Spec"  # spec.version (or the spec) asked for it
+    AUTO_ROLLBACK = "AutoRollback"  # a failed rollout restored the last good revision
+
+
+class OnFailure(StrEnum):
+    ROLLBACK = "Rollback"
+    HALT = "Halt"
 
 
 class Outcome(StrEnum):
@@ -54,6 +66,11 @@ class Workload(_Model):
     containers: list[str] | None = None
 
 
+class RolloutPolicy(_Model):
+    timeout_seconds: int = Field(default=600, alias="timeoutSeconds")
+    on_failure: str = Field(default=OnFailure.ROLLBACK.value, alias="onFailure")
+
+
 class LocalObjectReference(_Model):
     name: str = ""
 
@@ -67,6 +84,7 @@ class AppReleaseSpec(_Model):
     provenance: str = Provenance.IF_PRESENT.value
     history_limit: int = Field(default=10, alias="historyLimit")
     suspend: bool = False
+    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
     # Fields whose value had the wrong type (possible only when the CRD schema is missing or old).
     _invalid_fields: list[str] = PrivateAttr(default_factory=list)
 
@@ -92,8 +110,10 @@ class HistoryEntry(_Model):
     git_commit: str | None = Field(default=None, alias="gitCommit")
     source: Source = Source.REGISTRY
     restored_from: int | None = Field(default=None, alias="restoredFrom")
+    cause: Cause = Cause.SPEC
     deployed_at: str | None = Field(default=None, alias="deployedAt")
     outcome: Outcome = Outcome.IN_PROGRESS
+    failure: str | None = None  # only on Failed entries: workload, pod, reason, exit code
 
 
 class AppReleaseStatus(_Model):
@@ -106,6 +126,7 @@ class AppReleaseStatus(_Model):
     git_commit: str | None = Field(default=None, alias="gitCommit")
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
+    last_handled_retry: str | None = Field(default=None, alias="lastHandledRetry")
 
     def to_k8s(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -119,6 +140,7 @@ class AppRelease(_Model):
     uid: str = ""
     generation: int = 0
     resource_version: str = ""
+    retry: str | None = None  # the apprelease.dev/retry annotation
     spec: AppReleaseSpec
     status: AppReleaseStatus
 
@@ -132,6 +154,7 @@ class AppRelease(_Model):
             uid=meta.get("uid", ""),
             generation=int(meta.get("generation") or 0),
             resource_version=meta.get("resourceVersion", ""),
+            retry=(meta.get("annotations") or {}).get(ANNOTATION_RETRY),
             spec=_lenient_spec(raw_spec),
             status=AppReleaseStatus.model_validate(obj.get("status") or {}),
         )

@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from apprelease.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from apprelease.workloads import Kind
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,10 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 class Cluster(Protocol):
     def get_apprelease(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def patch_apprelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
-    def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    def patch_deployment(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def get_workload(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def patch_workload(self, kind: Kind, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+    def delete_pod(self, namespace: str, name: str) -> None: ...
     def get_docker_config(self, namespace: str, secret: str) -> bytes | None: ...
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]: ...
     def post_event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None: ...
@@ -41,6 +44,7 @@ class KubernetesCluster:
     def __init__(self, api_client: client.ApiClient, *, timeout_seconds: float = 30.0) -> None:
         self._custom = client.CustomObjectsApi(api_client)
         self._apps = client.AppsV1Api(api_client)
+        self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._api = api_client
         self._timeout = timeout_seconds
@@ -83,17 +87,17 @@ class KubernetesCluster:
             _request_timeout=self._timeout,
         )
 
-    def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get_workload(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            deployment = self._apps.read_namespaced_deployment(name, namespace, _request_timeout=self._timeout)
+            obj = self._workload_call(kind, "read")(name, namespace, _request_timeout=self._timeout)
         except ApiException as err:
             if err.status == 404:
                 return None
             raise
-        return self._plain(deployment)
+        return self._plain(obj)
 
-    def patch_deployment(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        deployment = self._apps.patch_namespaced_deployment(
+    def patch_workload(self, kind: Kind, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        obj = self._workload_call(kind, "patch")(
             name,
             namespace,
             body,
@@ -101,7 +105,23 @@ class KubernetesCluster:
             _content_type=STRATEGIC_MERGE_PATCH,
             _request_timeout=self._timeout,
         )
-        return self._plain(deployment)
+        return self._plain(obj)
+
+    def _workload_call(self, kind: Kind, verb: str) -> Any:
+        """The generated client's method for a verb on a kind, e.g. AppsV1Api.patch_namespaced_stateful_set."""
+        api = self._batch if kind == Kind.CRON_JOB else self._apps
+        return getattr(api, f"{verb}_namespaced_{_SNAKE[kind]}")
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        pods = self._core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=self._timeout)
+        return list(self._plain(pods).get("items") or [])
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        try:
+            self._core.delete_namespaced_pod(name, namespace, _request_timeout=self._timeout)
+        except ApiException as err:
+            if err.status != 404:
+                raise
 
     def _plain(self, model: object) -> dict[str, Any]:
         """The object as the API server's JSON (camelCase keys): decisions read plain Kubernetes objects."""
@@ -160,3 +180,11 @@ class KubernetesCluster:
         except ApiException as err:
             # An event is a courtesy; failing to post one must not fail the reconcile.
             log.warning("could not post event %s on %s: HTTP %s", reason, involved["name"], err.status)
+
+
+_SNAKE = {
+    Kind.DEPLOYMENT: "deployment",
+    Kind.STATEFUL_SET: "stateful_set",
+    Kind.DAEMON_SET: "daemon_set",
+    Kind.CRON_JOB: "cron_job",
+}

@@ -32,7 +32,9 @@ class Reason:
     WORKLOAD_NOT_FOUND = "WorkloadNotFound"
     WORKLOAD_NOT_OPTED_IN = "WorkloadNotOptedIn"  # the workload lacks the apprelease.dev/release label
     CONTAINER_NOT_FOUND = "ContainerNotFound"
-    ROLLOUT_FAILED = "RolloutFailed"
+    # Stalled after a failed rollout, until the spec changes or a retry is asked for (apprelease.dev/retry).
+    ROLLOUT_FAILED = "RolloutFailed"  # onFailure Halt, or nothing to go back to
+    ROLLED_BACK = "RolledBack"  # the last good revision was restored automatically
     # Progress and success.
     PROGRESSING = "Progressing"
     SUCCEEDED = "Succeeded"
@@ -44,11 +46,16 @@ class EventReason:
 
     DEPLOYING = "Deploying"
     ROLLING_BACK = "RollingBack"
+    RETRYING = "Retrying"  # a failed version deployed again: new generation or apprelease.dev/retry
     DEPLOYED = "Deployed"
     DRIFT_CORRECTED = "DriftCorrected"
     TAG_MOVED = "TagMoved"
-    LABEL_REJECTED = "LabelRejected"  # an image label is not what it claims to be; it is not copied
+    LABEL_REJECTED = "LabelRejected"
+    ROLLOUT_FAILED = Reason.ROLLOUT_FAILED
+    ROLLED_BACK = Reason.ROLLED_BACK  # an image label is not what it claims to be; it is not copied
 
+
+FAILED_ROLLOUT_REASONS = frozenset({Reason.ROLLOUT_FAILED, Reason.ROLLED_BACK})
 
 STALLED_REASONS = frozenset(
     {

@@ -1,4 +1,4 @@
-"""Pure decisions of a reconcile: which digest to deploy, what to patch, how far a rollout is.
+"""Pure decisions of a reconcile: which digest to deploy, what history records, what to patch.
 
 Nothing here does I/O, so every rule is unit-tested without a cluster or a registry.
 """
@@ -6,7 +6,6 @@ Nothing here does I/O, so every rule is unit-tested without a cluster or a regis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from apprelease import limits, reference
@@ -18,13 +17,14 @@ from apprelease.api import (
     LABEL_RELEASE,
     AppReleaseSpec,
     AppReleaseStatus,
+    Cause,
     HistoryEntry,
     Outcome,
     Provenance,
     Source,
-    Workload,
 )
 from apprelease.conditions import Problem, Reason
+from apprelease.workloads import Workload
 
 LABEL_VERSION = "org.opencontainers.image.version"
 LABEL_REVISION = "org.opencontainers.image.revision"
@@ -56,6 +56,10 @@ def choose_target(spec: AppReleaseSpec, status: AppReleaseStatus) -> Target | Pr
     # A changed spec.image is another artifact altogether: what was recorded for the old one does not apply.
     same_image = current_repository is None or reference.same_repository(current_repository, spec.image)
     if same_image and status.version == spec.version and status.digest:
+        current = next((e for e in status.history if e.revision == status.revision), None)
+        if current is not None and current.outcome == Outcome.FAILED:
+            # Only reached when a failed version may be tried again (new generation or retry): a new revision.
+            return _guard(spec, current.digest, f"revision {current.revision}") or RestoreFromHistory(current)
         return _guard(spec, status.digest, "status") or KeepCurrent()
     recorded = find_in_history(status.history, spec.version, spec.image)
     if recorded is not None:
@@ -129,6 +133,7 @@ def record_revision(
     restored_from: int | None,
     now: str,
     history_limit: int,
+    cause: Cause = Cause.SPEC,
 ) -> AppReleaseStatus:
     """A status with a new revision at the head of history; the one it replaces, if unfinished, is Superseded."""
     revision = max([status.revision, *(e.revision for e in status.history)]) + 1
@@ -144,6 +149,7 @@ def record_revision(
         gitCommit=git_commit,
         source=source,
         restoredFrom=restored_from,
+        cause=cause,
         deployedAt=now,
         outcome=Outcome.IN_PROGRESS,
     )
@@ -178,49 +184,38 @@ def short_digest(digest: str) -> str:
 
 
 # --- what to patch ------------------------------------------------------------------------------------
-def select_containers(deployment: dict[str, Any], workload: Workload, image: str) -> list[str] | Problem:
-    """The containers of a Deployment to pin: the named ones, or every one running spec.image."""
-    name = deployment.get("metadata", {}).get("name", workload.name)
-    containers = _containers(deployment)
-    if workload.containers:
-        present = {c.get("name") for c in containers}
-        missing = [c for c in workload.containers if c not in present]
+def select_containers(workload: Workload, wanted: list[str] | None, image: str) -> list[str] | Problem:
+    """The containers of a workload to pin: the named ones, or every one running spec.image."""
+    images = workload.images()
+    if wanted:
+        missing = [c for c in wanted if c not in images]
         if missing:
             return Problem(
                 Reason.CONTAINER_NOT_FOUND,
-                f"Deployment {name} has no container named {', '.join(missing)} "
-                f"(it has: {', '.join(sorted(str(p) for p in present))})",
+                f"{workload.title} has no container named {', '.join(missing)} (it has: {', '.join(sorted(images))})",
             )
-        return list(workload.containers)
-    matching = [str(c.get("name")) for c in containers if reference.same_repository(c.get("image", ""), image)]
+        return list(wanted)
+    matching = [name for name, running in images.items() if reference.same_repository(running, image)]
     if not matching:
         return Problem(
             Reason.CONTAINER_NOT_FOUND,
-            f"no container of Deployment {name} runs {image}; "
+            f"no container of {workload.title} runs {image}; "
             "set spec.workloads[].containers to name the containers to pin",
         )
     return matching
 
 
 @dataclass(frozen=True)
-class DeploymentPatch:
+class WorkloadPatch:
     body: dict[str, Any]
     drifted: list[str]  # containers whose image was changed by someone else after we pinned it
 
 
-def plan_patch(
-    deployment: dict[str, Any],
-    containers: list[str],
-    *,
-    pinned: str,
-    version: str,
-    revision: int,
-    release: str,
-) -> DeploymentPatch | None:
+def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, release: str) -> WorkloadPatch | None:
     """The strategic-merge patch that pins the containers, touching nothing else; None when already pinned."""
-    template_annotations = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations") or {}
-    by_name = {c.get("name"): c for c in _containers(deployment)}
-    stale = [name for name in containers if by_name.get(name, {}).get("image") != pinned]
+    template_annotations = workload.template_annotations()
+    images = workload.images()
+    stale = [name for name in workload.containers if images.get(name) != pinned]
     wanted_annotations = {ANNOTATION_VERSION: version, ANNOTATION_REVISION: str(revision)}
     annotations_stale = any(template_annotations.get(k) != v for k, v in wanted_annotations.items())
     if not stale and not annotations_stale:
@@ -228,6 +223,10 @@ def plan_patch(
     # Drift: the template still says it is our revision, yet an image differs: someone edited it by hand.
     ours = template_annotations.get(ANNOTATION_REVISION) == str(revision)
     drifted = stale if ours else []
+    template = {
+        "metadata": {"annotations": wanted_annotations},
+        "spec": {"containers": [{"name": name, "image": pinned} for name in workload.containers]},
+    }
     body: dict[str, Any] = {
         "metadata": {
             "annotations": {
@@ -235,29 +234,24 @@ def plan_patch(
                 ANNOTATION_RELEASE: release,
             }
         },
-        "spec": {
-            "template": {
-                "metadata": {"annotations": wanted_annotations},
-                "spec": {"containers": [{"name": name, "image": pinned} for name in containers]},
-            }
-        },
+        **workload.template_patch(template),
     }
-    return DeploymentPatch(body=body, drifted=drifted)
+    return WorkloadPatch(body=body, drifted=drifted)
 
 
-def check_opt_in(workload: dict[str, Any], kind: str, release: str) -> Problem | None:
+def check_opt_in(obj: dict[str, Any], kind: str, release: str) -> Problem | None:
     """A workload is pinned only when its owner labelled it for this AppRelease (never on the requester's say).
 
     The operator holds patch rights on every workload; without this consent anyone allowed to create an
     AppRelease could make it run any image under any workload's ServiceAccount.
     """
-    meta = workload.get("metadata") or {}
+    meta = obj.get("metadata") or {}
     labels = meta.get("labels") or {}
     if labels.get(LABEL_RELEASE) == release:
         return None
     name, namespace = meta.get("name", "?"), meta.get("namespace", "")
     found = labels.get(LABEL_RELEASE)
-    now = f"it is labelled for AppRelease {found!r}" if found else "it has no such label"
+    now = f"it is labelled for AppRelease {limits.quoted(found)}" if found else "it has no such label"
     return Problem(
         Reason.WORKLOAD_NOT_OPTED_IN,
         f"{kind} {name} is not opted in to AppRelease {release}: {now}. Its owner opts it in with "
@@ -266,52 +260,6 @@ def check_opt_in(workload: dict[str, Any], kind: str, release: str) -> Problem |
     )
 
 
-def runs_pinned(deployment: dict[str, Any], containers: list[str], pinned: str) -> bool:
-    by_name = {c.get("name"): c for c in _containers(deployment)}
-    return all(by_name.get(name, {}).get("image") == pinned for name in containers)
-
-
-def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
-    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
-    return [c for c in containers if isinstance(c, dict)]
-
-
-# --- how far a rollout is -----------------------------------------------------------------------------
-class Rollout(StrEnum):
-    COMPLETE = "Complete"
-    PROGRESSING = "Progressing"
-    FAILED = "Failed"
-
-
-@dataclass(frozen=True)
-class RolloutState:
-    state: Rollout
-    message: str
-
-
-def rollout_state(deployment: dict[str, Any]) -> RolloutState:
-    """The same judgement as `kubectl rollout status`."""
-    name = deployment.get("metadata", {}).get("name", "?")
-    generation = deployment.get("metadata", {}).get("generation", 0)
-    spec = deployment.get("spec", {})
-    status = deployment.get("status", {}) or {}
-    if status.get("observedGeneration", 0) < generation:
-        return RolloutState(Rollout.PROGRESSING, f"Deployment {name}: waiting for the new spec to be observed")
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return RolloutState(Rollout.FAILED, f"Deployment {name} exceeded its progress deadline")
-    desired = spec.get("replicas", 1)
-    updated = status.get("updatedReplicas", 0)
-    total = status.get("replicas", 0)
-    available = status.get("availableReplicas", 0)
-    if updated < desired:
-        return RolloutState(Rollout.PROGRESSING, f"Deployment {name}: {updated} of {desired} updated replicas")
-    if total > updated:
-        return RolloutState(
-            Rollout.PROGRESSING, f"Deployment {name}: {total - updated} old replicas pending termination"
-        )
-    if available < updated:
-        return RolloutState(
-            Rollout.PROGRESSING, f"Deployment {name}: {available} of {updated} updated replicas available"
-        )
-    return RolloutState(Rollout.COMPLETE, f"Deployment {name} rolled out")
+def runs_pinned(workload: Workload, pinned: str) -> bool:
+    images = workload.images()
+    return all(images.get(name) == pinned for name in workload.containers)

@@ -1,7 +1,8 @@
 """Thin kopf handlers: they only feed keys into the work queue; `Reconciler` does the work in threads.
 
-Watching AppReleases and the Deployments they manage makes the operator level-based and quick to react
-(a hand edit or a finished rollout wakes its AppRelease at once); a periodic resync catches anything else.
+Watching AppReleases and the workloads they manage (Deployments, StatefulSets, DaemonSets, CronJobs) makes the
+operator level-based and quick to react (a hand edit or a finished rollout wakes its AppRelease at once); a
+periodic resync catches anything else.
 Only workloads that carry the opt-in label are watched, filtered by the API server (a label selector), so an
 operator in a large cluster neither holds nor receives the others. A workload whose label is added or removed
 enters or leaves the watch, and that event wakes its AppRelease too.
@@ -15,8 +16,9 @@ from typing import Any
 
 import kopf
 
-from apprelease.api import GROUP, LABEL_RELEASE, PLURAL, VERSION
+from apprelease.api import ANNOTATION_RETRY, GROUP, LABEL_RELEASE, PLURAL, VERSION
 from apprelease.runtime import Runtime
+from apprelease.workloads import KINDS, Kind
 
 log = logging.getLogger(__name__)
 RUNTIME: Runtime | None = None
@@ -34,7 +36,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # we post our own Events, with our own reasons
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
-    settings.watching.label_selectors["apps", "v1", "deployments"] = LABEL_RELEASE
+    for info in KINDS.values():
+        group, version = info.api_version.split("/")
+        settings.watching.label_selectors[group, version, info.plural] = LABEL_RELEASE
     # Reading kubeconfig and settings is file I/O: off the event loop too.
     RUNTIME = await asyncio.to_thread(Runtime.from_environment)
     await RUNTIME.start()
@@ -55,14 +59,39 @@ async def on_apprelease_event(type: str, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
         _runtime().forget(key)
         return
-    workloads = [w.get("name", "") for w in (body.get("spec", {}).get("workloads") or []) if isinstance(w, dict)]
-    _runtime().observe(key, int(meta.get("generation") or 0), workloads)
+    workloads = [
+        (str(w.get("kind") or Kind.DEPLOYMENT), str(w.get("name", "")))
+        for w in (body.get("spec", {}).get("workloads") or [])
+        if isinstance(w, dict)
+    ]
+    retry = (meta.get("annotations") or {}).get(ANNOTATION_RETRY)
+    _runtime().observe(key, int(meta.get("generation") or 0), workloads, retry)
 
 
+async def _on_workload_event(kind: Kind, body: kopf.Body) -> None:
+    meta = body.get("metadata", {})
+    _runtime().wake_for_workload(meta.get("namespace", ""), kind, meta.get("name", ""))
+
+
+# One watch per workload kind, each filtered by the API server to labelled objects (see startup).
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_deployment_event(body: kopf.Body, **_: Any) -> None:
-    meta = body.get("metadata", {})
-    _runtime().wake_for_deployment(meta.get("namespace", ""), meta.get("name", ""))
+    await _on_workload_event(Kind.DEPLOYMENT, body)
+
+
+@kopf.on.event("apps", "v1", "statefulsets", labels={LABEL_RELEASE: kopf.PRESENT})
+async def on_statefulset_event(body: kopf.Body, **_: Any) -> None:
+    await _on_workload_event(Kind.STATEFUL_SET, body)
+
+
+@kopf.on.event("apps", "v1", "daemonsets", labels={LABEL_RELEASE: kopf.PRESENT})
+async def on_daemonset_event(body: kopf.Body, **_: Any) -> None:
+    await _on_workload_event(Kind.DAEMON_SET, body)
+
+
+@kopf.on.event("batch", "v1", "cronjobs", labels={LABEL_RELEASE: kopf.PRESENT})
+async def on_cronjob_event(body: kopf.Body, **_: Any) -> None:
+    await _on_workload_event(Kind.CRON_JOB, body)
 
 
 @kopf.on.probe(id="queue")
@@ -70,4 +99,12 @@ async def queue_depth(**_: Any) -> int:
     return len(_runtime().queue) if RUNTIME else 0
 
 
-__all__ = ["cleanup", "on_apprelease_event", "on_deployment_event", "startup"]
+__all__ = [
+    "cleanup",
+    "on_apprelease_event",
+    "on_cronjob_event",
+    "on_daemonset_event",
+    "on_deployment_event",
+    "on_statefulset_event",
+    "startup",
+]

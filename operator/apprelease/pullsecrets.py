@@ -13,15 +13,12 @@ from apprelease.registry import Credential, lookup, parse_docker_config
 log = logging.getLogger(__name__)
 
 
-def secret_names(
-    spec: AppReleaseSpec, deployments: list[dict[str, Any]], cluster: Cluster, namespace: str
-) -> list[str]:
+def secret_names(spec: AppReleaseSpec, pod_specs: list[dict[str, Any]], cluster: Cluster, namespace: str) -> list[str]:
     """spec.imagePullSecrets when given; otherwise the pod templates' and their ServiceAccounts', in order."""
     if spec.image_pull_secrets:
         return [ref.name for ref in spec.image_pull_secrets]
     names: list[str] = []
-    for deployment in deployments:
-        pod = deployment.get("spec", {}).get("template", {}).get("spec", {})
+    for pod in pod_specs:
         names += [ref.get("name", "") for ref in pod.get("imagePullSecrets") or []]
         account = pod.get("serviceAccountName") or "default"
         names += cluster.get_service_account_pull_secrets(namespace, account)

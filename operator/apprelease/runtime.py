@@ -15,6 +15,7 @@ from apprelease.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+Workload = tuple[str, str]  # (kind, name)
 
 
 class Runtime:
@@ -24,8 +25,8 @@ class Runtime:
         self.queue: WorkQueue[Key] = WorkQueue(
             base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds
         )
-        self._generations: dict[Key, int] = {}
-        self._by_deployment: dict[tuple[str, str], set[Key]] = {}
+        self._seen: dict[Key, tuple[int, str | None]] = {}
+        self._by_workload: dict[tuple[str, str, str], set[Key]] = {}  # (namespace, kind, name) -> AppReleases
         self._workers: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -46,8 +47,7 @@ class Runtime:
 
     async def start(self) -> None:
         log.info(
-            "apprelease operator: %d workers, resync %ss, allowed registries %s, insecure registries %s, "
-            "namespaces %s",
+            "apprelease operator: %d workers, resync %ss, allowed registries %s, insecure registries %s, namespaces %s",
             self.settings.workers,
             self.settings.resync_seconds,
             self.settings.allowed_registries or "any",
@@ -63,24 +63,27 @@ class Runtime:
         self.reconciler.registry.close()
 
     # --- event intake (called from kopf handlers, on the event loop; must stay cheap) -------------------
-    def observe(self, key: Key, generation: int, workloads: list[str]) -> None:
-        for deployments in self._by_deployment.values():
-            deployments.discard(key)
-        for name in workloads:
-            self._by_deployment.setdefault((key[0], name), set()).add(key)
-        # Our own status writes come back as events too; only a new generation (or a first sight) needs work.
-        if self._generations.get(key) != generation:
-            self._generations[key] = generation
+    def observe(self, key: Key, generation: int, workloads: list[Workload], retry: str | None = None) -> None:
+        """An AppRelease was seen: remember which workloads wake it; queue it when its spec or retry changed."""
+        for keys in self._by_workload.values():
+            keys.discard(key)
+        for kind, name in workloads:
+            self._by_workload.setdefault((key[0], kind, name), set()).add(key)
+        # Our own status writes come back as events too; only a new generation, a new apprelease.dev/retry
+        # value (an annotation: no new generation) or a first sight needs work.
+        seen = (generation, retry)
+        if self._seen.get(key) != seen:
+            self._seen[key] = seen
             self.queue.add(key)
 
     def forget(self, key: Key) -> None:
-        self._generations.pop(key, None)
-        for deployments in self._by_deployment.values():
-            deployments.discard(key)
+        self._seen.pop(key, None)
+        for keys in self._by_workload.values():
+            keys.discard(key)
         self.queue.drop(key)
 
-    def wake_for_deployment(self, namespace: str, name: str) -> None:
-        for key in self._by_deployment.get((namespace, name), ()):
+    def wake_for_workload(self, namespace: str, kind: str, name: str) -> None:
+        for key in self._by_workload.get((namespace, kind, name), ()):
             self.queue.add(key)
 
     # --- workers ---------------------------------------------------------------------------------------

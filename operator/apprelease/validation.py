@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
-from apprelease import reference
-from apprelease.api import AppReleaseSpec, Provenance
+from apprelease import limits, reference
+from apprelease.api import AppReleaseSpec, OnFailure, Provenance
 from apprelease.conditions import Problem, Reason
+from apprelease.workloads import Kind
 
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-SUPPORTED_KINDS = ("Deployment",)
+SUPPORTED_KINDS = tuple(kind.value for kind in Kind)
 
 
 def validate_spec(spec: AppReleaseSpec) -> Problem | None:
@@ -68,7 +69,10 @@ def _invalid(spec: AppReleaseSpec) -> str | None:
     seen: set[tuple[str, str]] = set()
     for index, workload in enumerate(spec.workloads):
         if workload.kind not in SUPPORTED_KINDS:
-            return f"spec.workloads[{index}].kind {workload.kind!r} is not supported; use Deployment"
+            return (
+                f"spec.workloads[{index}].kind {limits.quoted(workload.kind)} is not supported; use one of "
+                f"{', '.join(SUPPORTED_KINDS)}"
+            )
         if not _DNS_SUBDOMAIN.match(workload.name or ""):
             return f"spec.workloads[{index}].name {workload.name!r} is not a valid object name"
         key = (workload.kind, workload.name)
@@ -81,4 +85,8 @@ def _invalid(spec: AppReleaseSpec) -> str | None:
         return f"spec.provenance {spec.provenance!r} must be one of Required, IfPresent, Disabled"
     if not 1 <= spec.history_limit <= 100:
         return f"spec.historyLimit {spec.history_limit} must be between 1 and 100"
+    if not 30 <= spec.rollout.timeout_seconds <= 86400:
+        return f"spec.rollout.timeoutSeconds {spec.rollout.timeout_seconds} must be between 30 and 86400"
+    if spec.rollout.on_failure not in {o.value for o in OnFailure}:
+        return f"spec.rollout.onFailure {limits.quoted(spec.rollout.on_failure)} must be Rollback or Halt"
     return None

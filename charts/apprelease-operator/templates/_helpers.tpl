@@ -91,11 +91,22 @@ handlers.py) or by kopf for the watches those handlers declare; nothing else is 
 - apiGroups: ["apprelease.dev"]
   resources: ["appreleases/status"]
   verbs: ["patch"]
-# Deployments: kopf lists and watches them (handlers.on_deployment_event) to notice rollouts and drift;
-# the reconciler reads them and pins container images with a strategic merge patch. No create/delete.
+# Workloads: kopf lists and watches those labelled apprelease.dev/release (handlers.on_*_event) to notice
+# rollouts, drift and opt-ins; the reconciler reads them and pins container images with a strategic merge
+# patch. No create/delete.
 - apiGroups: ["apps"]
-  resources: ["deployments"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
   verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["get", "list", "watch", "patch"]
+# Pods: listed by the workload's selector while a revision rolls out, to see its pods fail (CrashLoopBackOff,
+# ErrImagePull, ...); no watch (a poll per rollout, not every pod of the cluster in memory). Delete: after an
+# automatic rollback, a StatefulSet's controller waits forever for a broken pod of the failed revision
+# (Kubernetes' documented "forced rollback" step); only such pods, not Ready, of a managed StatefulSet.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "delete"]
 # Secrets: only read by name, the imagePullSecrets an AppRelease, Deployment or ServiceAccount names, to
 # reach private registries. Never list/watch: the operator cannot enumerate secrets.
 - apiGroups: [""]

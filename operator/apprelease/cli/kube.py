@@ -46,6 +46,13 @@ class Releases:
         except ApiException as err:
             raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
 
+    def annotate(self, name: str, annotations: dict[str, str]) -> None:
+        body = {"metadata": {"annotations": annotations}}
+        try:
+            self._api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, body)
+        except ApiException as err:
+            raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
+
 
 def _message(err: ApiException, what: str) -> str:
     if err.status == 404:

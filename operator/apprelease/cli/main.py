@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
 from apprelease import __version__, reference
+from apprelease.api import ANNOTATION_RETRY
 from apprelease.cli import render
 from apprelease.cli.bake import BakeError, BakePlan, build, push
 from apprelease.cli.kube import KubeError, Releases
@@ -303,6 +305,26 @@ def rollback(
         ),
         markup=False,
         highlight=False,
+    )
+
+
+@app.command()
+def retry(
+    name: str = typer.Argument(..., help="AppRelease name."),
+    namespace: str | None = NamespaceOption,
+    kubeconfig: str | None = KubeconfigOption,
+    context: str | None = ContextOption,
+) -> None:
+    """Try a failed version once more (after RolledBack or RolloutFailed): sets apprelease.dev/retry to now."""
+    releases = _releases(kubeconfig, context, namespace)
+    token = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        current = releases.get(name)
+        releases.annotate(name, {ANNOTATION_RETRY: token})
+    except KubeError as problem:
+        fail(str(problem))
+    out.print(
+        f"{safe(releases.namespace)}/{safe(name)}: retrying {safe(current.spec.version)} ({ANNOTATION_RETRY}={token})"
     )
 
 

@@ -47,8 +47,9 @@ def status(console: Console, release: dict[str, Any]) -> None:
 def history(console: Console, release: dict[str, Any]) -> None:
     st = release.get("status") or {}
     table = Table(box=None, pad_edge=False)
-    for column in ("REVISION", "VERSION", "DIGEST", "COMMIT", "SOURCE", "OUTCOME", "DEPLOYED"):
+    for column in ("REVISION", "VERSION", "DIGEST", "COMMIT", "SOURCE", "CAUSE", "OUTCOME", "DEPLOYED"):
         table.add_column(column)
+    failures: list[str] = []
     for entry in st.get("history") or []:
         source = entry.get("source", "")
         if entry.get("restoredFrom"):
@@ -61,7 +62,12 @@ def history(console: Console, release: dict[str, Any]) -> None:
             Text(plain(_short(entry.get("digest")))),
             Text(plain((entry.get("gitCommit") or "")[:12])),
             Text(plain(source)),
+            Text(plain(entry.get("cause", "Spec"))),
             Text(plain(outcome), style=_OUTCOME_STYLE.get(str(outcome), "")),
             Text(plain(entry.get("deployedAt", ""))),
         )
+        if entry.get("failure"):
+            failures.append(f"revision {entry.get('revision')} failed: {entry['failure']}")
     console.print(table)
+    for failure in failures:
+        console.print(Text(plain(failure), style="red"))

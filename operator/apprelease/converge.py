@@ -1,0 +1,238 @@
+"""Bringing the workloads to the recorded revision, watching the rollout, and acting when it fails.
+
+Every workload of an AppRelease moves together: they are all pinned to the recorded digest, a failure in any
+of them fails the revision, and an automatic rollback restores all of them to the last good one.
+Level-based like the rest of the reconcile: the recorded status is the plan, so a crash at any point resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apprelease import conditions as cond
+from apprelease import decisions, failures, limits
+from apprelease.api import (
+    ANNOTATION_REVISION,
+    AppRelease,
+    AppReleaseStatus,
+    Cause,
+    HistoryEntry,
+    OnFailure,
+    Outcome,
+    Source,
+)
+from apprelease.cluster import Cluster
+from apprelease.conditions import EventReason, Reason
+from apprelease.report import NORMAL, WARNING, Report
+from apprelease.workloads import Kind, Rollout, RolloutState, Workload
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the work queue does next with this AppRelease."""
+
+    requeue_after: float | None = None  # check again after this many seconds
+    retry: bool = False  # a transient problem: retry with this key's backoff instead
+
+
+@dataclass(frozen=True)
+class Timing:
+    resync_seconds: float
+    poll_seconds: float
+
+
+class Converger:
+    def __init__(self, cluster: Cluster, ar: AppRelease, report: Report, timing: Timing, now: str) -> None:
+        self._cluster = cluster
+        self._ar = ar
+        self._spec = ar.spec
+        self._report = report
+        self._timing = timing
+        self._now = now
+
+    # --- pinning ---------------------------------------------------------------------------------------
+    def pin(self, workloads: list[Workload]) -> None:
+        """Patch every workload to the recorded revision; a hand edit of our revision is put back and told."""
+        status = self._report.status
+        assert status.digest is not None
+        pinned = f"{self._spec.image}@{status.digest}"
+        for workload in workloads:
+            patch = decisions.plan_patch(
+                workload,
+                pinned=pinned,
+                version=status.version or self._spec.version,
+                revision=status.revision,
+                release=self._ar.name,
+            )
+            if patch is None:
+                continue
+            workload.obj = self._cluster.patch_workload(workload.kind, workload.namespace, workload.name, patch.body)
+            if patch.drifted:
+                message = (
+                    f"{workload.title}: container(s) {', '.join(patch.drifted)} changed by hand; put back {pinned}"
+                )
+                self._report.event(WARNING, EventReason.DRIFT_CORRECTED, message, about=workload.reference())
+
+    # --- a rollout to the recorded revision ------------------------------------------------------------
+    def converge(self, workloads: list[Workload]) -> Result:
+        self.pin(workloads)
+        entry = self._current()
+        states = [w.rollout() for w in workloads]
+        if entry is not None and entry.outcome == Outcome.IN_PROGRESS:
+            failure = self._failure(workloads, states, entry)
+            if failure:
+                return self._fail(workloads, entry, failure)
+        waiting = [s for s in states if s.state != Rollout.COMPLETE]
+        if waiting:
+            self._report.progressing("; ".join(s.message for s in waiting))
+            self._report.write()
+            return Result(requeue_after=self._timing.poll_seconds)
+        status = self._report.status
+        message = f"{status.version} ({status.digest}) runs in {len(workloads)} workload(s)"
+        self._report.ready(cond.TRUE, Reason.SUCCEEDED, message)
+        if entry is not None and entry.outcome == Outcome.IN_PROGRESS:
+            self._succeeded(entry)
+            self._report.event(NORMAL, EventReason.DEPLOYED, f"revision {status.revision}: {message}")
+        self._report.write()
+        return Result(requeue_after=self._timing.resync_seconds)
+
+    # --- after an automatic rollback: keep the restored revision running, Stalled until spec or retry ----
+    def hold(self, workloads: list[Workload]) -> Result:
+        stalled = cond.get_condition(self._report.status.conditions, cond.STALLED)
+        message = stalled.message if stalled else ""
+        self.pin(workloads)
+        entry = self._current()
+        states = [w.rollout() for w in workloads]
+        self._unblock_stateful_sets(workloads, states)
+        if entry is not None and entry.outcome == Outcome.IN_PROGRESS:
+            failure = self._failure(workloads, states, entry)
+            if failure:
+                # No second rollback: a version never flips back and forth on its own.
+                self._failed(entry, failure)
+                text = f"{message}; the rollback to {entry.version} (revision {entry.revision}) failed too: {failure}"
+                self._report.stalled(Reason.ROLLOUT_FAILED, text)
+                self._report.write()
+                self._report.event(WARNING, EventReason.ROLLOUT_FAILED, text)
+                return Result()
+        waiting = [s for s in states if s.state != Rollout.COMPLETE]
+        self._report.stalled(Reason.ROLLED_BACK, message, reconciling=bool(waiting))
+        if not waiting and entry is not None and entry.outcome == Outcome.IN_PROGRESS:
+            self._succeeded(entry)
+            self._report.event(
+                NORMAL, EventReason.DEPLOYED, f"revision {entry.revision}: {entry.version} runs again ({entry.digest})"
+            )
+        self._report.write()
+        return Result(requeue_after=self._timing.poll_seconds if waiting else self._timing.resync_seconds)
+
+    # --- failure ---------------------------------------------------------------------------------------
+    def _failure(self, workloads: list[Workload], states: list[RolloutState], entry: HistoryEntry) -> str | None:
+        for state in states:
+            reported = failures.rollout_failure(state)
+            if reported:
+                return reported
+        for workload, state in zip(workloads, states, strict=True):
+            selector = workload.pod_selector()
+            if state.state == Rollout.COMPLETE or selector is None:
+                continue
+            pods = workload.revision_pods(self._cluster.list_pods(workload.namespace, selector), entry.revision)
+            stuck = failures.pod_failure(workload, pods)
+            if stuck:
+                return stuck
+        waiting = [s for s in states if s.state != Rollout.COMPLETE]
+        timeout = self._spec.rollout.timeout_seconds
+        if waiting and failures.timed_out(entry.deployed_at, self._now, timeout):
+            return failures.timeout_message(waiting, timeout)
+        return None
+
+    def _fail(self, workloads: list[Workload], entry: HistoryEntry, failure: str) -> Result:
+        self._failed(entry, failure)
+        # A retry is a new annotation value: the one present while this version failed is spent.
+        token = limits.truncate(self._ar.retry, limits.MAX_RETRY_TOKEN) if self._ar.retry else None
+        self._report.update(lambda s: s.model_copy(update={"last_handled_retry": token}))
+        failed = f"{entry.version} (revision {entry.revision}) failed: {failure}"
+        target = None
+        if self._spec.rollout.on_failure != OnFailure.HALT:
+            target = failures.rollback_target(self._report.status.history, entry, self._spec.image)
+        if target is None:
+            why = (
+                "rollout.onFailure is Halt"
+                if self._spec.rollout.on_failure == OnFailure.HALT
+                else "there is no earlier succeeded revision to go back to"
+            )
+            message = (
+                f"{failed}; {why}, so it stays as it is. Release a fixed version, or retry with "
+                f"`apprelease retry {self._ar.name}`"
+            )
+            self._report.stalled(Reason.ROLLOUT_FAILED, message)
+            self._report.write()
+            self._report.event(WARNING, EventReason.ROLLOUT_FAILED, message)
+            return Result()
+        self._report.update(_restore(target, self._spec.image, self._now, self._spec.history_limit))
+        revision = self._report.status.revision
+        message = (
+            f"{failed}; rolled back automatically to {target.version} (revision {revision}, restored from "
+            f"revision {target.revision}), which runs now. {entry.version} is not tried again until the spec "
+            f"changes or `apprelease retry {self._ar.name}`"
+        )
+        self._report.stalled(Reason.ROLLED_BACK, message, reconciling=True)
+        self._report.write()  # the failure and the restore are recorded before any workload moves back
+        self._report.event(WARNING, EventReason.ROLLOUT_FAILED, failed)
+        self._report.event(WARNING, EventReason.ROLLED_BACK, message)
+        return self.hold(workloads)
+
+    def _unblock_stateful_sets(self, workloads: list[Workload], states: list[RolloutState]) -> None:
+        """Kubernetes' "forced rollback": a StatefulSet with OrderedReady pods waits forever for a broken pod of
+        the reverted template to become Ready; such pods are deleted so the controller recreates them."""
+        current = self._report.status.revision
+        for workload, state in zip(workloads, states, strict=True):
+            selector = workload.pod_selector()
+            if workload.kind != Kind.STATEFUL_SET or state.state == Rollout.COMPLETE or selector is None:
+                continue
+            update_revision = (workload.obj.get("status") or {}).get("updateRevision")
+            if not update_revision or workload.template_annotations().get(ANNOTATION_REVISION) != str(current):
+                continue
+            for pod in self._cluster.list_pods(workload.namespace, selector):
+                meta = pod.get("metadata") or {}
+                stale = (meta.get("labels") or {}).get("controller-revision-hash") != update_revision
+                if stale and not _ready(pod) and not meta.get("deletionTimestamp"):
+                    self._cluster.delete_pod(workload.namespace, str(meta.get("name")))
+
+    # --- history ---------------------------------------------------------------------------------------
+    def _current(self) -> HistoryEntry | None:
+        status = self._report.status
+        return next((e for e in status.history if e.revision == status.revision), None)
+
+    def _succeeded(self, entry: HistoryEntry) -> None:
+        self._report.update(lambda s: decisions.set_outcome(s, entry.revision, Outcome.SUCCEEDED))
+
+    def _failed(self, entry: HistoryEntry, failure: str) -> None:
+        self._report.update(
+            lambda s: s.model_copy(update={"history": failures.mark_failed(s.history, entry.revision, failure)})
+        )
+
+
+def _restore(
+    target: HistoryEntry, image: str, now: str, history_limit: int
+) -> Callable[[AppReleaseStatus], AppReleaseStatus]:
+    def change(status: AppReleaseStatus) -> AppReleaseStatus:
+        return decisions.record_revision(
+            status,
+            image=image,
+            version=target.version,
+            digest=target.digest,
+            git_commit=target.git_commit,
+            source=Source.HISTORY,
+            restored_from=target.revision,
+            now=now,
+            history_limit=history_limit,
+            cause=Cause.AUTO_ROLLBACK,
+        )
+
+    return change
+
+
+def _ready(pod: dict[str, object]) -> bool:
+    status = pod.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    return any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions or [])

@@ -1,0 +1,91 @@
+"""Release safety, the pure part: when a revision has failed, and what a failure rolls back to.
+
+A revision fails when a pod of that revision is stuck in a state no waiting cures (CrashLoopBackOff, an image
+that cannot be pulled or created), when a Deployment gives up (ProgressDeadlineExceeded), or when the rollout
+is not complete within spec.rollout.timeoutSeconds. Pods of older revisions never count: they are what runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from apprelease import limits, reference
+from apprelease.api import HistoryEntry, Outcome
+from apprelease.workloads import Rollout, RolloutState, Workload
+
+# Container waiting reasons that mean the revision cannot come up by itself.
+FAILING_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "InvalidImageName",
+    }
+)
+
+
+def pod_failure(workload: Workload, pods: list[dict[str, Any]]) -> str | None:
+    """The first pod (by name) of the revision stuck in a failing state, described for humans; else None."""
+    for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name", ""))):
+        status = pod.get("status") or {}
+        for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason not in FAILING_REASONS:
+                continue
+            pod_name = (pod.get("metadata") or {}).get("name", "?")
+            message = f"{workload.title}: pod {pod_name} container {container.get('name', '?')} is {reason}"
+            terminated = (container.get("lastState") or {}).get("terminated") or {}
+            if "exitCode" in terminated:
+                message += f" (last exit code {terminated['exitCode']})"
+            if waiting.get("message"):
+                message += f": {limits.quoted(waiting['message'], 200)}"
+            return message
+    return None
+
+
+def rollout_failure(state: RolloutState) -> str | None:
+    """A failure the workload reports itself (a Deployment's ProgressDeadlineExceeded)."""
+    return state.message if state.state == Rollout.FAILED else None
+
+
+def timed_out(deployed_at: str | None, now: str, timeout_seconds: int) -> bool:
+    """True when more than timeout_seconds passed since the revision was deployed (RFC 3339 times)."""
+    if not deployed_at:
+        return False
+    try:
+        started = dt.datetime.fromisoformat(deployed_at.replace("Z", "+00:00"))
+        current = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (current - started).total_seconds() > timeout_seconds
+
+
+def timeout_message(waiting: list[RolloutState], timeout_seconds: int) -> str:
+    pending = "; ".join(s.message for s in waiting) or "not Ready"
+    return f"not Ready within rollout.timeoutSeconds ({timeout_seconds}s): {pending}"
+
+
+def rollback_target(history: list[HistoryEntry], failed: HistoryEntry, image: str) -> HistoryEntry | None:
+    """The newest Succeeded revision of the same repository running other content than the failed one."""
+    for entry in history:
+        if entry.revision == failed.revision or entry.outcome != Outcome.SUCCEEDED:
+            continue
+        if entry.digest == failed.digest:
+            continue
+        if entry.image is not None and not reference.same_repository(entry.image, image):
+            continue
+        return entry
+    return None
+
+
+def mark_failed(history: list[HistoryEntry], revision: int, failure: str) -> list[HistoryEntry]:
+    return [
+        entry.model_copy(update={"outcome": Outcome.FAILED, "failure": limits.truncate(failure, limits.MAX_FAILURE)})
+        if entry.revision == revision
+        else entry
+        for entry in history
+    ]

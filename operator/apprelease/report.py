@@ -1,0 +1,101 @@
+"""What a reconcile pass tells the world: the status it builds, its conditions, its Events, and the one write.
+
+The reconcile steps decide; this module reports. Status is changed in one style only: a pure function returns
+the next status and `Report.status` is replaced by it (conditions included), so a pass can be read as a
+sequence of values, and nothing reaches the API server until `write`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from apprelease import conditions as cond
+from apprelease.api import AppRelease, AppReleaseStatus, Condition
+from apprelease.cluster import Cluster
+
+log = logging.getLogger(__name__)
+
+NORMAL = "Normal"
+WARNING = "Warning"
+
+
+class Report:
+    def __init__(self, cluster: Cluster, ar: AppRelease, now: str) -> None:
+        self._cluster = cluster
+        self._ar = ar
+        self._now = now
+        self._written = ar.status.to_k8s()
+        self.status = ar.status.model_copy(deep=True)
+
+    def update(self, change: Callable[[AppReleaseStatus], AppReleaseStatus]) -> None:
+        self.status = change(self.status)
+
+    # --- conditions: each returns True when it changes what a reader sees (a reason for an Event) --------
+    def stalled(self, reason: str, message: str, *, reconciling: bool = False) -> bool:
+        previous = cond.get_condition(self.status.conditions, cond.STALLED)
+        self._set(cond.STALLED, cond.TRUE, reason, message)
+        self._set(cond.READY, cond.FALSE, reason, message)
+        self._set(cond.RECONCILING, cond.TRUE if reconciling else cond.FALSE, reason, message)
+        return previous is None or previous.status != cond.TRUE or previous.message != message
+
+    def waiting(self, reason: str, message: str) -> bool:
+        """Ready False for trouble the world may fix; retried."""
+        previous = cond.get_condition(self.status.conditions, cond.READY)
+        self._set(cond.STALLED, cond.FALSE, "", "")
+        self._set(cond.READY, cond.FALSE, reason, message)
+        self._set(cond.RECONCILING, cond.TRUE, reason, message)
+        return previous is None or previous.reason != reason
+
+    def progressing(self, message: str) -> None:
+        self.waiting(cond.Reason.PROGRESSING, message)
+
+    def ready(self, status: str, reason: str, message: str) -> bool:
+        """The outcome of a pass that is not waiting on anything: Ready True or False, not reconciling."""
+        previous = cond.get_condition(self.status.conditions, cond.READY)
+        self._set(cond.STALLED, cond.FALSE, "", "")
+        self._set(cond.READY, status, reason, message)
+        self._set(cond.RECONCILING, cond.FALSE, reason, message)
+        return previous is None or previous.status != status or previous.reason != reason
+
+    def is_stalled(self) -> Condition | None:
+        """The Stalled condition when it is True for the current generation."""
+        stalled = cond.get_condition(self.status.conditions, cond.STALLED)
+        if stalled and stalled.status == cond.TRUE and stalled.observed_generation == self._ar.generation:
+            return stalled
+        return None
+
+    # --- events ----------------------------------------------------------------------------------------
+    def event(self, type_: str, reason: str, message: str, about: dict[str, str] | None = None) -> None:
+        """An Event on the AppRelease, and also on a workload when `about` names one."""
+        (log.warning if type_ == WARNING else log.info)(
+            "%s/%s %s: %s", self._ar.namespace, self._ar.name, reason, message
+        )
+        self._cluster.post_event(self._ar.object_reference(), type_, reason, message)
+        if about is not None:
+            self._cluster.post_event(about, type_, reason, message)
+
+    # --- the write -------------------------------------------------------------------------------------
+    def write(self) -> None:
+        self.status = self.status.model_copy(update={"observed_generation": self._ar.generation})
+        rendered = self.status.to_k8s()
+        if rendered == self._written:
+            return
+        self._cluster.patch_apprelease_status(self._ar.namespace, self._ar.name, _with_nulls(rendered, self._written))
+        self._written = rendered
+
+    def _set(self, type_: str, status: str, reason: str, message: str) -> None:
+        conditions = cond.set_condition(
+            self.status.conditions, type_, status, reason or status, message, self._ar.generation, self._now
+        )
+        self.status = self.status.model_copy(update={"conditions": conditions})
+
+
+def _with_nulls(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch removes a field only when it says null; fields we dropped must say so."""
+    patch = dict(new)
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    return patch
