@@ -6,7 +6,9 @@ Measures, against the real API server and registry of the test bed:
 - the edit-to-patch latency of one AppRelease (`spec.version` changed -> its Deployment's pod template carries
   the new digest) while RELEASES are resident, next to a raw `kubectl patch` of a Deployment in the same run
   (both timed from the start of the kubectl command to the watch event showing the change);
-- the registry client's resolve time against the local registry, and the operator's resident memory.
+- the registry client's resolve time against the local registry, and the operator's resident memory;
+- release safety: from the first failing pod of a bad release to the automatic rollback patched, and to Ready
+  again (e2e/bench_safety.py; kwok chaos stages make the pods fail).
 
 The Deployments have 0 replicas: the test bed's two kwok nodes hold 220 pods, fewer than RELEASES. Their
 rollouts are still real (new ReplicaSets, observedGeneration), which is what the operator waits for; at 1,000
@@ -31,6 +33,7 @@ from kubernetes import client, watch
 from apprelease.kubeclient import connect
 from apprelease.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings
+from e2e import bench_safety
 from e2e.counting_proxy import CountingProxy
 from e2e.images import build_and_push, make_app_repo
 from e2e.releases import deployment_manifest, release_manifest
@@ -271,6 +274,9 @@ def main() -> None:
         results.append(
             {"metric": f"operator RSS with {RELEASES} AppReleases", "value": round(busy_rss, 1), "unit": "MiB"}
         )
+        # Release safety, with the AppReleases above still resident: a bad release's pods crash (kwok chaos).
+        timings = bench_safety.measure(testbed, NAMESPACE, direct, v1, v2, digests)
+        results += bench_safety.report(timings, summary)
     finally:
         deployments.stop()
         operator.stop()

@@ -67,6 +67,14 @@ def _release(generation: int, *conditions: dict[str, Any]) -> dict[str, Any]:
             ),
             "Degraded",
         ),
+        (
+            _release(
+                2,
+                {"type": "Ready", "status": "False", "observedGeneration": 2, "reason": "RolledBack"},
+                {"type": "Stalled", "status": "True", "reason": "RolledBack", "message": "v2 failed; v1 runs"},
+            ),
+            "Degraded",
+        ),
     ],
 )
 def test_argocd_health_check_reads_the_conditions(obj: dict[str, Any], status: str) -> None:
