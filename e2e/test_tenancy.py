@@ -30,9 +30,8 @@ def test_an_image_outside_the_allowed_registries_is_stalled_and_changes_nothing(
     testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed], image: str
 ) -> None:
     original = {"web": f"{web['v1.0.0'].repository}:v0"}
-    deployment = deployment_manifest(namespace, "web", original)
-    deployment["metadata"].setdefault("labels", {})["apprelease.dev/release"] = "web"  # opted in: only the registry
-    apply(testbed, deployment)
+    # Opted in: only the registry is refused.
+    apply(testbed, deployment_manifest(namespace, "web", original, release="web"))
     apply(testbed, release_manifest(namespace, "web", image, "v1.0.0", [{"kind": "Deployment", "name": "web"}]))
 
     release = wait_condition(testbed, namespace, "web", "Stalled", "True", "RegistryNotAllowed")

@@ -87,6 +87,19 @@ class KubernetesCluster:
             _request_timeout=self._timeout,
         )
 
+    def annotate_apprelease(self, namespace: str, name: str, annotations: dict[str, str], field_manager: str) -> None:
+        self._custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"metadata": {"annotations": annotations}},
+            field_manager=field_manager,
+            _content_type=MERGE_PATCH,
+            _request_timeout=self._timeout,
+        )
+
     def get_workload(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             obj = self._workload_call(kind, "read")(name, namespace, _request_timeout=self._timeout)

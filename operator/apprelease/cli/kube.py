@@ -47,9 +47,8 @@ class Releases:
             raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
 
     def annotate(self, name: str, annotations: dict[str, str]) -> None:
-        body = {"metadata": {"annotations": annotations}}
         try:
-            self._api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, body)
+            self._cluster.annotate_apprelease(self.namespace, name, annotations, CLI_FIELD_MANAGER)
         except ApiException as err:
             raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
 
