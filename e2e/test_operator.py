@@ -348,6 +348,8 @@ def test_an_apprelease_cannot_take_over_a_workload_its_owner_did_not_label(
     repository = web["v1.0.0"].repository
     original = {"app": "example.org/app:3.1", "sidecar": "example.org/sidecar:1.0"}
     apply(testbed, deployment_manifest(namespace, "victim", original, release=None))
+    # Settled first: the Deployment controller's own status updates would change the resourceVersion too.
+    testbed.kubectl("rollout", "status", "deployment/victim", "-n", namespace, "--timeout=60s")
     before = testbed.kubectl_json("get", "deployment", "victim", "-n", namespace)
     apply(
         testbed,
@@ -363,8 +365,9 @@ def test_an_apprelease_cannot_take_over_a_workload_its_owner_did_not_label(
     assert "apprelease.dev/release=intruder" in condition(release, "Ready")["message"]
     assert condition(release, "Stalled").get("status") != "True"
     assert events(testbed, namespace, "WorkloadNotOptedIn")
-    after = testbed.kubectl_json("get", "deployment", "victim", "-n", namespace)
+    after = testbed.kubectl_json("get", "deployment", "victim", "-n", namespace, "--show-managed-fields")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert "apprelease" not in {m["manager"] for m in after["metadata"]["managedFields"]}
     assert container_images(testbed, namespace, "victim") == original
 
     # The owner consents: the label wakes the AppRelease, which pins both named containers.
