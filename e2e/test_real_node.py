@@ -168,8 +168,17 @@ def test_a_version_that_exits_at_start_goes_into_crash_loop_and_fails_the_releas
     repository = f"{testbed.registry}/e2e/real-crash"
     good, bad = bake(app, repository, "v1.0.0"), bake(app, repository, CRASHING)
     apply(testbed, _deployment(namespace, "crash", f"{repository}:v1.0.0", replicas=1, progressDeadlineSeconds=15))
+    # onFailure Halt: the failed release stays as it is (the automatic rollback is test_real_node_safety.py's).
     apply(
-        testbed, release_manifest(namespace, "crash", repository, "v1.0.0", [{"kind": "Deployment", "name": "crash"}])
+        testbed,
+        release_manifest(
+            namespace,
+            "crash",
+            repository,
+            "v1.0.0",
+            [{"kind": "Deployment", "name": "crash"}],
+            rollout={"onFailure": "Halt"},
+        ),
     )
     _check_runs(testbed, namespace, "crash", repository, real_node, "v1.0.0", app[1]["v1.0.0"], 1)
 
@@ -187,7 +196,7 @@ def test_a_version_that_exits_at_start_goes_into_crash_loop_and_fails_the_releas
 
     crashing = wait_until(crash_looping, timeout=90, what=f"{CRASHING} in CrashLoopBackOff with exit code 3")
     assert crashing["spec"]["nodeName"] == real_node
-    failed = wait_condition(testbed, namespace, "crash", "Ready", "False", "RolloutFailed", timeout=120)
+    failed = wait_condition(testbed, namespace, "crash", "Stalled", "True", "RolloutFailed", timeout=120)
     assert failed["status"]["version"] == CRASHING and failed["status"]["digest"] == bad.digest
     assert failed["status"]["history"][0]["outcome"] == "Failed"
     # The Deployment keeps the old pod while the new one crashes: the app still answers, from the old digest.

@@ -85,7 +85,7 @@ def test_a_thousand_appreleases_cost_three_requests_to_create_three_to_upgrade_n
     reconciler = Reconciler(cluster, client, resync_seconds=300, rollout_poll_seconds=5, monotonic=clock)
     names = [f"app-{i}" for i in range(RELEASES)]
     for name in names:
-        cluster.deployments[name] = deployment(name)
+        cluster.deployments[name] = deployment(name, release=name)
         cluster.appreleases[name] = _apprelease(name, "v1")
 
     def phase() -> Counter[str]:

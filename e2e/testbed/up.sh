@@ -187,18 +187,10 @@ start kube-scheduler kube-scheduler \
   --authentication-kubeconfig "$tb/scheduler.kubeconfig" \
   --authorization-kubeconfig "$tb/scheduler.kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 10259 --profiling=false
-# kwok chaos stages (e2e/testbed/kwok-chaos.yaml: pods that tests make fail). A kwok started without them,
-# or with an older copy, is restarted; nodes and pods live in the API server, nothing is lost.
+# kwok chaos stages (e2e/testbed/kwok-chaos.yaml: pods that tests make fail), copied into the test bed so that
+# every checkout sharing it starts kwok with the same command line; start() restarts kwok when they change.
 chaos="$tb/kwok-chaos.yaml"
-kwok_has_chaos() { alive kwok && tr '\0' ' ' < "/proc/$(cat "$run/kwok.pid")/cmdline" | grep -qF -- "$chaos"; }
-if ! cmp -s "$here/kwok-chaos.yaml" "$chaos" || { alive kwok && ! kwok_has_chaos; }; then
-  cp "$here/kwok-chaos.yaml" "$chaos"
-  if alive kwok; then
-    log "restarting kwok for its chaos stages"
-    kill "$(cat "$run/kwok.pid")"
-    while alive kwok; do sleep 0.2; done
-  fi
-fi
+cmp -s "$here/kwok-chaos.yaml" "$chaos" || cp "$here/kwok-chaos.yaml" "$chaos"
 start kwok kwok --kubeconfig "$tb/kubeconfig" --config "$bin/stages.yaml" --config "$chaos" \
   --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
   --node-lease-duration-seconds=40 --cidr=10.244.0.0/16 --node-ip=10.0.0.1 \
