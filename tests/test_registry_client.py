@@ -741,3 +741,16 @@ def test_context_manager_closes_the_http_client() -> None:
         client.resolve(REF)
     with pytest.raises(RuntimeError):
         client.resolve(REF, use_cache=False)
+
+
+def test_max_age_reuses_a_resolution_older_than_the_cache_period() -> None:
+    h = harness(lambda request: manifest_head(INDEX_DIGEST), cache_ttl_seconds=60)
+    h.client.resolve(REF)
+    h.clock.now += 200
+    assert h.client.resolve(REF, max_age=270).digest == INDEX_DIGEST
+    assert len(h.requests) == 1
+    h.client.resolve(REF)  # past the cache period for everyone else
+    assert len(h.requests) == 2
+    h.clock.now += 271
+    h.client.resolve(REF, max_age=270)
+    assert len(h.requests) == 3

@@ -92,6 +92,7 @@ def test_a_thousand_appreleases_cost_three_requests_to_create_three_to_upgrade_n
         registry.requests.clear()
         with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(lambda name: reconciler.reconcile(NS, name), names))  # deploys
+            clock.now += 120  # rollouts take a while: the 60 s resolution cache has expired at Ready
             cluster.roll_out()
             list(pool.map(lambda name: reconciler.reconcile(NS, name), names))  # Ready, tag check
         for name in names:

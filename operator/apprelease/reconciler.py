@@ -270,7 +270,9 @@ class _Pass:
 
         def check() -> str | None:
             try:
-                return self.o.registry.resolve(ref, self._credential(workloads)).digest
+                # A resolution made within the period (e.g. the one this release was deployed from) is a check.
+                max_age = self.o.tag_watch.interval
+                return self.o.registry.resolve(ref, self._credential(workloads), max_age=max_age).digest
             except (RegistryError, ValueError) as err:
                 log.debug("tag check of %s skipped: %s", ref, err)
                 return None

@@ -25,6 +25,10 @@ class TagWatch:
         self._lock = threading.Lock()
         self._checks: SingleFlight[Hashable, str | None] = SingleFlight()
 
+    @property
+    def interval(self) -> float:
+        return self._interval
+
     def observe(self, tag: Hashable, check: Callable[[], str | None]) -> str | None:
         """The digest ``tag`` pointed to at its last check, running ``check`` when that is older than the
         interval (or never happened). None when the check could not tell; that too is kept for the interval,

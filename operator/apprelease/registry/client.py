@@ -129,9 +129,8 @@ class RegistryClient:
             observer=on_request,
         )
         self._auth = AuthMemory(clock)
-        self._resolved: Lru[_ResolveKey, Resolved] = Lru(
-            4096, ttl_seconds=self._settings.cache_ttl_seconds, clock=clock
-        )
+        # Kept past the cache period (bounded by count), for callers that accept an older answer (max_age).
+        self._resolved: Lru[_ResolveKey, tuple[Resolved, float]] = Lru(4096, clock=clock)
         self._content: Lru[_DigestKey, _Content] = Lru(
             self._settings.digest_cache_entries, self._settings.digest_cache_bytes, clock=clock
         )
@@ -159,8 +158,16 @@ class RegistryClient:
 
     # -- public API ------------------------------------------------------------------------------------
 
-    def resolve(self, ref: Reference, credential: Credential | None = None, *, use_cache: bool = True) -> Resolved:
-        """Resolve ``ref``'s tag to the digest the registry serves for it now."""
+    def resolve(
+        self,
+        ref: Reference,
+        credential: Credential | None = None,
+        *,
+        use_cache: bool = True,
+        max_age: float | None = None,
+    ) -> Resolved:
+        """Resolve ``ref``'s tag to the digest the registry serves for it now: an answer at most
+        ``max_age`` seconds old (default: the cache period) is reused; ``use_cache=False`` asks anyway."""
         if ref.tag is None:
             raise ValueError(f"cannot resolve {ref}: the reference has no tag")
         tag = ref.tag
@@ -168,8 +175,9 @@ class RegistryClient:
         key: _ResolveKey = (ref.repository, tag, fingerprint(credential))
         if use_cache:
             cached = self._resolved.get(key)
-            if cached is not None:
-                return cached
+            limit = self._settings.cache_ttl_seconds if max_age is None else max_age
+            if cached is not None and self._clock() - cached[1] < limit:
+                return cached[0]
         with self._guarded(ref.domain):
             return self._resolving.do(key, lambda: self._resolve(ref, tag, credential, key))
 
@@ -218,7 +226,7 @@ class RegistryClient:
             # manifest is no resolution.
             _, media_type = self._remember_manifest(target, reply, digest)
         resolved = Resolved(Reference(domain=ref.domain, path=ref.path, tag=tag), digest, media_type)
-        self._resolved.put(key, resolved)
+        self._resolved.put(key, (resolved, self._clock()))
         return resolved
 
     # -- content behind a digest -----------------------------------------------------------------------
