@@ -278,6 +278,7 @@ def test_operator_from_the_chart_runs_as_a_pod_on_the_real_node(
         },
         "watchNamespaces": [namespace],
         "insecureRegistries": [testbed.pod_registry],
+        "allowedRegistries": [testbed.pod_registry],
         "nodeSelector": {NODE_LABEL_KEY: NODE_LABEL_VALUE},
         "tolerations": [{"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
         "apiServer": {"host": testbed.api_server_host, "port": testbed.api_server_port},
