@@ -182,6 +182,7 @@ def test_operator_pulls_through_a_bearer_registry_with_a_pull_secret(
         ROOT / ".testbed" / "logs" / "operator-bearer.log",
         extra_env={
             "APPRELEASE_INSECURE_REGISTRIES": f"{testbed.registry},{bearer_registry.host}",
+            "APPRELEASE_ALLOWED_REGISTRIES": f"{testbed.registry},{bearer_registry.host}",
             "APPRELEASE_WATCH_NAMESPACES": namespace,
         },
     )
