@@ -252,6 +252,17 @@ def operator_image(testbed: Testbed) -> Pushed:
 
 
 @pytest.fixture
+def chart_release(helm: Helm, namespace: str) -> Iterator[str]:
+    """A release name of its own (the chart makes a cluster-scoped ClusterRole), uninstalled afterwards."""
+    name = f"ar-{namespace[-5:]}"
+    yield name
+    try:
+        helm("uninstall", name, "-n", namespace, "--wait")
+    except AssertionError:
+        pass  # not installed: the test failed before
+
+
+@pytest.fixture
 def host_operator_paused(operator: Operator) -> Iterator[None]:
     """The session's operator process watches every namespace: paused, so only the pod reconciles here."""
     operator.stop()
@@ -266,6 +277,7 @@ def test_operator_from_the_chart_runs_as_a_pod_on_the_real_node(
     app: tuple[Path, dict[str, str]],
     helm: Helm,
     operator_image: Pushed,
+    chart_release: str,
     crd_installed: None,
     host_operator_paused: None,
     tmp_path: Path,
@@ -291,7 +303,7 @@ def test_operator_from_the_chart_runs_as_a_pod_on_the_real_node(
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
     helm(
         "install",
-        "ar",
+        chart_release,
         str(CHART),
         "-n",
         namespace,
