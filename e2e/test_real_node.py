@@ -148,8 +148,10 @@ def test_private_image_is_pulled_only_with_the_pull_secret(
         return reasons if reasons and reasons <= {"ErrImagePull", "ImagePullBackOff"} else None
 
     wait_until(pull_refused, timeout=90, what="the pinned pod failing to pull without a secret")
-    failed = wait_condition(testbed, namespace, "private", "Ready", "False", "RolloutFailed", timeout=120)
-    assert "progress deadline" in condition(failed, "Ready")["message"]
+    # A first release has nothing to go back to: it stays, Stalled, and says why.
+    failed = wait_condition(testbed, namespace, "private", "Stalled", "True", "RolloutFailed", timeout=120)
+    message = condition(failed, "Ready")["message"]
+    assert "ErrImagePull" in message or "ImagePullBackOff" in message, message
     assert failed["status"]["digest"] == pushed.digest
     pull_events = testbed.kubectl_json("get", "events", "-n", namespace, "--field-selector", "reason=Failed")["items"]
     # containerd found no credentials for the registry: the node has none of its own.
@@ -159,6 +161,8 @@ def test_private_image_is_pulled_only_with_the_pull_secret(
     # The same pods with the pull secret: pulled with its credentials, running, answering.
     patch = {"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "regcred"}]}}}}
     testbed.kubectl("patch", "deployment", "private", "-n", namespace, "-p", json.dumps(patch))
+    # The cause is fixed: ask the operator to try the failed version again.
+    testbed.kubectl("annotate", "appreleases.apprelease.dev", "private", "-n", namespace, "apprelease.dev/retry=1")
     _check_runs(testbed, namespace, "private", repository, real_node, "v1.0.0", app[1]["v1.0.0"], 1)
 
 
