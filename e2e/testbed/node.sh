@@ -223,8 +223,9 @@ node_ready() {
 # Every process in the kubelet's pod cgroups (cgroupfs driver: /kubepods in each hierarchy).
 pod_pids() {
   local d
+  # (if, not &&: a false test must not be the loop's status, which pipefail and errexit would turn into an exit)
   for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-    [[ -d "$d" ]] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
+    if [[ -d "$d" ]]; then find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true; fi
   done | sort -u
 }
 
@@ -274,13 +275,15 @@ node_down() {
   # Empty pod cgroups.
   local d
   for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-    [[ -d "$d" ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    if [[ -d "$d" ]]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
   # The network: bridge, firewall chains of our pods, the port guards.
   ip link del "$CNI_BRIDGE" 2>/dev/null || true
   remove_iptables
   # The kubelet's links to container logs.
-  [[ -d /var/log/containers ]] && find /var/log/containers -maxdepth 1 -lname "$node_root/*" -delete 2>/dev/null
+  if [[ -d /var/log/containers ]]; then
+    find /var/log/containers -maxdepth 1 -lname "$node_root/*" -delete 2>/dev/null || true
+  fi
   if [[ -f "$node_root/sysctl.saved" ]]; then
     local line
     while read -r line; do sysctl -qw "$line" >/dev/null 2>&1 || true; done < "$node_root/sysctl.saved"
