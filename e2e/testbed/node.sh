@@ -301,13 +301,13 @@ remove_iptables() {
     iptables -t "$table" -S 2>/dev/null | grep -F -- "--comment $IPT_COMMENT" | while read -r rule; do
       # -S quotes what has spaces (comments): eval splits it back as iptables printed it.
       eval "iptables -t $table ${rule/-A /-D }" 2>/dev/null || true
-    done
+    done || true  # (grep finding nothing fails the pipeline: not an error here)
   done
   # The CNI firewall plugin's chains: per-pod rules for our subnet, then the chains once nothing else uses them.
   local prefix="${POD_SUBNET%.*.*}."
   iptables -S CNI-FORWARD 2>/dev/null | grep -F -- " $prefix" | while read -r rule; do
     eval "iptables ${rule/-A /-D }" 2>/dev/null || true
-  done
+  done || true
   if [[ "$(iptables -S CNI-FORWARD 2>/dev/null | grep -vc -- '-j CNI-ADMIN$')" -le 1 ]] \
      && [[ "$(iptables -S CNI-ADMIN 2>/dev/null | wc -l)" -le 1 ]]; then
     while iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null; do :; done
