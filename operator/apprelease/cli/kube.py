@@ -8,9 +8,8 @@ from kubernetes.client.exceptions import ApiException
 
 from apprelease.api import AppRelease
 from apprelease.cluster import KubernetesCluster
+from apprelease.fieldowners import CLI_MANAGER as CLI_FIELD_MANAGER
 from apprelease.kubeclient import KubeConfigError, connect
-
-CLI_FIELD_MANAGER = "apprelease-cli"
 
 
 class KubeError(RuntimeError):
