@@ -254,12 +254,29 @@ def status(
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,
 ) -> None:
-    """What runs now: version, digest, revision, conditions."""
-    raw = _fetch(name, kubeconfig, context, namespace)
+    """What runs now: version, digest, revision, conditions, the workloads' rollouts and the last Events.
+
+    -o json/yaml prints the status exactly as stored (a stable contract for scripts).
+    """
+    releases = _releases(kubeconfig, context, namespace)
+    try:
+        raw = releases.get_raw(name)
+    except KubeError as problem:
+        fail(str(problem))
     if output != Output.TABLE:
         _dump(raw.get("status") or {}, output)
         return
-    render.status(out, raw)
+    workloads: list[tuple[str, str, dict[str, Any] | None]] = []
+    events: list[dict[str, Any]] | None = None
+    try:
+        for w in (raw.get("spec") or {}).get("workloads") or []:
+            kind, workload = str(w.get("kind") or "Deployment"), str(w.get("name") or "")
+            workloads.append((kind, workload, releases.workload(kind, workload)))
+        events = releases.events(name, (raw.get("metadata") or {}).get("uid"))
+    except KubeError as problem:
+        # What runs is still worth showing when RBAC hides workloads or Events from this user.
+        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+    render.status(out, raw, workloads, events)
 
 
 @app.command()
