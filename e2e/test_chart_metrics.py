@@ -103,3 +103,10 @@ def test_the_grafana_dashboard_configmap_carries_the_dashboard_file(helm: Helm, 
     assert config_map["metadata"]["namespace"] == "monitoring"
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert config_map["data"]["apprelease.json"] == (CHART / "dashboards" / "apprelease.json").read_text().rstrip("\n")
+
+
+def test_the_network_policy_lets_scrapers_reach_the_metrics_port(helm: Helm, tmp_path: Path, namespace: str) -> None:
+    values = {"networkPolicy": {"enabled": True}, "metrics": {"port": 9102}}
+    policy = _one(_docs(_template(helm, tmp_path, namespace, values)), "NetworkPolicy")
+    ports = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
+    assert ports == [8080, 9102]
