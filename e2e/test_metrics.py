@@ -79,6 +79,8 @@ def test_metrics_follow_a_release_an_upgrade_a_rollback_a_failure_and_a_deletion
     assert first_rollout is not None and 0 <= first_rollout < 90
     assert (value(m, "apprelease_reconcile_duration_seconds_count", result="ok") or 0) > reconciles_before
     assert value(m, "apprelease_workqueue_depth") is not None
+    to_registry = series(m, "apprelease_registry_requests_total", registry=testbed.registry)
+    assert any(labels["code"] == "200" for labels in to_registry), to_registry  # resolved: HEAD/GET answered 200
 
     patch_release(testbed, namespace, "web", {"version": "v1.1.0"})
     wait_ready(testbed, namespace, "web", "v1.1.0")

@@ -6,10 +6,13 @@ import datetime as dt
 import urllib.request
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from apprelease import reference
 from apprelease.metrics import Metrics
+from apprelease.registry import RegistryClient, RegistryError, RegistrySettings
 
 T0 = dt.datetime(2026, 11, 27, 10, 0, 0, tzinfo=dt.UTC)
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
@@ -199,3 +202,23 @@ def test_operator_calls(metrics: Metrics) -> None:
     assert value(metrics, "apprelease_workqueue_depth") == 7
     depth[0] = 0
     assert value(metrics, "apprelease_workqueue_depth") == 0
+
+
+def test_the_registry_client_hook_counts_requests_by_registry_method_and_code(metrics: Metrics) -> None:
+    def registry(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404)
+
+    settings = RegistrySettings(insecure_registries=["reg.test:5000"], max_attempts=1)
+    transport = httpx.MockTransport(registry)
+    with RegistryClient(settings, on_request=metrics.registry_request, transport=transport) as client:
+        with pytest.raises(RegistryError):
+            client.resolve(reference.parse("reg.test:5000/shop/web:v1"))
+    requests = [
+        (s.labels["method"], s.labels["code"], s.value)
+        for family in metrics.registry.collect()
+        if family.name == "apprelease_registry_requests"
+        for s in family.samples
+        if s.name.endswith("_total") and s.labels["registry"] == "reg.test:5000"
+    ]
+    assert requests and all(code == "404" for _, code, _ in requests), requests
+    assert sum(count for _, _, count in requests) >= 1

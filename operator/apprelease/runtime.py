@@ -35,7 +35,8 @@ class Runtime:
     @classmethod
     def from_environment(cls) -> Runtime:
         settings = OperatorSettings()
-        registry = RegistryClient(settings.registry())
+        metrics = Metrics()
+        registry = RegistryClient(settings.registry(), on_request=metrics.registry_request)
         cluster = KubernetesCluster(
             connect(prefer_in_cluster=True).api_client, timeout_seconds=settings.kube_timeout_seconds
         )
@@ -46,7 +47,7 @@ class Runtime:
             rollout_poll_seconds=settings.rollout_poll_seconds,
             allowed_registries=settings.allowed_registries,
         )
-        return cls(settings, reconciler)
+        return cls(settings, reconciler, metrics)
 
     async def start(self) -> None:
         log.info(
