@@ -1,13 +1,11 @@
-"""kstatus as Flux, Helm 4 and kpt compute it (e2e/kstatus: both cli-utils implementations), and tools to
+"""kstatus as Flux, Helm 4 and kpt compute it (e2e/kstatus: both cli-utils implementations), and a way to
 freeze the operator so that a state before its next step can be looked at without a race."""
 
 from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,32 +63,3 @@ def frozen(operator: Operator) -> Iterator[None]:
         yield
     finally:
         operator.process.send_signal(signal.SIGCONT)
-
-
-@contextmanager
-def silent_registry() -> Iterator[str]:
-    """A host:port that accepts connections and never answers: a registry hanging until the client's deadline."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        for connection in held:
-            connection.close()
-        server.close()

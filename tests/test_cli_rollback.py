@@ -46,14 +46,15 @@ def kustomize_apply() -> dict[str, Any]:
 class FakeReleases:
     namespace = "shop"
 
-    def __init__(self, managed_fields: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, managed_fields: list[dict[str, Any]] | None = None, digest: str | None = D2) -> None:
         self.patches: list[dict[str, Any]] = []
         self.managed_fields = managed_fields or []
+        self.digest = digest
 
     def get_raw(self, name: str) -> dict[str, Any]:
         return {
             "metadata": {"name": name, "namespace": "shop", "generation": 3, "managedFields": self.managed_fields},
-            "spec": {"image": "registry.example.com/shop/web", "version": "v2", "digest": D2},
+            "spec": {"image": "registry.example.com/shop/web", "version": "v2", "digest": self.digest},
             "status": {
                 "revision": 2,
                 "history": [
@@ -181,3 +182,11 @@ def test_spec_version_owners() -> None:
             entry("kustomize-controller", "Apply", {"f:image": {}}),  # does not own the version
         ]
     ) == ["gitops", "helm", "argocd-controller"]
+
+
+def test_a_live_rollback_pins_the_digest_only_when_the_spec_pins_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeReleases(digest=None)
+    monkeypatch.setattr(main, "_releases", lambda *_: fake)
+    result = run("--to", "v1")
+    assert result.exit_code == 0, result.output
+    assert fake.patches == [{"version": "v1"}]  # a sync restoring v2 later must not meet v1's digest

@@ -339,8 +339,11 @@ def rollback(
     if entry.version == current.spec.version:
         fail(f"{name} is already at {entry.version}")
     try:
-        # The recorded digest goes into spec.digest too, so the spec says exactly what will run.
-        releases.patch_spec(name, {"version": entry.version, "digest": entry.digest})
+        # A spec that pins a digest gets the recorded one, so that it says exactly what will run. One that does
+        # not is left without: the operator restores the recorded digest anyway, and a GitOps sync that puts
+        # the version back must not find it paired with the digest of another version.
+        patch = {"version": entry.version, **({"digest": entry.digest} if current.spec.digest else {})}
+        releases.patch_spec(name, patch)
     except KubeError as problem:
         fail(str(problem))
     out.print(
