@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from e2e.images import Pushed
-from e2e.kstatus import Health, frozen, health, kstatus_tool, kubectl_wait_ready, silent_registry
+from e2e.kstatus import Health, frozen, health, kstatus_tool, kubectl_wait_ready
 from e2e.releases import (
     apply,
     condition,
@@ -107,15 +107,14 @@ def test_rolling_out_is_in_progress_and_kubectl_wait_returns_when_ready_and_only
 def test_waiting_on_the_registry_is_in_progress(
     testbed: Testbed, operator: Operator, namespace: str, app: str, tool: Path
 ) -> None:
-    with silent_registry() as host:
-        apply(testbed, deployment(namespace, "web", f"{host}/e2e/web:v1"))
-        apply(testbed, release(namespace, "web", f"{host}/e2e/web", "v1"))
-        # Resolving: the operator waits on a registry that never answers (until its request deadline).
-        assert health(tool, testbed, namespace, "web").status == "InProgress"
-        assert not kubectl_wait_ready(testbed, namespace, "web", "2s")
-        waiting = wait_condition(testbed, namespace, "web", "Ready", "False", "RegistryUnavailable", timeout=60)
-        assert condition(waiting, "Reconciling")["status"] == "True"
-        assert health(tool, testbed, namespace, "web").status == "InProgress"  # the world may still fix it
+    # The private registry answers 401 until a pull secret appears: trouble the world may fix.
+    image = f"{testbed.registry_auth}/e2e/private"
+    apply(testbed, deployment(namespace, "web", f"{image}:v1"))
+    apply(testbed, release(namespace, "web", image, "v1"))
+    waiting = wait_condition(testbed, namespace, "web", "Ready", "False", "Unauthorized", timeout=60)
+    assert condition(waiting, "Reconciling")["status"] == "True"
+    assert health(tool, testbed, namespace, "web").status == "InProgress"
+    assert not kubectl_wait_ready(testbed, namespace, "web", "3s")
 
 
 def test_a_stalled_release_is_failed(
