@@ -11,6 +11,7 @@ from apprelease.metrics import Metrics
 from apprelease.reconciler import Result
 from apprelease.runtime import Runtime
 from apprelease.settings import OperatorSettings
+from tests.test_reconciler import World, world  # noqa: F401  (the fixture)
 
 
 class ScriptedReconciler:
@@ -18,7 +19,7 @@ class ScriptedReconciler:
 
     def __init__(self) -> None:
         self.registry = self
-        self.results = {"ok": Result(requeue_after=300), "retry": Result(retry=True)}
+        self.results = {"ok": Result(requeue_after=300), "retry": Result(retry=True), "stalled": Result(stalled=True)}
 
     def reconcile(self, namespace: str, name: str) -> Result:
         if name == "boom":
@@ -39,11 +40,11 @@ async def test_reconcile_results_queue_depth_and_the_served_page() -> None:
     runtime = Runtime(OperatorSettings(workers=1, metrics_port=0), ScriptedReconciler(), metrics)  # type: ignore[arg-type]
     await runtime.start()
     try:
-        for name in ("ok", "retry", "boom"):
+        for name in ("ok", "retry", "stalled", "boom"):
             runtime.observe(("shop", name), 1, [])
         await settle()
         count = "apprelease_reconcile_duration_seconds_count"
-        for result in ("ok", "retry", "error"):
+        for result in ("ok", "retry", "stalled", "error"):
             assert metrics.registry.get_sample_value(count, {"result": result}) == 1, result
         runtime.queue.add(("shop", "ok"))
         runtime.queue.add(("shop", "retry"))
@@ -76,3 +77,11 @@ async def test_status_events_feed_the_series_and_deletion_drops_them() -> None:
         assert metrics.registry.get_sample_value("apprelease_condition", labels) is None
     finally:
         handlers.RUNTIME = None
+
+
+def test_a_stall_is_reported_as_stalled_and_a_good_release_is_not(world: World) -> None:  # noqa: F811
+    world.deploy("v1")
+    assert not world.reconcile().stalled
+    world.update(version="latest")  # refused by the operator (as if the CRD's validation were missing)
+    assert world.reconcile().stalled
+    assert world.reconcile().stalled  # and every later pass of the same generation

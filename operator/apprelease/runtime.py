@@ -101,7 +101,7 @@ class Runtime:
             started, outcome = time.monotonic(), "error"
             try:
                 result = await asyncio.to_thread(self.reconciler.reconcile, *key)
-                outcome = "retry" if result.retry else "ok"
+                outcome = "retry" if result.retry else "stalled" if result.stalled else "ok"
             except Exception:
                 delay = self.queue.add_rate_limited(key)
                 log.exception("reconcile of %s/%s failed; retrying in %.0fs", *key, delay)
