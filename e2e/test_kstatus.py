@@ -23,6 +23,7 @@ from e2e.releases import (
     wait_ready,
 )
 from e2e.support import Operator, Testbed, wait_until
+from e2e.test_release_safety import _settled_rollback, _start_good_then_upgrade
 
 NOWHERE = {"apprelease.dev/e2e": "no-such-node"}  # a nodeSelector no node matches: the rollout cannot finish
 WRONG_DIGEST = "sha256:" + "0" * 64
@@ -146,3 +147,15 @@ def test_suspended_is_current_while_the_pinned_version_runs_and_in_progress_befo
     wait_condition(testbed, namespace, "idle", "Ready", "False", "Suspended")
     assert health(tool, testbed, namespace, "idle").status == "InProgress"
     assert not kubectl_wait_ready(testbed, namespace, "idle", "2s")
+
+
+def test_an_automatic_rollback_is_failed_until_someone_acts(
+    testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed], tool: Path
+) -> None:
+    # The new version's pods crash; the operator goes back to the recorded good one by itself and says so.
+    _start_good_then_upgrade(testbed, namespace, web, {"Deployment": "web"}, "CrashLoopBackOff")
+    rolled_back = _settled_rollback(testbed, namespace, "shop")
+    assert condition(rolled_back, "Stalled")["reason"] == "RolledBack"
+    answer = eventually(tool, testbed, namespace, "shop", "Failed")
+    assert answer.message == condition(rolled_back, "Stalled")["message"]
+    assert not kubectl_wait_ready(testbed, namespace, "shop", "3s")

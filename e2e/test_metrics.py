@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from e2e.images import Pushed
 from e2e.releases import apply, deployment_manifest, patch_release, release_manifest, wait_condition, wait_ready
 from e2e.support import Operator, Testbed, wait_until
+from e2e.test_release_safety import _settled_rollback, _start_good_then_upgrade
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -131,6 +132,26 @@ def test_metrics_follow_a_release_an_upgrade_a_rollback_a_failure_and_a_deletion
     assert value(m, "apprelease_revisions_total", **broken, source="Registry", cause="Spec") == 1
     assert series(m, "apprelease_info", **broken)  # it did deploy revision 1; it just never came up
 
+    # A refused spec: Stalled, and its reconciles are counted as such.
+    stalled_before = value(m, "apprelease_reconcile_duration_seconds_count", result="stalled") or 0
+    apply(testbed, deployment(namespace, "refused", f"{repository}:v1.0.0"))
+    refused = release_manifest(
+        namespace,
+        "refused",
+        repository,
+        "v1.0.0",
+        [{"kind": "Deployment", "name": "refused"}],
+        digest="sha256:" + "0" * 64,
+    )
+    apply(testbed, refused)
+    wait_condition(testbed, namespace, "refused", "Stalled", "True", "DigestMismatch")
+    m = scrape_until(
+        testbed,
+        lambda s: value(s, "apprelease_condition", namespace=namespace, name="refused", type="Stalled", status="True"),
+        "the Stalled condition in the metrics",
+    )
+    assert (value(m, "apprelease_reconcile_duration_seconds_count", result="stalled") or 0) > stalled_before
+
     testbed.kubectl("delete", "appreleases.apprelease.dev", "broken", "-n", namespace)
     m = scrape_until(
         testbed,
@@ -138,3 +159,24 @@ def test_metrics_follow_a_release_an_upgrade_a_rollback_a_failure_and_a_deletion
         "the deleted AppRelease's series to go",
     )
     assert value(m, "apprelease_condition", **ns, type="Ready", status="True") == 1  # the other one stays
+
+
+def test_metrics_of_an_automatic_rollback(
+    testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed]
+) -> None:
+    shop = {"namespace": namespace, "name": "shop"}
+    _start_good_then_upgrade(testbed, namespace, web, {"Deployment": "web"}, "CrashLoopBackOff")
+    _settled_rollback(testbed, namespace, "shop")
+    m = scrape_until(
+        testbed,
+        lambda s: value(s, "apprelease_revisions_total", **shop, source="History", cause="AutoRollback"),
+        "the automatic rollback in the metrics",
+    )
+    assert value(m, "apprelease_revisions_total", **shop, source="History", cause="AutoRollback") == 1
+    assert value(m, "apprelease_revisions_total", **shop, source="Registry", cause="Spec") == 2
+    assert value(m, "apprelease_rollout_duration_seconds_count", **shop, outcome="Failed") == 1
+    assert value(m, "apprelease_condition", **shop, type="Stalled", status="True") == 1
+    good = web["v1.0.0"]
+    assert series(m, "apprelease_info", **shop) == [
+        {**shop, "version": "v1.0.0", "digest": good.digest, "revision": "3"}
+    ]
