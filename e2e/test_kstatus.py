@@ -36,7 +36,6 @@ def tool() -> Path:
 
 def deployment(namespace: str, name: str, image: str, **pod: Any) -> dict[str, Any]:
     manifest = deployment_manifest(namespace, name, {name: image}, release=name, replicas=1)
-    manifest["metadata"]["labels"] = {"apprelease.dev/release": name}
     manifest["spec"]["template"]["spec"].update(pod)
     return manifest
 

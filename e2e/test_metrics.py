@@ -49,7 +49,6 @@ def series(samples: Samples, metric: str, **labels: str) -> list[dict[str, str]]
 
 def deployment(namespace: str, name: str, image: str, **spec: Any) -> dict[str, Any]:
     manifest = deployment_manifest(namespace, name, {name: image}, release=name, replicas=1)
-    manifest["metadata"]["labels"] = {"apprelease.dev/release": name}
     manifest["spec"].update(spec)
     return manifest
 
