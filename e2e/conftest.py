@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,31 @@ def _has_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
         return True
     except client.exceptions.ApiException:
         return False
+
+
+Helm = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def helm(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """Run the test bed's helm against the test bed, with its cache/config/data kept out of $HOME."""
+    binary = Path(testbed.bin_dir) / "helm" if testbed.bin_dir else Path("helm")
+    home = tmp_path_factory.mktemp("helm")
+    env = {
+        **os.environ,
+        "KUBECONFIG": testbed.kubeconfig,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env)
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -106,6 +106,7 @@ class Testbed:
             APPRELEASE_RETRY_MAX_SECONDS="5",
             APPRELEASE_REGISTRY_CACHE_SECONDS="0",
             APPRELEASE_HEALTH_PORT=env.get("APPRELEASE_HEALTH_PORT", "18080"),
+            APPRELEASE_METRICS_PORT=env.get("APPRELEASE_METRICS_PORT", "18090"),
         )
         return env
 

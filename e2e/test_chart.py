@@ -8,11 +8,10 @@ roll back through the chart's RBAC, and show that RBAC grants no more than that.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from e2e.conftest import LOGS
+from e2e.conftest import LOGS, Helm
 from e2e.images import Pushed
 from e2e.releases import (
     apply,
@@ -37,30 +36,6 @@ from e2e.support import ROOT, Operator, Testbed, wait_until
 CHART = ROOT / "charts" / "apprelease-operator"
 CRD = ROOT / "crds" / "apprelease.dev_appreleases.yaml"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
-
-Helm = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture(scope="module")
-def helm(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    """Run the test bed's helm against the test bed, with its cache/config/data kept out of $HOME."""
-    binary = Path(testbed.bin_dir) / "helm" if testbed.bin_dir else Path("helm")
-    home = tmp_path_factory.mktemp("helm")
-    env = {
-        **os.environ,
-        "KUBECONFIG": testbed.kubeconfig,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env)
-        if check and result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    return run
 
 
 def _values_file(path: Path, values: dict[str, Any]) -> str:
@@ -136,6 +111,7 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
         "ClusterRoleBinding",
         "CustomResourceDefinition",
         "Deployment",
+        "Service",
         "ServiceAccount",
     ]
     crd = _one(docs, "CustomResourceDefinition")
@@ -148,6 +124,7 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
     assert container["image"] == "apprelease/operator:0.1.0"  # the tag defaults to appVersion
     assert _env(container) == {
         "APPRELEASE_HEALTH_PORT": "8080",
+        "APPRELEASE_METRICS_PORT": "8081",
         "APPRELEASE_LOG_LEVEL": "INFO",
         "APPRELEASE_WATCH_NAMESPACES": "",
         "APPRELEASE_ALLOWED_REGISTRIES": "",
@@ -249,7 +226,10 @@ def test_rendered_deployment_is_hardened_and_the_api_server_keeps_it_so(
         assert security["allowPrivilegeEscalation"] is False
         assert security["capabilities"] == {"drop": ["ALL"]}
         assert container["imagePullPolicy"] == "IfNotPresent"
-        assert container["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+        assert container["ports"] == [
+            {"name": "health", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 8081, "protocol": "TCP"},
+        ]
         for probe in ("livenessProbe", "readinessProbe"):
             assert container[probe]["httpGet"]["path"] == "/healthz"
             assert container[probe]["httpGet"]["port"] == "health"
@@ -298,7 +278,14 @@ def test_operator_with_only_the_charts_rbac_releases_upgrades_and_rolls_back(
         env = _operator_env_from_installed_chart(testbed, namespace, fullname, tmp_path)
         assert env["APPRELEASE_WATCH_NAMESPACES"] == namespace
         chart_operator = Operator(
-            testbed, log_path, extra_env={**env, "KUBECONFIG": kubeconfig, "APPRELEASE_HEALTH_PORT": "18081"}
+            testbed,
+            log_path,
+            extra_env={
+                **env,
+                "KUBECONFIG": kubeconfig,
+                "APPRELEASE_HEALTH_PORT": "18081",
+                "APPRELEASE_METRICS_PORT": "18091",
+            },
         )
         chart_operator.start()
 

@@ -48,7 +48,7 @@ def test_kopf_handlers_run_on_the_event_loop() -> None:
 
 async def test_events_reach_the_reconciler_once_per_generation_and_via_deployments() -> None:
     reconciler = RecordingReconciler()
-    runtime = Runtime(OperatorSettings(workers=2), reconciler)  # type: ignore[arg-type]
+    runtime = Runtime(OperatorSettings(workers=2, metrics_port=0), reconciler)  # type: ignore[arg-type]
     await runtime.start()
     try:
         runtime.observe(("shop", "web"), 1, [("Deployment", "web"), ("StatefulSet", "worker")])

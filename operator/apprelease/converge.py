@@ -8,7 +8,7 @@ Level-based like the rest of the reconcile: the recorded status is the plan, so 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from apprelease import conditions as cond
 from apprelease import decisions, failures, limits
@@ -34,6 +34,8 @@ class Result:
 
     requeue_after: float | None = None  # check again after this many seconds
     retry: bool = False  # a transient problem: retry with this key's backoff instead
+    # The spec cannot be satisfied. For metrics only: the queue does the same as for Result(), hence no compare.
+    stalled: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

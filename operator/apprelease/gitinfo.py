@@ -74,3 +74,29 @@ def release_version(state: GitState, override: str | None) -> str:
             "or pass --version (the image then does not match a tag)"
         )
     return state.tag
+
+
+def prepare_commit(path: Path) -> None:
+    """Refuse before anything is written when `path` could not be committed on its own, cleanly."""
+    folder = path.resolve().parent
+    try:
+        _git(folder, "rev-parse", "--is-inside-work-tree")
+    except GitError as err:
+        raise GitError(f"{path} is not in a git checkout: --commit needs one") from err
+    try:
+        _git(folder, "var", "GIT_COMMITTER_IDENT")
+    except GitError as err:
+        raise GitError(f"git cannot commit: {err}") from err
+    if _git(folder, "status", "--porcelain", "--", path.name):
+        raise GitError(
+            f"{path} has uncommitted changes or is not tracked: commit it first, so that the rollback commit "
+            "holds only the rollback"
+        )
+
+
+def commit_file(path: Path, message: str) -> str:
+    """Commit only `path` (other staged changes stay staged); returns the new commit."""
+    folder = path.resolve().parent
+    _git(folder, "add", "--", path.name)
+    _git(folder, "commit", "--quiet", "--message", message, "--", path.name)
+    return _git(folder, "rev-parse", "HEAD")

@@ -59,6 +59,7 @@ async def on_apprelease_event(type: str, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
         _runtime().forget(key)
         return
+    _runtime().metrics.observe_status(*key, body.get("status"))
     workloads = [
         (str(w.get("kind") or Kind.DEPLOYMENT), str(w.get("name", "")))
         for w in (body.get("spec", {}).get("workloads") or [])

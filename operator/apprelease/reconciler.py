@@ -81,13 +81,13 @@ class _Pass:
                 # A failed version waits for a new generation or a new apprelease.dev/retry value.
                 retrying = self._retry_requested()
                 if not retrying:
-                    return self._hold() if stalled.reason == Reason.ROLLED_BACK else Result()
+                    return self._hold() if stalled.reason == Reason.ROLLED_BACK else Result(stalled=True)
             # Stalled is final until the spec changes (a new generation), except a refusal by the operator's
             # own policy: the platform team may since have allowed the registry.
             elif stalled.reason != Reason.REGISTRY_NOT_ALLOWED or registrypolicy.check_registry(
                 self.spec.image, self.o.allowed_registries
             ):
-                return Result()
+                return Result(stalled=True)
 
         problem = validate_spec(self.spec) or registrypolicy.check_registry(self.spec.image, self.o.allowed_registries)
         if problem:
@@ -295,7 +295,7 @@ class _Pass:
         if self.report.stalled(problem.reason, problem.message):
             self.report.event(WARNING, problem.reason, problem.message)
         self.report.write()
-        return Result()
+        return Result(stalled=True)
 
     def _wait(self, problem: Problem) -> Result:
         if self.report.waiting(problem.reason, problem.message):

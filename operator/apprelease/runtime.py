@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from apprelease.cluster import KubernetesCluster
 from apprelease.kubeclient import connect
+from apprelease.metrics import Metrics
 from apprelease.reconciler import Reconciler
 from apprelease.registry import RegistryClient
 from apprelease.settings import OperatorSettings
@@ -19,9 +21,10 @@ Workload = tuple[str, str]  # (kind, name)
 
 
 class Runtime:
-    def __init__(self, settings: OperatorSettings, reconciler: Reconciler) -> None:
+    def __init__(self, settings: OperatorSettings, reconciler: Reconciler, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.reconciler = reconciler
+        self.metrics = metrics or Metrics()
         self.queue: WorkQueue[Key] = WorkQueue(
             base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds
         )
@@ -32,7 +35,8 @@ class Runtime:
     @classmethod
     def from_environment(cls) -> Runtime:
         settings = OperatorSettings()
-        registry = RegistryClient(settings.registry())
+        metrics = Metrics()
+        registry = RegistryClient(settings.registry(), on_request=metrics.registry_request)
         cluster = KubernetesCluster(
             connect(prefer_in_cluster=True).api_client, timeout_seconds=settings.kube_timeout_seconds
         )
@@ -43,7 +47,7 @@ class Runtime:
             rollout_poll_seconds=settings.rollout_poll_seconds,
             allowed_registries=settings.allowed_registries,
         )
-        return cls(settings, reconciler)
+        return cls(settings, reconciler, metrics)
 
     async def start(self) -> None:
         log.info(
@@ -55,12 +59,15 @@ class Runtime:
             self.settings.watch_namespaces or "all",
         )
         self._workers = [asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.settings.workers)]
+        self.metrics.queue_depth_from(lambda: len(self.queue))
+        self.metrics.serve(self.settings.metrics_port)  # its own thread: scrapes never touch the event loop
 
     async def stop(self) -> None:
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self.reconciler.registry.close()
+        self.metrics.stop()
 
     # --- event intake (called from kopf handlers, on the event loop; must stay cheap) -------------------
     def observe(self, key: Key, generation: int, workloads: list[Workload], retry: str | None = None) -> None:
@@ -81,6 +88,7 @@ class Runtime:
         for keys in self._by_workload.values():
             keys.discard(key)
         self.queue.drop(key)
+        self.metrics.forget(*key)
 
     def wake_for_workload(self, namespace: str, kind: str, name: str) -> None:
         for key in self._by_workload.get((namespace, kind, name), ()):
@@ -90,8 +98,10 @@ class Runtime:
     async def _work(self) -> None:
         while True:
             key = await self.queue.get()
+            started, outcome = time.monotonic(), "error"
             try:
                 result = await asyncio.to_thread(self.reconciler.reconcile, *key)
+                outcome = "retry" if result.retry else "stalled" if result.stalled else "ok"
             except Exception:
                 delay = self.queue.add_rate_limited(key)
                 log.exception("reconcile of %s/%s failed; retrying in %.0fs", *key, delay)
@@ -105,3 +115,4 @@ class Runtime:
                         self.queue.add_after(key, result.requeue_after)
             finally:
                 self.queue.done(key)
+                self.metrics.reconcile(outcome, time.monotonic() - started)

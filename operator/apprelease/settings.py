@@ -37,6 +37,7 @@ class OperatorSettings(BaseSettings):
     registry_cache_seconds: float = Field(default=60.0, ge=0)
     workers: int = Field(default=4, ge=1, le=64, description="AppReleases reconciled in parallel.")
     health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")
+    metrics_port: int = Field(default=8081, ge=0, le=65535, description="Prometheus /metrics port (0: any free one).")
     log_level: str = Field(default="INFO")
 
     @field_validator("insecure_registries", "allowed_registries", "watch_namespaces", mode="before")

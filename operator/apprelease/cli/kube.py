@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from apprelease.api import AppRelease
+from apprelease.api import KIND, AppRelease
 from apprelease.cluster import KubernetesCluster
+from apprelease.fieldowners import CLI_MANAGER as CLI_FIELD_MANAGER
 from apprelease.kubeclient import KubeConfigError, connect
 
-CLI_FIELD_MANAGER = "apprelease-cli"
+TIMEOUT_SECONDS = 30  # per API call: a CLI must not hang on a stuck connection
 
 
 class KubeError(RuntimeError):
@@ -26,6 +28,9 @@ class Releases:
         self.namespace = namespace or connection.namespace
         self.api_client = connection.api_client
         self._cluster = KubernetesCluster(connection.api_client)
+        self._core = client.CoreV1Api(connection.api_client)
+        self._apps = client.AppsV1Api(connection.api_client)
+        self._batch = client.BatchV1Api(connection.api_client)
 
     def get(self, name: str) -> AppRelease:
         return AppRelease.from_k8s(self.get_raw(name))
@@ -51,6 +56,57 @@ class Releases:
             self._cluster.annotate_apprelease(self.namespace, name, annotations, CLI_FIELD_MANAGER)
         except ApiException as err:
             raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
+
+    def events(self, name: str, uid: str | None) -> list[dict[str, Any]]:
+        """Events about the AppRelease, as the API server stores them (camelCase), oldest first."""
+        selector = f"involvedObject.kind={KIND},involvedObject.name={name}"
+        try:
+            response = self._core.list_namespaced_event(
+                self.namespace, field_selector=selector, _request_timeout=TIMEOUT_SECONDS
+            )
+        except ApiException as err:
+            raise KubeError(_message(err, f"Events of {self.namespace}/{name}")) from err
+        items: list[dict[str, Any]] = self._plain(response).get("items") or []
+        # An earlier object of the same name left Events too; only this one's count.
+        mine = [e for e in items if not uid or (e.get("involvedObject") or {}).get("uid") in (None, "", uid)]
+        return sorted(mine, key=lambda e: event_time(e)[:19])  # whole seconds: some carry microseconds
+
+    def workload(self, kind: str, name: str) -> dict[str, Any] | None:
+        """A workload as raw JSON, or None when it does not exist."""
+        readers = {
+            "Deployment": self._apps.read_namespaced_deployment,
+            "StatefulSet": self._apps.read_namespaced_stateful_set,
+            "DaemonSet": self._apps.read_namespaced_daemon_set,
+            "CronJob": self._batch.read_namespaced_cron_job,
+        }
+        reader = readers.get(kind)
+        if reader is None:
+            return None
+        try:
+            response = reader(name, self.namespace, _request_timeout=TIMEOUT_SECONDS)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise KubeError(_message(err, f"{kind} {self.namespace}/{name}")) from err
+        return self._plain(response)
+
+    def _plain(self, model: object) -> dict[str, Any]:
+        """The API server's JSON shape (camelCase), as kubectl shows it."""
+        data = self.api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
+        return data if isinstance(data, dict) else {}
+
+
+def event_time(event: dict[str, Any]) -> str:
+    """When an Event last happened; core/v1 Events fill one of three fields depending on who posted them."""
+    series = event.get("series") or {}
+    return str(
+        series.get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("eventTime")
+        or event.get("firstTimestamp")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
 
 
 def _message(err: ApiException, what: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -16,13 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
 from apprelease import __version__, reference
-from apprelease.api import ANNOTATION_RETRY
+from apprelease.api import ANNOTATION_RETRY, AppRelease, HistoryEntry
 from apprelease.cli import render
 from apprelease.cli.bake import BakeError, BakePlan, build, push
 from apprelease.cli.kube import KubeError, Releases
 from apprelease.cli.text import plain, safe
-from apprelease.gitinfo import GitError, read_git_state, release_version
+from apprelease.fieldowners import spec_version_owners
+from apprelease.gitinfo import GitError, commit_file, prepare_commit, read_git_state, release_version
 from apprelease.manifest import parse_workload, release_manifest, render_manifest
+from apprelease.manifest_edit import ManifestEditError, set_version, unified_diff
 from apprelease.registry import RegistryClient, RegistryError, RegistrySettings, lookup, parse_docker_config
 from apprelease.rollback import RollbackRefused, choose_rollback
 
@@ -251,12 +254,29 @@ def status(
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,
 ) -> None:
-    """What runs now: version, digest, revision, conditions."""
-    raw = _fetch(name, kubeconfig, context, namespace)
+    """What runs now: version, digest, revision, conditions, the workloads' rollouts and the last Events.
+
+    -o json/yaml prints the status exactly as stored (a stable contract for scripts).
+    """
+    releases = _releases(kubeconfig, context, namespace)
+    try:
+        raw = releases.get_raw(name)
+    except KubeError as problem:
+        fail(str(problem))
     if output != Output.TABLE:
         _dump(raw.get("status") or {}, output)
         return
-    render.status(out, raw)
+    workloads: list[tuple[str, str, dict[str, Any] | None]] = []
+    events: list[dict[str, Any]] | None = None
+    try:
+        for w in (raw.get("spec") or {}).get("workloads") or []:
+            kind, workload = str(w.get("kind") or "Deployment"), str(w.get("name") or "")
+            workloads.append((kind, workload, releases.workload(kind, workload)))
+        events = releases.events(name, (raw.get("metadata") or {}).get("uid"))
+    except KubeError as problem:
+        # What runs is still worth showing when RBAC hides workloads or Events from this user.
+        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+    render.status(out, raw, workloads, events)
 
 
 @app.command()
@@ -280,23 +300,51 @@ def history(
 def rollback(
     name: str = typer.Argument(..., help="AppRelease name."),
     to_revision: int | None = typer.Option(None, "--to-revision", help="Recorded revision to go back to."),
-    to_version: str | None = typer.Option(None, "--to-version", help="Recorded version to go back to."),
+    to_version: str | None = typer.Option(None, "--to", "--to-version", help="Recorded version to go back to."),
+    file: Path | None = typer.Option(
+        None, "--file", "-f", help="Under GitOps: edit the AppRelease in this manifest instead of the live object."
+    ),
+    commit: bool = typer.Option(False, "--commit", help="With --file: commit the edited file (git)."),
     namespace: str | None = NamespaceOption,
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,
 ) -> None:
-    """Set spec.version back to a recorded version (default: the previous succeeded one)."""
+    """Set spec.version back to a recorded version (default: the previous succeeded one), with its digest."""
+    if commit and file is None:
+        fail("--commit commits the edited manifest: give --file PATH")
     releases = _releases(kubeconfig, context, namespace)
     try:
-        current = releases.get(name)
+        raw = releases.get_raw(name)
+        current = AppRelease.from_k8s(raw)
         entry = choose_rollback(
             current.status.history, current.spec.version, to_revision=to_revision, to_version=to_version
         )
-        if entry.version == current.spec.version:
-            fail(f"{name} is already at {entry.version}")
-        # The recorded digest goes into spec.digest too, so the spec says exactly what will run.
-        releases.patch_spec(name, {"version": entry.version, "digest": entry.digest})
     except (KubeError, RollbackRefused) as problem:
+        fail(str(problem))
+    if file is not None:
+        _rollback_in_file(file, commit, releases.namespace, current, entry)
+        return
+    owners = spec_version_owners((raw.get("metadata") or {}).get("managedFields"))
+    if owners:
+        err.print(
+            "[bold yellow]warning:[/] "
+            + safe(
+                f"spec.version of {releases.namespace}/{name} is applied by {', '.join(owners)}: the next sync "
+                f"puts {current.spec.version} back. Under GitOps, roll back in git instead: "
+                f"apprelease rollback {name} --to {entry.version} --file PATH/TO/MANIFEST --commit"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if entry.version == current.spec.version:
+        fail(f"{name} is already at {entry.version}")
+    try:
+        # A spec that pins a digest gets the recorded one, so that it says exactly what will run. One that does
+        # not is left without: the operator restores the recorded digest anyway, and a GitOps sync that puts
+        # the version back must not find it paired with the digest of another version.
+        patch = {"version": entry.version, **({"digest": entry.digest} if current.spec.digest else {})}
+        releases.patch_spec(name, patch)
+    except KubeError as problem:
         fail(str(problem))
     out.print(
         plain(
@@ -326,6 +374,49 @@ def retry(
     out.print(
         f"{safe(releases.namespace)}/{safe(name)}: retrying {safe(current.spec.version)} ({ANNOTATION_RETRY}={token})"
     )
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _rollback_in_file(path: Path, commit: bool, namespace: str, current: AppRelease, entry: HistoryEntry) -> None:
+    """The GitOps rollback: the manifest gets the recorded version and digest; the sync deploys it."""
+    # The history comes from the cluster: only a real tag and digest may go into a file and a commit message.
+    if not reference.is_valid_tag(entry.version) or not _DIGEST.fullmatch(entry.digest):
+        fail(f"revision {entry.revision} records {entry.version!r} / {entry.digest!r}: not a tag and a digest")
+    try:
+        text = path.read_bytes().decode("utf-8")
+        if commit:
+            prepare_commit(path)
+        edit = set_version(text, name=current.name, namespace=namespace, version=entry.version, digest=entry.digest)
+    except (OSError, UnicodeDecodeError, GitError, ManifestEditError) as problem:
+        fail(f"{path}: {problem}")
+    if not edit.changed(text):
+        out.print(
+            plain(f"{path}: {current.name} is already at {entry.version} ({entry.digest}); nothing to change"),
+            markup=False,
+            highlight=False,
+        )
+        return
+    path.write_bytes(edit.text.encode("utf-8"))
+    sys.stdout.write(plain(unified_diff(text, edit.text, str(path))))
+    sys.stdout.flush()
+    if not commit:
+        err.print(f"[green]edited[/] {safe(path)}: commit it; the GitOps sync then deploys {entry.version}")
+        return
+    subject = f"Roll back AppRelease {namespace}/{current.name} to {entry.version} (revision {entry.revision})"
+    body = (
+        f"spec.version {edit.previous_version} -> {entry.version}\n"
+        f"spec.digest {entry.digest}, recorded in revision {entry.revision}"
+        + (f" (deployed {entry.deployed_at})" if entry.deployed_at else "")
+        + ".\nThe operator redeploys this digest from its history, without asking the registry.\n\n"
+        "Written by apprelease rollback --file --commit."
+    )
+    try:
+        sha = commit_file(path, plain(f"{subject}\n\n{body}"))
+    except GitError as problem:
+        fail(f"{path} is edited but not committed: {problem}")
+    out.print(plain(f"committed {sha[:12]}: {subject}"), markup=False, highlight=False)
 
 
 # --- run -----------------------------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from apprelease.cli.kube import event_time
+from apprelease.cli.rollout import COMPLETE, FAILED, pod_images, rollout_state
 from apprelease.cli.text import plain, safe
 
 _OUTCOME_STYLE = {"Succeeded": "green", "InProgress": "yellow", "Failed": "red", "Superseded": "dim"}
@@ -17,7 +20,17 @@ def _short(digest: str | None) -> str:
     return (digest or "").split(":", 1)[-1][:12]
 
 
-def status(console: Console, release: dict[str, Any]) -> None:
+_STATE_STYLE = {COMPLETE: "green", FAILED: "red"}
+EVENTS_SHOWN = 10
+
+
+def status(
+    console: Console,
+    release: dict[str, Any],
+    workloads: list[tuple[str, str, dict[str, Any] | None]] | None = None,
+    events: list[dict[str, Any]] | None = None,
+    now: dt.datetime | None = None,
+) -> None:
     meta, spec, st = release.get("metadata", {}), release.get("spec", {}), release.get("status") or {}
     console.print(f"[bold]{safe(meta.get('namespace'))}/{safe(meta.get('name'))}[/]  {safe(spec.get('image'))}")
     console.print(f"  wanted   {safe(spec.get('version'))}" + ("  (suspended)" if spec.get("suspend") else ""))
@@ -42,6 +55,56 @@ def status(console: Console, release: dict[str, Any]) -> None:
             Text(plain(c.get("message", ""))),
         )
     console.print(table)
+    if workloads is not None:
+        _workloads(console, workloads)
+    if events is not None:
+        _events(console, events, now or dt.datetime.now(dt.UTC))
+
+
+def _workloads(console: Console, workloads: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+    console.print("\n[bold]Workloads[/]")
+    table = Table(box=None, pad_edge=False)
+    for column in ("WORKLOAD", "ROLLOUT", "DETAIL", "IMAGES"):
+        table.add_column(column)
+    for kind, name, obj in workloads:
+        state = rollout_state(kind, obj)
+        style = _STATE_STYLE.get(state.state, "yellow")
+        images = ", ".join(pod_images(kind, obj))
+        row = [Text(plain(f"{kind}/{name}")), Text(state.state, style=style), Text(plain(state.detail))]
+        table.add_row(*row, Text(plain(images)))
+    console.print(table)
+
+
+def _events(console: Console, events: list[dict[str, Any]], now: dt.datetime) -> None:
+    shown = events[-EVENTS_SHOWN:]
+    console.print(f"\n[bold]Events[/] (last {len(shown)} of {len(events)})" if events else "\n[bold]Events[/]: none")
+    if not shown:
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("LAST SEEN", "TYPE", "REASON", "MESSAGE"):
+        table.add_column(column)
+    for event in shown:
+        count = event.get("count") or (event.get("series") or {}).get("count") or 1
+        kind = plain(event.get("type", ""))
+        table.add_row(
+            _age(event_time(event), now) + (f" (x{count})" if isinstance(count, int) and count > 1 else ""),
+            Text(kind, style="yellow" if kind == "Warning" else ""),
+            Text(plain(event.get("reason", ""))),
+            Text(plain(event.get("message") or event.get("note") or "")),
+        )
+    console.print(table)
+
+
+def _age(timestamp: str, now: dt.datetime) -> str:
+    try:
+        then = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return "?"
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def history(console: Console, release: dict[str, Any]) -> None:

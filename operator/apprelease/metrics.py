@@ -1,0 +1,247 @@
+"""Prometheus metrics (DESIGN.md "Metrics"): names, types and labels are a contract with users' dashboards.
+
+Per-AppRelease series are derived from the status as the API server holds it (`observe_status`, fed by the
+watch), so they say what users see with kubectl, survive operator restarts, and need no hook in the reconciler:
+a revision appearing in status.history counts once, and a revision whose outcome turns final gives its rollout
+duration (deployedAt to now). The server runs in its own daemon thread; nothing here blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
+
+# Only the series of the contract: no `*_created` timestamps next to counters and histograms.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+Key = tuple[str, str]
+
+CONDITION_STATUSES = ("True", "False", "Unknown")
+RESULTS = ("ok", "retry", "stalled", "error")
+FINAL_OUTCOMES = ("Succeeded", "Failed")
+NO_RESPONSE = "error"  # the `code` of a registry request that got no HTTP response (refused, timeout, TLS)
+
+# Rollouts take seconds to an hour (rollout.timeoutSeconds up to a day); reconciles, milliseconds to a registry
+# timeout.
+ROLLOUT_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class _Seen:
+    """What the metrics last knew about one AppRelease."""
+
+    info: tuple[str, str, str] | None = None  # version, digest, revision of the apprelease_info series
+    conditions: set[str] = field(default_factory=set)
+    revision: int = 0  # revisions up to this one are counted
+    pending: set[int] = field(default_factory=set)  # revisions seen InProgress: their end gives a duration
+    revision_labels: set[tuple[str, str]] = field(default_factory=set)
+    outcomes: set[str] = field(default_factory=set)
+
+
+class Metrics:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._clock = clock
+        self._lock = threading.Lock()  # registry hooks call in from worker threads
+        self._seen: dict[Key, _Seen] = {}
+        self._server: WSGIServer | None = None
+        self.info = Gauge(
+            "apprelease_info",
+            "What an AppRelease runs (always 1): version, digest and revision.",
+            ["namespace", "name", "version", "digest", "revision"],
+            registry=self.registry,
+        )
+        self.condition = Gauge(
+            "apprelease_condition",
+            "1 for the current status of each condition type (True, False, Unknown), else 0.",
+            ["namespace", "name", "type", "status"],
+            registry=self.registry,
+        )
+        self.revisions = Counter(
+            "apprelease_revisions_total",
+            "Revisions deployed: resolved from the registry, or restored from history (rollbacks).",
+            ["namespace", "name", "source", "cause"],
+            registry=self.registry,
+        )
+        self.rollout_duration = Histogram(
+            "apprelease_rollout_duration_seconds",
+            "From a revision's deploy to its outcome.",
+            ["namespace", "name", "outcome"],
+            buckets=ROLLOUT_BUCKETS,
+            registry=self.registry,
+        )
+        self.reconcile_duration = Histogram(
+            "apprelease_reconcile_duration_seconds",
+            "One reconcile of one AppRelease, by result.",
+            ["result"],
+            buckets=RECONCILE_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry_requests = Counter(
+            "apprelease_registry_requests_total",
+            f"HTTP requests to image registries, by status code ({NO_RESPONSE!r}: no response).",
+            ["registry", "method", "code"],
+            registry=self.registry,
+        )
+        self.workqueue_depth = Gauge(
+            "apprelease_workqueue_depth", "AppReleases waiting for a worker.", registry=self.registry
+        )
+
+    # --- the operator's calls ----------------------------------------------------------------------------
+    def reconcile(self, result: str, seconds: float) -> None:
+        if result not in RESULTS:
+            raise ValueError(f"unknown reconcile result {result!r}")
+        self.reconcile_duration.labels(result).observe(seconds)
+
+    def registry_request(self, registry: str, method: str, code: int | None) -> None:
+        self.registry_requests.labels(registry, method.upper(), NO_RESPONSE if code is None else str(code)).inc()
+
+    def queue_depth(self, depth: int) -> None:
+        self.workqueue_depth.set(depth)
+
+    def queue_depth_from(self, depth: Callable[[], int]) -> None:
+        """Read the depth at scrape time (cheap: a length), instead of setting it on every change."""
+        self.workqueue_depth.set_function(lambda: float(depth()))
+
+    def revision(self, namespace: str, name: str, source: str, cause: str) -> None:
+        with self._lock:
+            self._seen.setdefault((namespace, name), _Seen()).revision_labels.add((source, cause))
+        self.revisions.labels(namespace, name, source, cause).inc()
+
+    def rollout_finished(self, namespace: str, name: str, outcome: str, seconds: float) -> None:
+        with self._lock:
+            self._seen.setdefault((namespace, name), _Seen()).outcomes.add(outcome)
+        self.rollout_duration.labels(namespace, name, outcome).observe(max(0.0, seconds))
+
+    def observe_status(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
+        """Bring the per-AppRelease series in line with this status (as stored; camelCase keys)."""
+        status = status or {}
+        key = (namespace, name)
+        with self._lock:
+            first_sight = key not in self._seen
+            seen = self._seen.setdefault(key, _Seen())
+            self._set_info(key, seen, status)
+            self._set_conditions(key, seen, status.get("conditions") or [])
+            history = [e for e in status.get("history") or [] if isinstance(e, Mapping)]
+            new, finished = _changes(seen, history, _int(status.get("revision")), first_sight)
+        for entry in new:
+            self.revision(namespace, name, str(entry.get("source") or "Registry"), str(entry.get("cause") or "Spec"))
+        now = self._clock()
+        for entry in finished:
+            started = _timestamp(entry.get("deployedAt"))
+            if started is not None:
+                self.rollout_finished(namespace, name, str(entry["outcome"]), now - started)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The AppRelease is gone: drop its series, so dashboards do not show it forever."""
+        with self._lock:
+            seen = self._seen.pop((namespace, name), None)
+        if seen is None:
+            return
+        if seen.info:
+            _remove(self.info, namespace, name, *seen.info)
+        for type_ in seen.conditions:
+            for status in CONDITION_STATUSES:
+                _remove(self.condition, namespace, name, type_, status)
+        for source, cause in seen.revision_labels:
+            _remove(self.revisions, namespace, name, source, cause)
+        for outcome in seen.outcomes:
+            _remove(self.rollout_duration, namespace, name, outcome)
+
+    # --- serving ---------------------------------------------------------------------------------------------
+    def serve(self, port: int, address: str = "0.0.0.0") -> int:
+        """Serve /metrics from a daemon thread; returns the port (useful with 0)."""
+        server, _thread = start_http_server(port, address, registry=self.registry)
+        self._server = server
+        return int(server.server_port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # --- helpers (under the lock) ------------------------------------------------------------------------
+    def _set_info(self, key: Key, seen: _Seen, status: Mapping[str, Any]) -> None:
+        version, digest, revision = status.get("version"), status.get("digest"), _int(status.get("revision"))
+        info = (str(version), str(digest), str(revision)) if version and digest and revision else None
+        if info == seen.info:
+            return
+        if seen.info:
+            _remove(self.info, *key, *seen.info)
+        if info:
+            self.info.labels(*key, *info).set(1)
+        seen.info = info
+
+    def _set_conditions(self, key: Key, seen: _Seen, conditions: list[Any]) -> None:
+        current: dict[str, str] = {}
+        for c in conditions:
+            if isinstance(c, Mapping) and c.get("type"):
+                current[str(c["type"])] = str(c.get("status") or "Unknown")
+        for type_ in seen.conditions - current.keys():
+            for status in CONDITION_STATUSES:
+                _remove(self.condition, *key, type_, status)
+        for type_, value in current.items():
+            for status in CONDITION_STATUSES:
+                self.condition.labels(*key, type_, status).set(1 if value == status else 0)
+        seen.conditions = set(current)
+
+
+def _changes(
+    seen: _Seen, history: list[Mapping[str, Any]], revision: int, first_sight: bool
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """New revisions to count, and revisions whose rollout just ended; updates `seen`.
+
+    On first sight (operator start), what is already in history was counted by an earlier process: it only
+    sets the baseline, and in-progress revisions are remembered so that their end is still measured.
+    """
+    new = [] if first_sight else [e for e in history if _int(e.get("revision")) > seen.revision]
+    new_revisions = {_int(e.get("revision")) for e in new}
+    finished: list[Mapping[str, Any]] = []
+    for entry in history:
+        number, outcome = _int(entry.get("revision")), entry.get("outcome")
+        if outcome == "InProgress":
+            seen.pending.add(number)
+        elif number in seen.pending or number in new_revisions:
+            seen.pending.discard(number)
+            if outcome in FINAL_OUTCOMES:
+                finished.append(entry)
+    recorded = {_int(e.get("revision")) for e in history}
+    seen.pending &= recorded  # entries beyond historyLimit are gone for good
+    seen.revision = max(seen.revision, revision, *recorded) if recorded else max(seen.revision, revision)
+    return sorted(new, key=lambda e: _int(e.get("revision"))), finished
+
+
+def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
+    try:
+        metric.remove(*labels)
+    except KeyError:
+        pass
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
