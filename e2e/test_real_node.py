@@ -219,6 +219,7 @@ def helm(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Helm:
     home = tmp_path_factory.mktemp("helm-real")
     env = {
         "PATH": "/usr/bin:/bin",
+        "HOME": str(home),  # helm's discovery cache goes to $HOME/.kube: never the checkout
         "KUBECONFIG": testbed.kubeconfig,
         "HELM_CACHE_HOME": str(home / "cache"),
         "HELM_CONFIG_HOME": str(home / "config"),
