@@ -62,39 +62,26 @@ class KubernetesCluster:
 
     def patch_apprelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         # A merge patch replaces lists whole, so history and conditions are written as one consistent unit.
-        self._custom.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            {"status": status},
-            field_manager=FIELD_MANAGER,
-            _content_type=MERGE_PATCH,
-            _request_timeout=self._timeout,
-        )
+        self._merge_patch(self._custom.patch_namespaced_custom_object_status, namespace, name, {"status": status})
 
     def patch_apprelease_spec(self, namespace: str, name: str, spec: dict[str, Any], field_manager: str) -> None:
-        self._custom.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            {"spec": spec},
-            field_manager=field_manager,
-            _content_type=MERGE_PATCH,
-            _request_timeout=self._timeout,
-        )
+        self._merge_patch(self._custom.patch_namespaced_custom_object, namespace, name, {"spec": spec}, field_manager)
 
     def annotate_apprelease(self, namespace: str, name: str, annotations: dict[str, str], field_manager: str) -> None:
-        self._custom.patch_namespaced_custom_object(
+        body = {"metadata": {"annotations": annotations}}
+        self._merge_patch(self._custom.patch_namespaced_custom_object, namespace, name, body, field_manager)
+
+    def _merge_patch(
+        self, call: Any, namespace: str, name: str, body: dict[str, Any], field_manager: str = FIELD_MANAGER
+    ) -> None:
+        """A JSON merge patch of one AppRelease (or its status) through the generated client."""
+        call(
             GROUP,
             VERSION,
             namespace,
             PLURAL,
             name,
-            {"metadata": {"annotations": annotations}},
+            body,
             field_manager=field_manager,
             _content_type=MERGE_PATCH,
             _request_timeout=self._timeout,
