@@ -20,6 +20,7 @@ from kubernetes import client
 
 from apprelease.kubeclient import connect
 from e2e.images import Pushed, bake, make_app_repo
+from e2e.realnode import find_real_node
 from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
 
 LOGS = ROOT / ".testbed" / "logs"
@@ -82,6 +83,13 @@ def helm(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Helm:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def real_node(testbed: Testbed) -> str:
+    """The name of the test bed's real node (found by label, so another cluster's real node works too)."""
+    name: str = find_real_node(testbed)["metadata"]["name"]
+    return name
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,6 @@ from e2e.realnode import (
     NODE_LABEL_VALUE,
     TAINT_KEY,
     ask_version,
-    find_real_node,
     image_ids,
     live_pods,
     on_real_node,
@@ -50,12 +49,6 @@ CRASHING = "v1.2.0"
 CHART = ROOT / "charts" / "apprelease-operator"
 OPERATOR_IMAGE = "apprelease/operator"
 OPERATOR_TAG = "e2e-test"  # the tag test_image.py builds too: one docker build serves both
-
-
-@pytest.fixture(scope="module")
-def real_node(testbed: Testbed) -> str:
-    name: str = find_real_node(testbed)["metadata"]["name"]
-    return name
 
 
 @pytest.fixture(scope="module")

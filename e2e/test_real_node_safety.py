@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from e2e.images import APP_PORT, bake, git, make_app_repo
-from e2e.realnode import ask_version, find_real_node, live_pods, on_real_node, wait_running
+from e2e.realnode import ask_version, live_pods, on_real_node, wait_running
 from e2e.releases import apply, condition, deployment_manifest, get_release, patch_release, release_manifest
 from e2e.support import ROOT, Operator, Testbed, wait_until
 
@@ -22,12 +22,6 @@ echo "$(cat /app/VERSION): running, never serving :{port}"
 trap 'exit 0' TERM INT
 while true; do sleep 1; done
 """
-
-
-@pytest.fixture(scope="module")
-def real_node(testbed: Testbed) -> str:
-    name: str = find_real_node(testbed)["metadata"]["name"]
-    return name
 
 
 @pytest.fixture(scope="module")
