@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -132,6 +133,17 @@ def load_testbed(root: Path = ROOT) -> Testbed:
         api_server_port=values.get("API_SERVER_PORT", ""),
         env=values,
     )
+
+
+# How a refusal by the API server shows in the operator's log: kopf's APIForbiddenError, the client's
+# "(403) Reason: Forbidden", or a Status body's code. A bare 403 is not one: log timestamps carry milliseconds
+# ("14:21:04,403") and digests carry digits, which once failed CI on a clean run.
+_REFUSAL = re.compile(r"forbidden|['\"]code['\"]\s*:\s*403\b|\(403\)", re.IGNORECASE)
+
+
+def refusals(log: str) -> list[str]:
+    """The operator-log lines that report an authorization refusal by the API server."""
+    return [line for line in log.splitlines() if _REFUSAL.search(line)]
 
 
 class Operator:
