@@ -508,4 +508,4 @@ def _assert_rbac_is_least_privilege(kubeconfig: str, namespace: str) -> None:
         refused = kubectl(*args)
         assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), (args, refused.stderr)
     assert kubectl("get", "deployment", "web", "-n", namespace).returncode == 0
-    wait_until(lambda: kubectl("get", "appreleases.apprelease.dev", "-n", namespace).returncode == 0, timeout=5)
+    wait_until(lambda: kubectl("get", "appreleases.apprelease.dev", "-n", namespace).returncode == 0, timeout=30)

@@ -34,7 +34,7 @@ def scrape_until(testbed: Testbed, ready: Callable[[Samples], Any], what: str) -
         samples = scrape(testbed)
         return samples if ready(samples) else None
 
-    result: Samples = wait_until(check, timeout=10, what=what)
+    result: Samples = wait_until(check, timeout=30, what=what)
     return result
 
 

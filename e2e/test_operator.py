@@ -281,7 +281,7 @@ def test_manual_set_image_is_reverted_with_drift_event(
         timeout=30,
         what="the pinned digest put back",
     )
-    drift = wait_until(lambda: events(testbed, namespace, "DriftCorrected"), timeout=10, what="DriftCorrected event")
+    drift = wait_until(lambda: events(testbed, namespace, "DriftCorrected"), timeout=30, what="DriftCorrected event")
     assert drift[0]["type"] == "Warning"
     assert get_release(testbed, namespace, "web")["status"]["revision"] == 1
 
