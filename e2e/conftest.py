@@ -63,21 +63,26 @@ def _has_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
 Helm = Callable[..., subprocess.CompletedProcess[str]]
 
 
-@pytest.fixture(scope="session")
-def helm(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    """Run the test bed's helm against the test bed, with its cache/config/data kept out of $HOME."""
-    binary = Path(testbed.bin_dir) / "helm" if testbed.bin_dir else Path("helm")
-    home = tmp_path_factory.mktemp("helm")
-    env = {
+def helm_env(testbed: Testbed, home: Path) -> dict[str, str]:
+    """Helm 3 or 4 against the test bed, with its cache, config, data and discovery cache in `home`."""
+    return {
         **os.environ,
+        "HOME": str(home),  # helm's discovery cache goes to $HOME/.kube: never the checkout
         "KUBECONFIG": testbed.kubeconfig,
         "HELM_CACHE_HOME": str(home / "cache"),
         "HELM_CONFIG_HOME": str(home / "config"),
         "HELM_DATA_HOME": str(home / "data"),
     }
 
+
+@pytest.fixture(scope="session")
+def helm(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """Run the test bed's helm against the test bed, with its cache/config/data kept out of $HOME."""
+    binary = Path(testbed.bin_dir) / "helm" if testbed.bin_dir else Path("helm")
+    env = helm_env(testbed, tmp_path_factory.mktemp("helm"))
+
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env)
+        result = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env, timeout=300)
         if check and result.returncode != 0:
             raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result

@@ -4,7 +4,6 @@ server-side: an upgrade that changes the Deployment's image meets the operator's
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from e2e.conftest import helm_env
 from e2e.images import Pushed
 from e2e.kstatus import build_tool
 from e2e.releases import condition, container_images, get_release
@@ -60,14 +60,7 @@ spec:
 @pytest.fixture(scope="module")
 def helm4(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Helm4:
     binary = build_tool(ROOT / "e2e" / "helm4" / "build.sh")
-    home = tmp_path_factory.mktemp("helm4")
-    env = {
-        **os.environ,
-        "KUBECONFIG": testbed.kubeconfig,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
+    env = helm_env(testbed, tmp_path_factory.mktemp("helm4"))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(binary), *args], capture_output=True, text=True, env=env)

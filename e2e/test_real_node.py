@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import docker
 import pytest
 import yaml
 
+from e2e.conftest import Helm
 from e2e.images import Pushed, bake, make_app_repo, push_local
 from e2e.realnode import (
     NODE_LABEL_KEY,
@@ -203,31 +204,6 @@ def test_a_version_that_exits_at_start_goes_into_crash_loop_and_fails_the_releas
 
 
 # --- the operator itself as a pod on the real node, installed with the Helm chart -------------------------
-Helm = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture(scope="module")
-def helm(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    binary = Path(testbed.bin_dir) / "helm" if testbed.bin_dir else Path("helm")
-    home = tmp_path_factory.mktemp("helm-real")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(home),  # helm's discovery cache goes to $HOME/.kube: never the checkout
-        "KUBECONFIG": testbed.kubeconfig,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env, timeout=300)
-        if result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    return run
-
-
 @pytest.fixture(scope="module")
 def operator_image(testbed: Testbed) -> Pushed:
     """The image `make image` builds (e2e/image.sh), pushed to the test bed's registry."""
