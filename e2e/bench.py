@@ -30,8 +30,8 @@ from typing import Any, cast
 
 from kubernetes import client, watch
 
-from apprelease.kubeclient import connect
-from apprelease.reference import parse
+from apprelease.controller.kubeclient import connect
+from apprelease.core.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings
 from e2e import bench_safety
 from e2e.counting_proxy import CountingProxy

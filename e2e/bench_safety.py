@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from kubernetes import client, watch
 
-from apprelease.kubeclient import connect
+from apprelease.controller.kubeclient import connect
 from e2e.releases import get_release, release_manifest, wait_ready
 from e2e.support import Testbed, wait_until
 from e2e.workloads import Chaos, workload_manifest

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from apprelease.kubeclient import connect
+from apprelease.controller.kubeclient import connect
 from e2e.images import Pushed, bake, make_app_repo
 from e2e.realnode import find_real_node
 from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until

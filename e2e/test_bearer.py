@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from apprelease.reference import parse
+from apprelease.core.reference import parse
 from apprelease.registry import Credential, RegistryClient, RegistrySettings, Unauthorized
 from e2e.images import Pushed, bake
 from e2e.releases import apply, container_images, deployment_manifest, release_manifest, wait_condition, wait_ready

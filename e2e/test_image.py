@@ -122,7 +122,7 @@ def test_run_help_on_a_read_only_root(image: str) -> None:
 
 
 def test_kopf_handlers_import_on_a_read_only_root(image: str) -> None:
-    code = "import apprelease.handlers, kopf; print('handlers', kopf.__version__)"
+    code = "import apprelease.controller.handlers, kopf; print('handlers', kopf.__version__)"
     result = docker("run", "--rm", "--read-only", "--entrypoint", "/opt/apprelease/bin/python", image, "-c", code)
     assert result.stdout.startswith("handlers "), result.stdout + result.stderr
 

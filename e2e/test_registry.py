@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from apprelease.reference import parse
+from apprelease.core.reference import parse
 from apprelease.registry import Credential, RegistryClient, RegistrySettings, Unauthorized
 from e2e.images import bake, skopeo_digest
 from e2e.releases import apply, container_images, deployment_manifest, release_manifest, wait_ready

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from apprelease.cli import main
-from apprelease.fieldowners import spec_version_owners
+from apprelease.core.fieldowners import spec_version_owners
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

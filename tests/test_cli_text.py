@@ -8,8 +8,8 @@ from typing import Any
 from rich.console import Console
 
 from apprelease.cli import render
+from apprelease.cli.gitinfo import strip_credentials
 from apprelease.cli.text import plain, safe
-from apprelease.gitinfo import strip_credentials
 
 
 def _console() -> tuple[Console, io.StringIO]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from apprelease.api import Condition
-from apprelease.conditions import (
+from apprelease.core.api import Condition
+from apprelease.core.conditions import (
     FALSE,
     READY,
     RECONCILING,

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from apprelease.metrics import Metrics
+from apprelease.controller.metrics import Metrics
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "charts" / "apprelease-operator" / "dashboards" / "apprelease.json"
 

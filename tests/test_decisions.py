@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from apprelease.api import (
+from apprelease.core.api import (
     ANNOTATION_CHANGE_CAUSE,
     ANNOTATION_RELEASE,
     ANNOTATION_REVISION,
@@ -18,8 +18,8 @@ from apprelease.api import (
     Source,
     Workload,
 )
-from apprelease.conditions import Problem, Reason
-from apprelease.decisions import (
+from apprelease.core.conditions import Problem, Reason
+from apprelease.core.decisions import (
     LABEL_VERSION,
     KeepCurrent,
     ResolveFromRegistry,
@@ -35,8 +35,8 @@ from apprelease.decisions import (
     set_outcome,
     short_digest,
 )
-from apprelease.workloads import Kind
-from apprelease.workloads import Workload as View
+from apprelease.core.workloads import Kind
+from apprelease.core.workloads import Workload as View
 
 IMAGE = "registry.example.com/shop/web"
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")

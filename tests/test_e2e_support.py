@@ -5,7 +5,7 @@ from __future__ import annotations
 from e2e.support import refusals
 
 CLEAN = (
-    "2026-11-27 14:21:04,403 INFO apprelease.report: ns/web Deploying: revision 2: v1.1.0 resolved to "
+    "2026-11-27 14:21:04,403 INFO apprelease.controller.report: ns/web Deploying: revision 2: v1.1.0 resolved to "
     "sha256:e18340eba8ab68f1f49c93948943d14363fe06dda94ca8a659ea6b85a446c96f\n"
     '2026-11-27 14:21:03,294 INFO aiohttp.access: 127.0.0.1 "GET /metrics HTTP/1.1" 200 403 "-" "curl/7.88.1"\n'
 )

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from lupa import LuaRuntime
 
-from apprelease.api import AppRelease
-from apprelease.manifest import release_manifest, render_manifest
-from apprelease.validation import validate_spec
+from apprelease.cli.manifest import release_manifest, render_manifest
+from apprelease.core.api import AppRelease
+from apprelease.core.validation import validate_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

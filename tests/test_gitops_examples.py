@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from apprelease.api import (
+from apprelease.core.api import (
     ANNOTATION_RELEASE,
     API_VERSION,
     KIND,

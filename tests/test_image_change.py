@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from apprelease.api import AppReleaseSpec, AppReleaseStatus, Source, Workload
-from apprelease.decisions import KeepCurrent, ResolveFromRegistry, RestoreFromHistory, choose_target, record_revision
+from apprelease.core.api import AppReleaseSpec, AppReleaseStatus, Source, Workload
+from apprelease.core.decisions import (
+    KeepCurrent,
+    ResolveFromRegistry,
+    RestoreFromHistory,
+    choose_target,
+    record_revision,
+)
 
 OLD = "registry.example.com/shop/web"
 NEW = "registry.example.com/shop/web-v2"

@@ -10,17 +10,17 @@ from typing import Any
 import httpx
 import pytest
 
-from apprelease import limits
-from apprelease.api import AppReleaseStatus, Condition, HistoryEntry
-from apprelease.conditions import READY, RECONCILING, STALLED, Reason, set_condition
-from apprelease.reconciler import Reconciler, Result
+from apprelease.controller.reconciler import Reconciler, Result
+from apprelease.core import limits
+from apprelease.core.api import AppReleaseStatus, Condition, HistoryEntry
+from apprelease.core.conditions import READY, RECONCILING, STALLED, Reason, set_condition
 from apprelease.registry import RegistryClient, RegistrySettings
 from tests.test_reconciler import Clock, FakeCluster, FakeRegistry, World, assert_stalled, deployment
 
 WORST_CASE_BUDGET = 256 * 1024  # DESIGN.md: the worst-case status stays under 256 KiB
 
 # The longest value each string field can hold. A new field without an entry here fails the test below: give it
-# a bound in apprelease.limits first, then list it.
+# a bound in apprelease.core.limits first, then list it.
 STRING_BOUNDS: dict[str, int] = {
     "image": limits.MAX_IMAGE + 1 + limits.MAX_DIGEST,  # status.image is repository@digest
     "version": limits.MAX_VERSION,
@@ -54,7 +54,7 @@ def _fill(model: type[Any], overrides: dict[str, Any]) -> dict[str, Any]:
         if kind is not None:
             values[field.alias or name] = max((m.value for m in kind), key=lambda v: len(str(v)))
         elif "str" in annotation:
-            assert name in STRING_BOUNDS, f"{model.__name__}.{name} has no known bound: add one to apprelease.limits"
+            assert name in STRING_BOUNDS, f"{model.__name__}.{name} has no bound: add one to core.limits"
             values[field.alias or name] = "x" * STRING_BOUNDS[name]
         elif "int" in annotation:
             values[field.alias or name] = 2**62

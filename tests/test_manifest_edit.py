@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from apprelease.manifest_edit import ManifestEditError, set_version, unified_diff
+from apprelease.cli.manifest_edit import ManifestEditError, set_version, unified_diff
 
 OLD = "sha256:" + "a" * 64
 NEW = "sha256:" + "b" * 64

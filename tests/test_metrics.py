@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from apprelease import reference
-from apprelease.metrics import Metrics
+from apprelease.controller.metrics import Metrics
+from apprelease.core import reference
 from apprelease.registry import RegistryClient, RegistryError, RegistrySettings
 
 T0 = dt.datetime(2026, 11, 27, 10, 0, 0, tzinfo=dt.UTC)

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from apprelease.api import (
+from apprelease.controller.reconciler import Reconciler, Result
+from apprelease.core.api import (
     ANNOTATION_REVISION,
     ANNOTATION_VERSION,
     LABEL_RELEASE,
@@ -22,10 +23,9 @@ from apprelease.api import (
     Outcome,
     Source,
 )
-from apprelease.conditions import READY, RECONCILING, STALLED, Reason
-from apprelease.reconciler import Reconciler, Result
+from apprelease.core.conditions import READY, RECONCILING, STALLED, Reason
+from apprelease.core.workloads import Kind
 from apprelease.registry import RegistryClient, RegistrySettings
-from apprelease.workloads import Kind
 
 NS = "prod"
 NAME = "shop"

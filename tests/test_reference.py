@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from apprelease.reference import (
+from apprelease.core.reference import (
     TAG_PATTERN,
     Reference,
     is_valid_digest,

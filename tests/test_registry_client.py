@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from apprelease.reference import Reference, parse
+from apprelease.core.reference import Reference, parse
 from apprelease.registry import (
     Credential,
     RegistryClient,

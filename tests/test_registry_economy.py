@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from apprelease.conditions import READY
-from apprelease.reconciler import Reconciler
-from apprelease.reference import parse
+from apprelease.controller.reconciler import Reconciler
+from apprelease.core.conditions import READY
+from apprelease.core.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings, RegistryUnavailable, Unauthorized
 from tests.test_reconciler import IMAGE, NS, Clock, FakeCluster, FakeRegistry, deployment
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from apprelease.reference import parse
+from apprelease.core.reference import parse
 from apprelease.registry import Credential, RegistryClient, RegistryError, RegistrySettings, RegistryUnavailable
 from tests.hostile import (
     OCI_MANIFEST,

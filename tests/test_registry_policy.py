@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from apprelease.conditions import STALLED, Reason
-from apprelease.reconciler import Reconciler, Result
+from apprelease.controller.reconciler import Reconciler, Result
+from apprelease.controller.settings import OperatorSettings
+from apprelease.core.conditions import STALLED, Reason
+from apprelease.core.registrypolicy import check_registry, host_allowed
 from apprelease.registry import RegistryClient, RegistrySettings
-from apprelease.registrypolicy import check_registry, host_allowed
-from apprelease.settings import OperatorSettings
 from tests.test_reconciler import HOST, Clock, FakeCluster, FakeRegistry, World, assert_stalled, deployment
 
 

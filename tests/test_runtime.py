@@ -6,10 +6,10 @@ import asyncio
 import inspect
 import threading
 
-from apprelease import handlers
-from apprelease.reconciler import Result
-from apprelease.runtime import Runtime
-from apprelease.settings import OperatorSettings
+from apprelease.controller import handlers
+from apprelease.controller.reconciler import Result
+from apprelease.controller.runtime import Runtime
+from apprelease.controller.settings import OperatorSettings
 
 
 class RecordingReconciler:

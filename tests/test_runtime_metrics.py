@@ -6,11 +6,11 @@ import asyncio
 import urllib.request
 from typing import Any
 
-from apprelease import handlers
-from apprelease.metrics import Metrics
-from apprelease.reconciler import Result
-from apprelease.runtime import Runtime
-from apprelease.settings import OperatorSettings
+from apprelease.controller import handlers
+from apprelease.controller.metrics import Metrics
+from apprelease.controller.reconciler import Result
+from apprelease.controller.runtime import Runtime
+from apprelease.controller.settings import OperatorSettings
 from tests.test_reconciler import World, world  # noqa: F401  (the fixture)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from apprelease.settings import OperatorSettings
+from apprelease.controller.settings import OperatorSettings
 
 
 def test_defaults_watch_everything_over_https_only(monkeypatch: pytest.MonkeyPatch) -> None:

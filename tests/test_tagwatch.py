@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from apprelease.tagwatch import TagWatch
+from apprelease.controller.tagwatch import TagWatch
 
 
 def test_one_check_per_tag_per_interval_shared_by_every_caller() -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from apprelease.api import AppReleaseSpec
-from apprelease.conditions import Reason
-from apprelease.validation import validate_spec
+from apprelease.core.api import AppReleaseSpec
+from apprelease.core.conditions import Reason
+from apprelease.core.validation import validate_spec
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -148,7 +148,7 @@ def test_index_of_the_offending_workload_is_named() -> None:
 
 
 def test_a_wrongly_typed_field_is_invalid_not_defaulted() -> None:
-    from apprelease.api import AppRelease
+    from apprelease.core.api import AppRelease
 
     release = AppRelease.from_k8s(
         {

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from apprelease.api import ANNOTATION_REVISION, HistoryEntry, Outcome
-from apprelease.decisions import plan_patch
-from apprelease.failures import pod_failure, rollback_target, timed_out
-from apprelease.workloads import Kind, Rollout, Workload
+from apprelease.core.api import ANNOTATION_REVISION, HistoryEntry, Outcome
+from apprelease.core.decisions import plan_patch
+from apprelease.core.failures import pod_failure, rollback_target, timed_out
+from apprelease.core.workloads import Kind, Rollout, Workload
 
 
 def view(kind: Kind, spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None, **meta: Any) -> Workload:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from apprelease.workqueue import WorkQueue
+from apprelease.controller.workqueue import WorkQueue
 
 SHORT = 0.02  # seconds: long enough to be ordered, short enough to keep the suite fast
 LONG = 60.0

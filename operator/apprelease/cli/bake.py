@@ -11,8 +11,8 @@ from typing import Any
 import docker
 import docker.errors
 
-from apprelease.decisions import LABEL_REVISION, LABEL_VERSION
-from apprelease.gitinfo import GitState
+from apprelease.cli.gitinfo import GitState
+from apprelease.core.decisions import LABEL_REVISION, LABEL_VERSION
 
 LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_CREATED = "org.opencontainers.image.created"

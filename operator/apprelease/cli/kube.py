@@ -7,10 +7,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from apprelease.api import KIND, AppRelease
-from apprelease.cluster import KubernetesCluster
-from apprelease.fieldowners import CLI_MANAGER as CLI_FIELD_MANAGER
-from apprelease.kubeclient import KubeConfigError, connect
+from apprelease.controller.cluster import KubernetesCluster
+from apprelease.controller.kubeclient import KubeConfigError, connect
+from apprelease.core.api import KIND, AppRelease
+from apprelease.core.fieldowners import CLI_MANAGER as CLI_FIELD_MANAGER
 
 TIMEOUT_SECONDS = 30  # per API call: a CLI must not hang on a stuck connection
 

@@ -16,18 +16,19 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
-from apprelease import __version__, reference
-from apprelease.api import ANNOTATION_RETRY, AppRelease, HistoryEntry
+from apprelease import __version__
 from apprelease.cli import render
 from apprelease.cli.bake import BakeError, BakePlan, build, push
+from apprelease.cli.gitinfo import GitError, commit_file, prepare_commit, read_git_state, release_version
 from apprelease.cli.kube import KubeError, Releases
+from apprelease.cli.manifest import parse_workload, release_manifest, render_manifest
+from apprelease.cli.manifest_edit import ManifestEditError, set_version, unified_diff
 from apprelease.cli.text import plain, safe
-from apprelease.fieldowners import spec_version_owners
-from apprelease.gitinfo import GitError, commit_file, prepare_commit, read_git_state, release_version
-from apprelease.manifest import parse_workload, release_manifest, render_manifest
-from apprelease.manifest_edit import ManifestEditError, set_version, unified_diff
+from apprelease.core import reference
+from apprelease.core.api import ANNOTATION_RETRY, AppRelease, HistoryEntry
+from apprelease.core.fieldowners import spec_version_owners
+from apprelease.core.rollback import RollbackRefused, choose_rollback
 from apprelease.registry import RegistryClient, RegistryError, RegistrySettings, lookup, parse_docker_config
-from apprelease.rollback import RollbackRefused, choose_rollback
 
 app = typer.Typer(
     name="apprelease",
@@ -423,7 +424,7 @@ def _rollback_in_file(path: Path, commit: bool, namespace: str, current: AppRele
 @app.command()
 def run() -> None:
     """Run the operator against the current KUBECONFIG (or in-cluster credentials)."""
-    from apprelease.runner import run_operator
+    from apprelease.controller.runner import run_operator
 
     run_operator()
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from apprelease.api import API_VERSION, KIND, LABEL_RELEASE
+from apprelease.core.api import API_VERSION, KIND, LABEL_RELEASE
 
 
 def release_manifest(

@@ -6,7 +6,7 @@ import logging
 
 import kopf
 
-from apprelease.settings import OperatorSettings
+from apprelease.controller.settings import OperatorSettings
 
 
 def run_operator() -> None:
@@ -19,7 +19,7 @@ def run_operator() -> None:
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # httpx reports every registry request at INFO; failures reach our log through the reconciler.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    import apprelease.handlers  # noqa: F401  (registers the handlers with kopf)
+    import apprelease.controller.handlers  # noqa: F401  (registers the handlers with kopf)
 
     kopf.run(
         standalone=True,

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from apprelease import conditions as cond
-from apprelease import decisions, failures, limits
-from apprelease.api import (
+from apprelease.controller.cluster import Cluster
+from apprelease.controller.report import NORMAL, WARNING, Report
+from apprelease.core import conditions as cond
+from apprelease.core import decisions, failures, limits
+from apprelease.core.api import (
     ANNOTATION_REVISION,
     AppRelease,
     AppReleaseStatus,
@@ -22,10 +24,8 @@ from apprelease.api import (
     Outcome,
     Source,
 )
-from apprelease.cluster import Cluster
-from apprelease.conditions import EventReason, Reason
-from apprelease.report import NORMAL, WARNING, Report
-from apprelease.workloads import Kind, Rollout, RolloutState, Workload
+from apprelease.core.conditions import EventReason, Reason
+from apprelease.core.workloads import Kind, Rollout, RolloutState, Workload
 
 
 @dataclass(frozen=True)

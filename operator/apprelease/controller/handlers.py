@@ -16,9 +16,9 @@ from typing import Any
 
 import kopf
 
-from apprelease.api import ANNOTATION_RETRY, GROUP, LABEL_RELEASE, PLURAL, VERSION
-from apprelease.runtime import Runtime
-from apprelease.workloads import KINDS, Kind
+from apprelease.controller.runtime import Runtime
+from apprelease.core.api import ANNOTATION_RETRY, GROUP, LABEL_RELEASE, PLURAL, VERSION
+from apprelease.core.workloads import KINDS, Kind
 
 log = logging.getLogger(__name__)
 RUNTIME: Runtime | None = None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apprelease.api import Condition
-from apprelease.limits import MAX_MESSAGE, truncate
+from apprelease.core.api import Condition
+from apprelease.core.limits import MAX_MESSAGE, truncate
 
 READY = "Ready"
 RECONCILING = "Reconciling"

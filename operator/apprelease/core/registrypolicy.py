@@ -6,8 +6,8 @@ internal hosts) nor run images from anywhere: the platform team lists the regist
 
 from __future__ import annotations
 
-from apprelease import reference
-from apprelease.conditions import Problem, Reason
+from apprelease.core import reference
+from apprelease.core.conditions import Problem, Reason
 
 
 def host_allowed(domain: str, patterns: list[str]) -> bool:

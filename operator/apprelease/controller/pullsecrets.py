@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from apprelease import reference
-from apprelease.api import AppReleaseSpec
-from apprelease.cluster import Cluster
+from apprelease.controller.cluster import Cluster
+from apprelease.core import reference
+from apprelease.core.api import AppReleaseSpec
 from apprelease.registry import Credential, lookup, parse_docker_config
 
 log = logging.getLogger(__name__)

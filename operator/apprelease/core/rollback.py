@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apprelease.api import HistoryEntry, Outcome
+from apprelease.core.api import HistoryEntry, Outcome
 
 
 class RollbackRefused(ValueError):

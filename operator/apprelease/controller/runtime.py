@@ -6,13 +6,13 @@ import asyncio
 import logging
 import time
 
-from apprelease.cluster import KubernetesCluster
-from apprelease.kubeclient import connect
-from apprelease.metrics import Metrics
-from apprelease.reconciler import Reconciler
+from apprelease.controller.cluster import KubernetesCluster
+from apprelease.controller.kubeclient import connect
+from apprelease.controller.metrics import Metrics
+from apprelease.controller.reconciler import Reconciler
+from apprelease.controller.settings import OperatorSettings
+from apprelease.controller.workqueue import WorkQueue
 from apprelease.registry import RegistryClient
-from apprelease.settings import OperatorSettings
-from apprelease.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 

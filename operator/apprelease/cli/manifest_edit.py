@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
-from apprelease.api import GROUP, KIND
+from apprelease.core.api import GROUP, KIND
 
 
 class ManifestEditError(ValueError):

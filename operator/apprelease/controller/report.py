@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from apprelease import conditions as cond
-from apprelease.api import AppRelease, AppReleaseStatus, Condition
-from apprelease.cluster import Cluster
+from apprelease.controller.cluster import Cluster
+from apprelease.core import conditions as cond
+from apprelease.core.api import AppRelease, AppReleaseStatus, Condition
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from apprelease import limits, reference
-from apprelease.api import AppReleaseSpec, OnFailure, Provenance
-from apprelease.conditions import Problem, Reason
-from apprelease.workloads import Kind
+from apprelease.core import limits, reference
+from apprelease.core.api import AppReleaseSpec, OnFailure, Provenance
+from apprelease.core.conditions import Problem, Reason
+from apprelease.core.workloads import Kind
 
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

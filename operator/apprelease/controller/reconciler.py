@@ -12,17 +12,18 @@ import logging
 import time
 from collections.abc import Callable
 
-from apprelease import conditions as cond
-from apprelease import decisions, limits, pullsecrets, reference, registrypolicy
-from apprelease.api import AppRelease, HistoryEntry, Outcome, Provenance, Source
-from apprelease.cluster import Cluster
-from apprelease.conditions import EventReason, Problem, Reason
-from apprelease.converge import Converger, Result, Timing
+from apprelease.controller import pullsecrets
+from apprelease.controller.cluster import Cluster
+from apprelease.controller.converge import Converger, Result, Timing
+from apprelease.controller.report import NORMAL, WARNING, Report
+from apprelease.controller.tagwatch import TagWatch
+from apprelease.core import conditions as cond
+from apprelease.core import decisions, limits, reference, registrypolicy
+from apprelease.core.api import AppRelease, HistoryEntry, Outcome, Provenance, Source
+from apprelease.core.conditions import EventReason, Problem, Reason
+from apprelease.core.validation import validate_spec
+from apprelease.core.workloads import Kind, Rollout, Workload
 from apprelease.registry import Credential, RegistryClient, RegistryError, TagNotFound, Unauthorized
-from apprelease.report import NORMAL, WARNING, Report
-from apprelease.tagwatch import TagWatch
-from apprelease.validation import validate_spec
-from apprelease.workloads import Kind, Rollout, Workload
 
 log = logging.getLogger(__name__)
 

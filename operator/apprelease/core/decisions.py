@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from apprelease import limits, reference
-from apprelease.api import (
+from apprelease.core import limits, reference
+from apprelease.core.api import (
     ANNOTATION_CHANGE_CAUSE,
     ANNOTATION_RELEASE,
     ANNOTATION_REVISION,
@@ -23,8 +23,8 @@ from apprelease.api import (
     Provenance,
     Source,
 )
-from apprelease.conditions import Problem, Reason
-from apprelease.workloads import Workload
+from apprelease.core.conditions import Problem, Reason
+from apprelease.core.workloads import Workload
 
 LABEL_VERSION = "org.opencontainers.image.version"
 LABEL_REVISION = "org.opencontainers.image.revision"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from apprelease import limits, reference
-from apprelease.api import HistoryEntry, Outcome
-from apprelease.workloads import Rollout, RolloutState, Workload
+from apprelease.core import limits, reference
+from apprelease.core.api import HistoryEntry, Outcome
+from apprelease.core.workloads import Rollout, RolloutState, Workload
 
 # Container waiting reasons that mean the revision cannot come up by itself.
 FAILING_REASONS = frozenset(

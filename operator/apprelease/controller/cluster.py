@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from apprelease.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
-from apprelease.workloads import Kind
+from apprelease.core.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from apprelease.core.workloads import Kind
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from apprelease.api import ANNOTATION_REVISION
+from apprelease.core.api import ANNOTATION_REVISION
 
 
 class Kind(StrEnum):
