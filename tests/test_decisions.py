@@ -11,6 +11,7 @@ from apprelease.core.api import (
     ANNOTATION_RELEASE,
     ANNOTATION_REVISION,
     ANNOTATION_VERSION,
+    LABEL_VERSION,
     AppReleaseSpec,
     AppReleaseStatus,
     HistoryEntry,
@@ -20,7 +21,6 @@ from apprelease.core.api import (
 )
 from apprelease.core.conditions import Problem, Reason
 from apprelease.core.decisions import (
-    LABEL_VERSION,
     KeepCurrent,
     ResolveFromRegistry,
     RestoreFromHistory,

@@ -18,7 +18,7 @@ from apprelease.controller.reconciler import Reconciler
 from apprelease.core.conditions import READY
 from apprelease.core.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings, RegistryUnavailable, Unauthorized
-from tests.test_reconciler import IMAGE, NS, Clock, FakeCluster, FakeRegistry, deployment
+from tests.conftest import IMAGE, NS, Clock, FakeCluster, FakeRegistry, deployment
 
 RELEASES = 1000
 WORKERS = 8

@@ -10,7 +10,7 @@ from apprelease.controller.settings import OperatorSettings
 from apprelease.core.conditions import STALLED, Reason
 from apprelease.core.registrypolicy import check_registry, host_allowed
 from apprelease.registry import RegistryClient, RegistrySettings
-from tests.test_reconciler import HOST, Clock, FakeCluster, FakeRegistry, World, assert_stalled, deployment
+from tests.conftest import HOST, Clock, FakeCluster, FakeRegistry, World, assert_stalled, deployment
 
 
 @pytest.mark.parametrize(

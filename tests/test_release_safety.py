@@ -14,8 +14,7 @@ from apprelease.controller.reconciler import Result
 from apprelease.core.api import ANNOTATION_RETRY, ANNOTATION_REVISION, Cause, Outcome, Source
 from apprelease.core.conditions import READY, RECONCILING, STALLED, Reason
 from apprelease.core.workloads import Kind
-from tests.test_reconciler import IMAGE, NAME, NS, POLL, RESYNC, Crash, World, pinned
-from tests.test_reconciler import world as world  # noqa: F401  (the fixture)
+from tests.conftest import IMAGE, NAME, NS, POLL, RESYNC, Crash, World, pinned
 
 
 def add_pod(

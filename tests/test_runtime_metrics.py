@@ -11,7 +11,7 @@ from apprelease.controller.metrics import Metrics
 from apprelease.controller.reconciler import Result
 from apprelease.controller.runtime import Runtime
 from apprelease.controller.settings import OperatorSettings
-from tests.test_reconciler import World, world  # noqa: F401  (the fixture)
+from tests.conftest import World
 
 
 class ScriptedReconciler:

@@ -12,7 +12,7 @@ import docker
 import docker.errors
 
 from apprelease.cli.gitinfo import GitState
-from apprelease.core.decisions import LABEL_REVISION, LABEL_VERSION
+from apprelease.core.api import LABEL_REVISION, LABEL_VERSION
 
 LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_CREATED = "org.opencontainers.image.created"

@@ -19,7 +19,7 @@ from apprelease.controller.report import NORMAL, WARNING, Report
 from apprelease.controller.tagwatch import TagWatch
 from apprelease.core import conditions as cond
 from apprelease.core import decisions, limits, reference, registrypolicy
-from apprelease.core.api import AppRelease, HistoryEntry, Outcome, Provenance, Source
+from apprelease.core.api import LABEL_REVISION, AppRelease, HistoryEntry, Outcome, Provenance, Source
 from apprelease.core.conditions import EventReason, Problem, Reason
 from apprelease.core.validation import validate_spec
 from apprelease.core.workloads import Kind, Rollout, Workload
@@ -191,13 +191,13 @@ class _Pass:
         provenance = decisions.check_provenance(self.spec.provenance, self.spec.version, labels)
         if provenance:
             return provenance
-        revision_label = labels.get(decisions.LABEL_REVISION)
+        revision_label = labels.get(LABEL_REVISION)
         git_commit = limits.git_commit(revision_label)
         if revision_label is not None and git_commit is None:
             self.report.event(
                 WARNING,
                 EventReason.LABEL_REJECTED,
-                f"{decisions.LABEL_REVISION} of {resolved.digest} is {limits.quoted(revision_label)}, "
+                f"{LABEL_REVISION} of {resolved.digest} is {limits.quoted(revision_label)}, "
                 "not a git commit (7-64 hex characters); gitCommit stays empty",
             )
         self.report.update(

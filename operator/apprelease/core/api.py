@@ -26,6 +26,9 @@ LABEL_RELEASE = "apprelease.dev/release"
 ANNOTATION_CHANGE_CAUSE = "kubernetes.io/change-cause"
 # Set by `apprelease retry`: each new value re-tries a failed version once (recorded in status.lastHandledRetry).
 ANNOTATION_RETRY = "apprelease.dev/retry"
+# OCI image config labels (OCI image spec, annotations.md) that `apprelease build` writes and provenance reads.
+LABEL_VERSION = "org.opencontainers.image.version"
+LABEL_REVISION = "org.opencontainers.image.revision"
 
 
 class Provenance(StrEnum):

@@ -15,6 +15,7 @@ from apprelease.core.api import (
     ANNOTATION_REVISION,
     ANNOTATION_VERSION,
     LABEL_RELEASE,
+    LABEL_VERSION,
     AppReleaseSpec,
     AppReleaseStatus,
     Cause,
@@ -25,9 +26,6 @@ from apprelease.core.api import (
 )
 from apprelease.core.conditions import Problem, Reason
 from apprelease.core.workloads import Workload
-
-LABEL_VERSION = "org.opencontainers.image.version"
-LABEL_REVISION = "org.opencontainers.image.revision"
 
 
 # --- which digest -------------------------------------------------------------------------------------
