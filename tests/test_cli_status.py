@@ -9,7 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from apprelease.cli import main
-from apprelease.cli.rollout import COMPLETE, FAILED, MISSING, PROGRESSING, UNTRACKED, rollout_state
+from apprelease.core.workloads import Rollout, judge
+
+COMPLETE, FAILED, MISSING = Rollout.COMPLETE, Rollout.FAILED, Rollout.MISSING
+PROGRESSING, UNTRACKED = Rollout.PROGRESSING, Rollout.UNTRACKED
 
 STATUS: dict[str, Any] = {
     "observedGeneration": 3,
@@ -100,6 +103,7 @@ def test_table_shows_rollouts_and_the_last_ten_events(releases: FakeReleases) ->
     ("kind", "obj", "state", "detail"),
     [
         ("Deployment", None, MISSING, "Deployment not found"),
+        ("ReplicaSet", {"spec": {}}, UNTRACKED, "kind ReplicaSet is not tracked"),
         (
             "Deployment",
             {"metadata": {"generation": 3}, "status": {"observedGeneration": 2}},
@@ -126,7 +130,7 @@ def test_table_shows_rollouts_and_the_last_ten_events(releases: FakeReleases) ->
                 }
             },
             FAILED,
-            "progress deadline exceeded: slow",
+            "exceeded its progress deadline (ProgressDeadlineExceeded): slow",
         ),
         (
             "Deployment",
@@ -161,7 +165,7 @@ def test_table_shows_rollouts_and_the_last_ten_events(releases: FakeReleases) ->
         (
             "StatefulSet",
             {"spec": {"updateStrategy": {"type": "OnDelete"}}},
-            UNTRACKED,
+            COMPLETE,  # as the operator judges it (it said Untracked before the CLI used the operator's judge)
             "updateStrategy OnDelete: pods change only when deleted",
         ),
         (
@@ -182,5 +186,5 @@ def test_table_shows_rollouts_and_the_last_ten_events(releases: FakeReleases) ->
 def test_rollout_state_speaks_like_kubectl_rollout_status(
     kind: str, obj: dict[str, Any] | None, state: str, detail: str
 ) -> None:
-    result = rollout_state(kind, obj)
+    result = judge(kind, obj)
     assert (result.state, result.detail) == (state, detail)

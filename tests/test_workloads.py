@@ -30,8 +30,8 @@ DONE = {"replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}
 @pytest.mark.parametrize(
     ("status", "state", "mentions"),
     [
-        (DONE, Rollout.COMPLETE, "rolled out"),
-        ({**DONE, "updatedReplicas": 1}, Rollout.PROGRESSING, "1 of 3 updated"),
+        (DONE, Rollout.COMPLETE, "3/3 available"),
+        ({**DONE, "updatedReplicas": 1}, Rollout.PROGRESSING, "1 of 3 new replicas updated"),
         ({**DONE, "replicas": 4}, Rollout.PROGRESSING, "1 old replicas"),
         ({**DONE, "availableReplicas": 2}, Rollout.PROGRESSING, "2 of 3 updated replicas available"),
         ({"updatedReplicas": 1, **DEADLINE}, Rollout.FAILED, "ProgressDeadlineExceeded"),
@@ -82,7 +82,7 @@ def test_stateful_set_rollout(spec: dict[str, Any], status: dict[str, Any], stat
         (
             {"desiredNumberScheduled": 2, "updatedNumberScheduled": 1, "numberAvailable": 2},
             Rollout.PROGRESSING,
-            "1 of 2 updated",
+            "1 of 2 new pods updated",
         ),
         (
             {"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 1},

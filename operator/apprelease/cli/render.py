@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from apprelease.cli.kube import event_time
-from apprelease.cli.rollout import COMPLETE, FAILED, pod_images, rollout_state
 from apprelease.cli.text import plain, safe
+from apprelease.core.workloads import Rollout, judge, template_images
 
 _OUTCOME_STYLE = {"Succeeded": "green", "InProgress": "yellow", "Failed": "red", "Superseded": "dim"}
 
@@ -20,7 +20,7 @@ def _short(digest: str | None) -> str:
     return (digest or "").split(":", 1)[-1][:12]
 
 
-_STATE_STYLE = {COMPLETE: "green", FAILED: "red"}
+_STATE_STYLE = {Rollout.COMPLETE: "green", Rollout.FAILED: "red"}
 EVENTS_SHOWN = 10
 
 
@@ -67,9 +67,9 @@ def _workloads(console: Console, workloads: list[tuple[str, str, dict[str, Any] 
     for column in ("WORKLOAD", "ROLLOUT", "DETAIL", "IMAGES"):
         table.add_column(column)
     for kind, name, obj in workloads:
-        state = rollout_state(kind, obj)
+        state = judge(kind, obj)  # the operator's own judgement, not a second one
         style = _STATE_STYLE.get(state.state, "yellow")
-        images = ", ".join(pod_images(kind, obj))
+        images = ", ".join(f"{container}={image}" for container, image in template_images(kind, obj).items())
         row = [Text(plain(f"{kind}/{name}")), Text(state.state, style=style), Text(plain(state.detail))]
         table.add_row(*row, Text(plain(images)))
     console.print(table)

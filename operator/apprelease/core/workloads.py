@@ -6,10 +6,12 @@ Pure: it reads the objects the API server returned and never calls it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from apprelease.core import limits
 from apprelease.core.api import ANNOTATION_REVISION
 
 
@@ -40,12 +42,25 @@ class Rollout(StrEnum):
     COMPLETE = "Complete"
     PROGRESSING = "Progressing"
     FAILED = "Failed"
+    MISSING = "Missing"  # the workload does not exist (only `judge` says so; the operator reports it before)
+    UNTRACKED = "Untracked"  # a kind this model does not know
 
 
 @dataclass(frozen=True)
 class RolloutState:
+    """A rollout's state and why, in the words of `kubectl rollout status`.
+
+    `detail` is the judgement alone (the CLI's DETAIL column); `message` prefixes the workload's title (conditions,
+    Events, history failures).
+    """
+
     state: Rollout
-    message: str
+    detail: str
+    title: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"{self.title}: {self.detail}" if self.title else self.detail
 
 
 @dataclass
@@ -149,16 +164,136 @@ class Workload:
     # --- rollout ---------------------------------------------------------------------------------------
     def rollout(self) -> RolloutState:
         """How far the rollout of the current template is, as `kubectl rollout status` judges it."""
-        if self.kind == Kind.CRON_JOB:
-            return RolloutState(Rollout.COMPLETE, f"{self.title}: its next Jobs run the pinned template")
-        if not _observed(self.obj):
-            return RolloutState(Rollout.PROGRESSING, f"{self.title}: waiting for the new spec to be observed")
-        spec, status = self.obj.get("spec") or {}, self.obj.get("status") or {}
-        if self.kind == Kind.DEPLOYMENT:
-            return _deployment(self.title, spec, status)
-        if self.kind == Kind.STATEFUL_SET:
-            return _stateful_set(self.title, spec, status)
-        return _daemon_set(self.title, spec, status)
+        return judge(self.kind, self.obj, self.title)
+
+
+def template_images(kind: str, obj: dict[str, Any] | None) -> dict[str, str]:
+    """Container name -> image of a workload's pod template; empty for a missing workload or an unknown kind."""
+    if obj is None or kind not in KINDS:
+        return {}
+    return Workload(Kind(kind), obj, []).images()
+
+
+def judge(kind: str, obj: Mapping[str, object] | None, title: str = "") -> RolloutState:
+    """The rollout state of a workload as the API server returned it (None: it does not exist).
+
+    The one judge of rollouts, for the operator (`Workload.rollout`) and `apprelease status` alike. It follows
+    kubectl's `rollout status` status viewers (k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go):
+    Deployment: ProgressDeadlineExceeded fails it; then updated, old replicas gone, updated available.
+    StatefulSet and DaemonSet: a strategy other than RollingUpdate (OnDelete) is done, as kubectl's `done=true`
+    (pods take the template only when deleted, there is nothing to wait for); StatefulSet: ready, then the
+    partition's updated pods, else update revision = current revision; DaemonSet: updated and available pods.
+    CronJob (kubectl has no viewer): complete once pinned, its next Jobs run the template.
+    Counts that are absent or not integers count as 0 (spec.replicas as 1, the API default).
+    """
+    if obj is None:
+        return RolloutState(Rollout.MISSING, f"{kind} not found", title)
+    try:
+        known = Kind(kind)
+    except ValueError:
+        return RolloutState(Rollout.UNTRACKED, f"kind {kind} is not tracked", title)
+    view = Fields(obj)
+    state, detail = _JUDGES[known](view.sub("spec"), view.sub("status"), view.sub("metadata").num("generation"))
+    return RolloutState(state, detail, title)
+
+
+class Fields:
+    """A typed, read-only view of one JSON object of the API server: no KeyError, no type surprises."""
+
+    def __init__(self, data: object) -> None:
+        self._data: Mapping[str, object] = data if isinstance(data, Mapping) else {}
+
+    def sub(self, key: str) -> Fields:
+        return Fields(self._data.get(key))
+
+    def num(self, key: str, default: int = 0) -> int:
+        value = self._data.get(key, default)
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self._data.get(key)
+        return value if isinstance(value, str) else default
+
+    def items(self, key: str) -> list[Fields]:
+        value = self._data.get(key)
+        return [Fields(item) for item in value] if isinstance(value, list) else []
+
+
+def _rolling(spec: Fields) -> bool:
+    return spec.sub("updateStrategy").text("type", "RollingUpdate") == "RollingUpdate"
+
+
+_Judgement = tuple[Rollout, str]
+_UNOBSERVED = (Rollout.PROGRESSING, "waiting for the controller to observe the new spec")
+_ON_DELETE = (Rollout.COMPLETE, "updateStrategy OnDelete: pods change only when deleted")
+
+
+def _deployment(spec: Fields, status: Fields, generation: int) -> _Judgement:
+    if generation > status.num("observedGeneration"):
+        return _UNOBSERVED
+    for condition in status.items("conditions"):
+        if condition.text("type") == "Progressing" and condition.text("reason") == "ProgressDeadlineExceeded":
+            why = limits.truncate(condition.text("message"), limits.MAX_QUOTED * 2)
+            return Rollout.FAILED, "exceeded its progress deadline (ProgressDeadlineExceeded)" + (
+                f": {why}" if why else ""
+            )
+    wanted = spec.num("replicas", 1)
+    updated, replicas = status.num("updatedReplicas"), status.num("replicas")
+    available = status.num("availableReplicas")
+    if updated < wanted:
+        return Rollout.PROGRESSING, f"{updated} of {wanted} new replicas updated"
+    if replicas > updated:
+        return Rollout.PROGRESSING, f"{replicas - updated} old replicas pending termination"
+    if available < updated:
+        return Rollout.PROGRESSING, f"{available} of {updated} updated replicas available"
+    return Rollout.COMPLETE, f"{available}/{wanted} available"
+
+
+def _stateful_set(spec: Fields, status: Fields, generation: int) -> _Judgement:
+    if not _rolling(spec):
+        return _ON_DELETE
+    if generation > status.num("observedGeneration"):
+        return _UNOBSERVED
+    wanted = spec.num("replicas", 1)
+    ready, updated = status.num("readyReplicas"), status.num("updatedReplicas")
+    if ready < wanted:
+        return Rollout.PROGRESSING, f"{ready} of {wanted} pods ready"
+    partition = spec.sub("updateStrategy").sub("rollingUpdate").num("partition")
+    if partition > 0:
+        if updated < wanted - partition:
+            return Rollout.PROGRESSING, f"{updated} of {wanted - partition} pods updated (partition {partition})"
+        return Rollout.COMPLETE, f"partitioned roll out complete: {updated} new pods"
+    if status.text("updateRevision") != status.text("currentRevision"):
+        return Rollout.PROGRESSING, f"{updated} of {wanted} pods updated"
+    return Rollout.COMPLETE, f"{ready}/{wanted} ready"
+
+
+def _daemon_set(spec: Fields, status: Fields, generation: int) -> _Judgement:
+    if not _rolling(spec):
+        return _ON_DELETE
+    if generation > status.num("observedGeneration"):
+        return _UNOBSERVED
+    wanted = status.num("desiredNumberScheduled")
+    updated, available = status.num("updatedNumberScheduled"), status.num("numberAvailable")
+    if updated < wanted:
+        return Rollout.PROGRESSING, f"{updated} of {wanted} new pods updated"
+    if available < wanted:
+        return Rollout.PROGRESSING, f"{available} of {wanted} updated pods available"
+    return Rollout.COMPLETE, f"{available}/{wanted} available"
+
+
+def _cron_job(spec: Fields, status: Fields, generation: int) -> _Judgement:
+    # A CronJob has no rollout: its next Jobs are made from the pinned template, whatever its generation says.
+    last = status.text("lastScheduleTime")
+    return Rollout.COMPLETE, "template pinned; the next Job runs it" + (f" (last run {last})" if last else "")
+
+
+_JUDGES = {
+    Kind.DEPLOYMENT: _deployment,
+    Kind.STATEFUL_SET: _stateful_set,
+    Kind.DAEMON_SET: _daemon_set,
+    Kind.CRON_JOB: _cron_job,
+}
 
 
 def _observed(obj: dict[str, Any]) -> bool:
@@ -172,57 +307,3 @@ def _labels(pod: dict[str, Any]) -> dict[str, str]:
 
 def _annotations(pod: dict[str, Any]) -> dict[str, str]:
     return dict((pod.get("metadata") or {}).get("annotations") or {})
-
-
-def _progressing(message: str) -> RolloutState:
-    return RolloutState(Rollout.PROGRESSING, message)
-
-
-def _deployment(title: str, spec: dict[str, Any], status: dict[str, Any]) -> RolloutState:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            return RolloutState(Rollout.FAILED, f"{title} exceeded its progress deadline (ProgressDeadlineExceeded)")
-    desired = spec.get("replicas", 1)
-    updated = status.get("updatedReplicas", 0)
-    total = status.get("replicas", 0)
-    available = status.get("availableReplicas", 0)
-    if updated < desired:
-        return _progressing(f"{title}: {updated} of {desired} updated replicas")
-    if total > updated:
-        return _progressing(f"{title}: {total - updated} old replicas pending termination")
-    if available < updated:
-        return _progressing(f"{title}: {available} of {updated} updated replicas available")
-    return RolloutState(Rollout.COMPLETE, f"{title} rolled out")
-
-
-def _stateful_set(title: str, spec: dict[str, Any], status: dict[str, Any]) -> RolloutState:
-    strategy = spec.get("updateStrategy") or {}
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
-        # OnDelete: pods take the new template only when someone deletes them; kubectl cannot judge either.
-        return RolloutState(Rollout.COMPLETE, f"{title} (OnDelete): pods take the pinned template when deleted")
-    desired = spec.get("replicas", 1)
-    ready = status.get("readyReplicas", 0)
-    if ready < desired:
-        return _progressing(f"{title}: {ready} of {desired} pods ready")
-    partition = (strategy.get("rollingUpdate") or {}).get("partition") or 0
-    if partition > 0:
-        updated, wanted = status.get("updatedReplicas", 0), desired - partition
-        if updated < wanted:
-            return _progressing(f"{title}: {updated} of {wanted} pods updated (partition {partition})")
-        return RolloutState(Rollout.COMPLETE, f"{title}: partitioned rollout complete ({updated} updated)")
-    if status.get("updateRevision") != status.get("currentRevision"):
-        return _progressing(f"{title}: {status.get('updatedReplicas', 0)} of {desired} pods at the new revision")
-    return RolloutState(Rollout.COMPLETE, f"{title} rolled out")
-
-
-def _daemon_set(title: str, spec: dict[str, Any], status: dict[str, Any]) -> RolloutState:
-    if (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") != "RollingUpdate":
-        return RolloutState(Rollout.COMPLETE, f"{title} (OnDelete): pods take the pinned template when deleted")
-    desired = status.get("desiredNumberScheduled", 0)
-    updated = status.get("updatedNumberScheduled", 0)
-    available = status.get("numberAvailable", 0)
-    if updated < desired:
-        return _progressing(f"{title}: {updated} of {desired} updated pods scheduled")
-    if available < desired:
-        return _progressing(f"{title}: {available} of {desired} updated pods available")
-    return RolloutState(Rollout.COMPLETE, f"{title} rolled out")
