@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from apprelease.cli import app as shared
 from apprelease.cli import main
 from apprelease.core.fieldowners import spec_version_owners
 
@@ -71,7 +72,7 @@ class FakeReleases:
 @pytest.fixture
 def releases(monkeypatch: pytest.MonkeyPatch) -> FakeReleases:
     fake = FakeReleases()
-    monkeypatch.setattr(main, "_releases", lambda *_: fake)
+    monkeypatch.setattr(shared, "releases", lambda *_: fake)
     return fake
 
 
@@ -150,7 +151,7 @@ def test_a_live_rollback_warns_when_a_gitops_tool_applies_the_version(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake = FakeReleases([kustomize_apply()])
-    monkeypatch.setattr(main, "_releases", lambda *_: fake)
+    monkeypatch.setattr(shared, "releases", lambda *_: fake)
     result = run("--to", "v1")
     assert result.exit_code == 0, result.output
     warning = " ".join(result.stderr.split())
@@ -186,7 +187,7 @@ def test_spec_version_owners() -> None:
 
 def test_a_live_rollback_pins_the_digest_only_when_the_spec_pins_one(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeReleases(digest=None)
-    monkeypatch.setattr(main, "_releases", lambda *_: fake)
+    monkeypatch.setattr(shared, "releases", lambda *_: fake)
     result = run("--to", "v1")
     assert result.exit_code == 0, result.output
     assert fake.patches == [{"version": "v1"}]  # a sync restoring v2 later must not meet v1's digest

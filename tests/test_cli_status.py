@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from apprelease.cli import app as shared
 from apprelease.cli import main
 from apprelease.core.workloads import Rollout, judge
 
@@ -75,7 +76,7 @@ class FakeReleases:
 @pytest.fixture
 def releases(monkeypatch: pytest.MonkeyPatch) -> FakeReleases:
     fake = FakeReleases()
-    monkeypatch.setattr(main, "_releases", lambda *_: fake)
+    monkeypatch.setattr(shared, "releases", lambda *_: fake)
     return fake
 
 

@@ -1,0 +1,52 @@
+"""`apprelease status`: what runs now, the workloads' rollouts (judged by the core, as the operator does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from apprelease.cli import app as shared
+from apprelease.cli import render
+from apprelease.cli.app import ContextOption, KubeconfigOption, NamespaceOption, Output, dump, err, fail, out
+from apprelease.cli.kube import KubeError, Releases
+
+
+def status(
+    name: str = typer.Argument(..., help="AppRelease name."),
+    namespace: str | None = NamespaceOption,
+    output: Output = typer.Option(Output.TABLE, "--output", "-o"),
+    kubeconfig: str | None = KubeconfigOption,
+    context: str | None = ContextOption,
+) -> None:
+    """What runs now: version, digest, revision, conditions, the workloads' rollouts and the last Events.
+
+    -o json/yaml prints the status exactly as stored (a stable contract for scripts).
+    """
+    releases = shared.releases(kubeconfig, context, namespace)
+    try:
+        raw = releases.get_raw(name)
+    except KubeError as problem:
+        fail(str(problem))
+    if output != Output.TABLE:
+        dump(raw.get("status") or {}, output)
+        return
+    workloads, events = _around(releases, name, raw)
+    render.status(out, raw, workloads, events)
+
+
+def _around(
+    releases: Releases, name: str, raw: dict[str, Any]
+) -> tuple[list[tuple[str, str, dict[str, Any] | None]], list[dict[str, Any]] | None]:
+    """The AppRelease's workloads as read now (None: not found), and its Events (None: not readable)."""
+    workloads: list[tuple[str, str, dict[str, Any] | None]] = []
+    events: list[dict[str, Any]] | None = None
+    try:
+        for w in (raw.get("spec") or {}).get("workloads") or []:
+            kind, workload = str(w.get("kind") or "Deployment"), str(w.get("name") or "")
+            workloads.append((kind, workload, releases.workload(kind, workload)))
+        events = releases.events(name, (raw.get("metadata") or {}).get("uid"))
+    except KubeError as problem:
+        # What runs is still worth showing when RBAC hides workloads or Events from this user.
+        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+    return workloads, events
