@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from enum import StrEnum
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 import yaml
@@ -38,6 +38,8 @@ class Output(StrEnum):
     YAML = "yaml"
 
 
+NameArgument = typer.Argument(..., help="AppRelease name.")
+OutputOption = typer.Option(Output.TABLE, "--output", "-o")
 KubeconfigOption = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="Path to the kubeconfig.")
 ContextOption = typer.Option(None, "--context", help="kubeconfig context.")
 NamespaceOption = typer.Option(None, "--namespace", "-n", help="Namespace (default: the context's).")
@@ -52,6 +54,17 @@ def releases(kubeconfig: str | None, context: str | None, namespace: str | None)
     """The AppReleases of the namespace, reached with the user's kubeconfig (the first file of a path list)."""
     try:
         return Releases(kubeconfig.split(os.pathsep)[0] if kubeconfig else None, context, namespace)
+    except KubeError as problem:
+        fail(str(problem))
+
+
+def read_release(
+    name: str, kubeconfig: str | None, context: str | None, namespace: str | None
+) -> tuple[Releases, dict[str, Any]]:
+    """The namespace's AppReleases and the named one as stored (camelCase JSON); fails when it cannot be read."""
+    found = releases(kubeconfig, context, namespace)
+    try:
+        return found, found.get_raw(name)
     except KubeError as problem:
         fail(str(problem))
 

@@ -11,6 +11,7 @@ from apprelease.controller.cluster import KubernetesCluster
 from apprelease.controller.kubeclient import KubeConfigError, connect
 from apprelease.core.api import KIND, AppRelease
 from apprelease.core.fieldowners import CLI_MANAGER as CLI_FIELD_MANAGER
+from apprelease.core.workloads import Kind
 
 TIMEOUT_SECONDS = 30  # per API call: a CLI must not hang on a stuck connection
 
@@ -74,14 +75,14 @@ class Releases:
     def workload(self, kind: str, name: str) -> dict[str, Any] | None:
         """A workload as raw JSON, or None when it does not exist."""
         readers = {
-            "Deployment": self._apps.read_namespaced_deployment,
-            "StatefulSet": self._apps.read_namespaced_stateful_set,
-            "DaemonSet": self._apps.read_namespaced_daemon_set,
-            "CronJob": self._batch.read_namespaced_cron_job,
+            Kind.DEPLOYMENT: self._apps.read_namespaced_deployment,
+            Kind.STATEFUL_SET: self._apps.read_namespaced_stateful_set,
+            Kind.DAEMON_SET: self._apps.read_namespaced_daemon_set,
+            Kind.CRON_JOB: self._batch.read_namespaced_cron_job,
         }
-        reader = readers.get(kind)
-        if reader is None:
+        if kind not in readers:
             return None
+        reader = readers[Kind(kind)]
         try:
             response = reader(name, self.namespace, _request_timeout=TIMEOUT_SECONDS)
         except ApiException as err:

@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from apprelease.core.api import API_VERSION, KIND, LABEL_RELEASE
+from apprelease.core.workloads import Kind
 
 
 def release_manifest(
@@ -26,7 +27,7 @@ def release_manifest(
     if digest:
         spec["digest"] = digest
     spec["workloads"] = [
-        {"kind": "Deployment", "name": workload, **({"containers": containers} if containers else {})}
+        {"kind": str(Kind.DEPLOYMENT), "name": workload, **({"containers": containers} if containers else {})}
         for workload, containers in workloads
     ]
     spec["provenance"] = provenance

@@ -17,6 +17,7 @@ from apprelease.cli.gitinfo import GitError, read_git_state, release_version
 from apprelease.cli.manifest import parse_workload, release_manifest, render_manifest
 from apprelease.cli.text import plain, safe
 from apprelease.core import reference
+from apprelease.core.api import LABEL_RELEASE
 
 
 def build_command(
@@ -33,7 +34,7 @@ def build_command(
         None,
         "--manifest",
         help="Write an AppRelease pinned with spec.digest. Each workload must carry the label "
-        "apprelease.dev/release=NAME (set by its owner) to be managed.",
+        f"{LABEL_RELEASE}=NAME (set by its owner) to be managed.",
     ),
     name: str | None = typer.Option(None, "--name", help="AppRelease name for --manifest (default: last path part)."),
     namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace for --manifest."),
@@ -122,7 +123,7 @@ def _write_manifest(
     path.write_text(render_manifest(document))
     if not quiet:
         err.print(f"[green]wrote[/] {safe(path)}")
-        err.print(f"  its workloads are managed once labelled apprelease.dev/release={safe(name)}")
+        err.print(f"  its workloads are managed once labelled {LABEL_RELEASE}={safe(name)}")
 
 
 def _push_with_progress(plan: BakePlan, quiet: bool) -> str:

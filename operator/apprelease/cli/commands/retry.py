@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-import typer
-
 from apprelease.cli import app as shared
-from apprelease.cli.app import ContextOption, KubeconfigOption, NamespaceOption, fail, out
+from apprelease.cli.app import ContextOption, KubeconfigOption, NameArgument, NamespaceOption, fail, out
 from apprelease.cli.kube import KubeError
 from apprelease.cli.text import safe
 from apprelease.core.api import ANNOTATION_RETRY
 
 
 def retry(
-    name: str = typer.Argument(..., help="AppRelease name."),
+    name: str = NameArgument,
     namespace: str | None = NamespaceOption,
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,

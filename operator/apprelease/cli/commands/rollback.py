@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 from apprelease.cli import app as shared
-from apprelease.cli.app import ContextOption, KubeconfigOption, NamespaceOption, err, fail, out
+from apprelease.cli.app import (
+    ContextOption,
+    KubeconfigOption,
+    NameArgument,
+    NamespaceOption,
+    err,
+    fail,
+    out,
+)
 from apprelease.cli.commands.rollback_file import rollback_in_file
 from apprelease.cli.kube import KubeError, Releases
 from apprelease.cli.text import plain, safe
@@ -17,7 +25,7 @@ from apprelease.core.rollback import RollbackRefused, choose_rollback
 
 
 def rollback(
-    name: str = typer.Argument(..., help="AppRelease name."),
+    name: str = NameArgument,
     to_revision: int | None = typer.Option(None, "--to-revision", help="Recorded revision to go back to."),
     to_version: str | None = typer.Option(None, "--to", "--to-version", help="Recorded version to go back to."),
     file: Path | None = typer.Option(

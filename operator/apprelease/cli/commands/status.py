@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import typer
-
 from apprelease.cli import app as shared
 from apprelease.cli import render
-from apprelease.cli.app import ContextOption, KubeconfigOption, NamespaceOption, Output, dump, err, fail, out
+from apprelease.cli.app import (
+    ContextOption,
+    KubeconfigOption,
+    NameArgument,
+    NamespaceOption,
+    Output,
+    OutputOption,
+    dump,
+    err,
+    out,
+)
 from apprelease.cli.kube import KubeError, Releases
+from apprelease.core.workloads import Kind
 
 
 def status(
-    name: str = typer.Argument(..., help="AppRelease name."),
+    name: str = NameArgument,
     namespace: str | None = NamespaceOption,
-    output: Output = typer.Option(Output.TABLE, "--output", "-o"),
+    output: Output = OutputOption,
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,
 ) -> None:
@@ -23,11 +32,7 @@ def status(
 
     -o json/yaml prints the status exactly as stored (a stable contract for scripts).
     """
-    releases = shared.releases(kubeconfig, context, namespace)
-    try:
-        raw = releases.get_raw(name)
-    except KubeError as problem:
-        fail(str(problem))
+    releases, raw = shared.read_release(name, kubeconfig, context, namespace)
     if output != Output.TABLE:
         dump(raw.get("status") or {}, output)
         return
@@ -43,7 +48,7 @@ def _around(
     events: list[dict[str, Any]] | None = None
     try:
         for w in (raw.get("spec") or {}).get("workloads") or []:
-            kind, workload = str(w.get("kind") or "Deployment"), str(w.get("name") or "")
+            kind, workload = str(w.get("kind") or Kind.DEPLOYMENT), str(w.get("name") or "")
             workloads.append((kind, workload, releases.workload(kind, workload)))
         events = releases.events(name, (raw.get("metadata") or {}).get("uid"))
     except KubeError as problem:
