@@ -8,10 +8,11 @@ is not complete within spec.rollout.timeoutSeconds. Pods of older revisions neve
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from apprelease.core import limits, reference
 from apprelease.core.api import HistoryEntry, Outcome
+from apprelease.core.fields import Fields
 from apprelease.core.workloads import Rollout, RolloutState, Workload
 
 # Container waiting reasons that mean the revision cannot come up by itself.
@@ -27,24 +28,27 @@ FAILING_REASONS = frozenset(
 )
 
 
-def pod_failure(workload: Workload, pods: list[dict[str, Any]]) -> str | None:
+def pod_failure(workload: Workload, pods: Sequence[Mapping[str, object]]) -> str | None:
     """The first pod (by name) of the revision stuck in a failing state, described for humans; else None."""
-    for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name", ""))):
-        status = pod.get("status") or {}
-        for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
-            waiting = (container.get("state") or {}).get("waiting") or {}
-            reason = waiting.get("reason")
-            if reason not in FAILING_REASONS:
-                continue
-            pod_name = (pod.get("metadata") or {}).get("name", "?")
-            message = f"{workload.title}: pod {pod_name} container {container.get('name', '?')} is {reason}"
-            terminated = (container.get("lastState") or {}).get("terminated") or {}
-            if "exitCode" in terminated:
-                message += f" (last exit code {terminated['exitCode']})"
-            if waiting.get("message"):
-                message += f": {limits.quoted(waiting['message'], 200)}"
-            return message
+    views = sorted((Fields(p) for p in pods), key=lambda p: p.sub("metadata").text("name"))
+    for pod in views:
+        status = pod.sub("status")
+        for container in [*status.items("initContainerStatuses"), *status.items("containerStatuses")]:
+            reason = container.sub("state").sub("waiting").text("reason")
+            if reason in FAILING_REASONS:
+                return _stuck(workload, pod.sub("metadata").text("name", "?"), container)
     return None
+
+
+def _stuck(workload: Workload, pod_name: str, container: Fields) -> str:
+    waiting = container.sub("state").sub("waiting")
+    message = f"{workload.title}: pod {pod_name} container {container.text('name', '?')} is {waiting.text('reason')}"
+    terminated = container.sub("lastState").sub("terminated")
+    if "exitCode" in terminated:
+        message += f" (last exit code {terminated.num('exitCode')})"
+    if waiting.text("message"):
+        message += f": {limits.quoted(waiting.text('message'), 200)}"
+    return message
 
 
 def rollout_failure(state: RolloutState) -> str | None:

@@ -6,7 +6,7 @@ warns about that instead of letting a rollback silently evaporate.
 
 from __future__ import annotations
 
-from typing import Any
+from apprelease.core.fields import objects
 
 # Our own field managers: the operator (never writes spec) and the CLI (`apprelease rollback`).
 OPERATOR_MANAGER = "apprelease"
@@ -26,16 +26,19 @@ _SYNCING_TOOLS = (
 )
 
 
-def spec_version_owners(managed_fields: list[dict[str, Any]] | None) -> list[str]:
-    """Managers, other than ours, that will set spec.version again the next time they sync."""
+def spec_version_owners(managed_fields: object) -> list[str]:
+    """Managers, other than ours, that will set spec.version again the next time they sync.
+
+    `managed_fields` is metadata.managedFields as the API server returned it (a list of objects; anything else
+    reads as none).
+    """
     owners: list[str] = []
-    for entry in managed_fields or []:
-        manager = str(entry.get("manager") or "")
+    for entry in objects(managed_fields):
+        manager = entry.text("manager")
         if manager in (OPERATOR_MANAGER, CLI_MANAGER) or manager in owners:
             continue
-        fields = entry.get("fieldsV1") or {}
-        if "f:version" not in ((fields.get("f:spec") or {}) if isinstance(fields, dict) else {}):
+        if "f:version" not in entry.sub("fieldsV1").sub("f:spec"):
             continue
-        if entry.get("operation") == "Apply" or manager.startswith(_SYNCING_TOOLS):
+        if entry.text("operation") == "Apply" or manager.startswith(_SYNCING_TOOLS):
             owners.append(manager)
     return owners

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from apprelease.core import limits
 from apprelease.core.api import ANNOTATION_REVISION
+from apprelease.core.fields import Fields
+
+Pod = TypeVar("Pod", bound=Mapping[str, object])  # a pod as the API server returned it
 
 
 class Kind(StrEnum):
@@ -76,16 +79,16 @@ class Workload:
         return KINDS[self.kind]
 
     @property
-    def meta(self) -> dict[str, Any]:
-        return dict(self.obj.get("metadata") or {})
+    def meta(self) -> Fields:
+        return Fields(self.obj).sub("metadata")
 
     @property
     def name(self) -> str:
-        return str(self.meta.get("name", ""))
+        return self.meta.text("name")
 
     @property
     def namespace(self) -> str:
-        return str(self.meta.get("namespace", ""))
+        return self.meta.text("namespace")
 
     @property
     def title(self) -> str:
@@ -101,7 +104,7 @@ class Workload:
         return dict(self.template().get("spec") or {})
 
     def template_annotations(self) -> dict[str, str]:
-        return dict((self.template().get("metadata") or {}).get("annotations") or {})
+        return Fields(self.template()).sub("metadata").strings("annotations")
 
     def pod_containers(self) -> list[dict[str, Any]]:
         return [c for c in self.pod_spec().get("containers") or [] if isinstance(c, dict)]
@@ -122,8 +125,8 @@ class Workload:
             "kind": str(self.kind),
             "name": self.name,
             "namespace": self.namespace,
-            "uid": str(self.meta.get("uid", "")),
-            "resourceVersion": str(self.meta.get("resourceVersion", "")),
+            "uid": self.meta.text("uid"),
+            "resourceVersion": self.meta.text("resourceVersion"),
         }
 
     # --- pods ------------------------------------------------------------------------------------------
@@ -131,35 +134,32 @@ class Workload:
         """The label selector of this workload's pods, as the API's `labelSelector` text; None: not watched."""
         if self.info.hash_label is None:
             return None
-        selector = (self.obj.get("spec") or {}).get("selector") or {}
-        parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-        for expression in selector.get("matchExpressions") or []:
-            key, operator = expression.get("key"), expression.get("operator")
-            values = ",".join(expression.get("values") or [])
-            if operator == "In":
-                parts.append(f"{key} in ({values})")
-            elif operator == "NotIn":
-                parts.append(f"{key} notin ({values})")
-            elif operator == "Exists":
-                parts.append(str(key))
-            elif operator == "DoesNotExist":
-                parts.append(f"!{key}")
+        selector = Fields(self.obj).sub("spec").sub("selector")
+        parts = [f"{k}={v}" for k, v in sorted(selector.strings("matchLabels").items())]
+        for expression in selector.items("matchExpressions"):
+            parts.extend(_requirement(expression))
         return ",".join(parts) or None
 
-    def revision_pods(self, pods: list[dict[str, Any]], revision: int) -> list[dict[str, Any]]:
+    def revision_pods(self, pods: list[Pod], revision: int) -> list[Pod]:
         """The pods of one revision: those sharing the pod-template-hash / controller-revision-hash of the pods
         that carry the revision's annotation (our patch writes it into the template, so it made that hash)."""
         label = self.info.hash_label
         if label is None:
             return []
-        hashes = {_labels(p).get(label) for p in pods if _annotations(p).get(ANNOTATION_REVISION) == str(revision)} - {
-            None
+        hashes = {
+            _meta(p, "labels").get(label)
+            for p in pods
+            if _meta(p, "annotations").get(ANNOTATION_REVISION) == str(revision)
         }
-        status = self.obj.get("status") or {}
+        hashes.discard(None)
+        view = Fields(self.obj)
+        update_revision = view.sub("status").text("updateRevision")
         if self.kind == Kind.STATEFUL_SET and self.template_annotations().get(ANNOTATION_REVISION) == str(revision):
-            if status.get("updateRevision") and _observed(self.obj):
-                hashes.add(status["updateRevision"])
-        return [p for p in pods if _labels(p).get(label) in hashes]
+            if update_revision and view.sub("status").num("observedGeneration") >= view.sub("metadata").num(
+                "generation"
+            ):
+                hashes.add(update_revision)
+        return [p for p in pods if _meta(p, "labels").get(label) in hashes]
 
     # --- rollout ---------------------------------------------------------------------------------------
     def rollout(self) -> RolloutState:
@@ -195,28 +195,6 @@ def judge(kind: str, obj: Mapping[str, object] | None, title: str = "") -> Rollo
     view = Fields(obj)
     state, detail = _JUDGES[known](view.sub("spec"), view.sub("status"), view.sub("metadata").num("generation"))
     return RolloutState(state, detail, title)
-
-
-class Fields:
-    """A typed, read-only view of one JSON object of the API server: no KeyError, no type surprises."""
-
-    def __init__(self, data: object) -> None:
-        self._data: Mapping[str, object] = data if isinstance(data, Mapping) else {}
-
-    def sub(self, key: str) -> Fields:
-        return Fields(self._data.get(key))
-
-    def num(self, key: str, default: int = 0) -> int:
-        value = self._data.get(key, default)
-        return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-    def text(self, key: str, default: str = "") -> str:
-        value = self._data.get(key)
-        return value if isinstance(value, str) else default
-
-    def items(self, key: str) -> list[Fields]:
-        value = self._data.get(key)
-        return [Fields(item) for item in value] if isinstance(value, list) else []
 
 
 def _rolling(spec: Fields) -> bool:
@@ -296,14 +274,12 @@ _JUDGES = {
 }
 
 
-def _observed(obj: dict[str, Any]) -> bool:
-    generation = (obj.get("metadata") or {}).get("generation", 0)
-    return bool((obj.get("status") or {}).get("observedGeneration", 0) >= generation)
+def _requirement(expression: Fields) -> list[str]:
+    """One matchExpressions entry in the API's labelSelector text (empty for an operator it does not know)."""
+    key, operator, values = expression.text("key"), expression.text("operator"), ",".join(expression.texts("values"))
+    texts = {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key, "DoesNotExist": f"!{key}"}
+    return [texts[operator]] if operator in texts else []
 
 
-def _labels(pod: dict[str, Any]) -> dict[str, str]:
-    return dict((pod.get("metadata") or {}).get("labels") or {})
-
-
-def _annotations(pod: dict[str, Any]) -> dict[str, str]:
-    return dict((pod.get("metadata") or {}).get("annotations") or {})
+def _meta(pod: Mapping[str, object], key: str) -> dict[str, str]:
+    return Fields(pod).sub("metadata").strings(key)
