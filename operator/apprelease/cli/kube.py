@@ -11,6 +11,7 @@ from apprelease.controller.cluster import KubernetesCluster
 from apprelease.controller.kubeclient import KubeConfigError, connect
 from apprelease.core.api import KIND, AppRelease
 from apprelease.core.fieldowners import CLI_MANAGER as CLI_FIELD_MANAGER
+from apprelease.core.fields import Fields
 from apprelease.core.workloads import Kind
 
 TIMEOUT_SECONDS = 30  # per API call: a CLI must not hang on a stuck connection
@@ -69,8 +70,8 @@ class Releases:
             raise KubeError(_message(err, f"Events of {self.namespace}/{name}")) from err
         items: list[dict[str, Any]] = self._plain(response).get("items") or []
         # An earlier object of the same name left Events too; only this one's count.
-        mine = [e for e in items if not uid or (e.get("involvedObject") or {}).get("uid") in (None, "", uid)]
-        return sorted(mine, key=lambda e: event_time(e)[:19])  # whole seconds: some carry microseconds
+        mine = [e for e in items if not uid or Fields(e).sub("involvedObject").value("uid") in (None, "", uid)]
+        return sorted(mine, key=lambda e: event_time(Fields(e))[:19])  # whole seconds: some carry microseconds
 
     def workload(self, kind: str, name: str) -> dict[str, Any] | None:
         """A workload as raw JSON, or None when it does not exist."""
@@ -97,15 +98,14 @@ class Releases:
         return data if isinstance(data, dict) else {}
 
 
-def event_time(event: dict[str, Any]) -> str:
+def event_time(event: Fields) -> str:
     """When an Event last happened; core/v1 Events fill one of three fields depending on who posted them."""
-    series = event.get("series") or {}
     return str(
-        series.get("lastObservedTime")
-        or event.get("lastTimestamp")
-        or event.get("eventTime")
-        or event.get("firstTimestamp")
-        or (event.get("metadata") or {}).get("creationTimestamp")
+        event.sub("series").value("lastObservedTime")
+        or event.value("lastTimestamp")
+        or event.value("eventTime")
+        or event.value("firstTimestamp")
+        or event.sub("metadata").value("creationTimestamp")
         or ""
     )
 

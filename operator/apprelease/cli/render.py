@@ -1,9 +1,13 @@
-"""Human-readable tables for `status` and `history`."""
+"""Human-readable tables for `status` and `history`.
+
+Everything printed comes from the cluster and is hostile text: it reaches the terminal through `plain`/`safe`.
+What a rollout's state is, is the core's judgement (`apprelease.core.workloads.judge`), the operator's own.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -11,13 +15,17 @@ from rich.text import Text
 
 from apprelease.cli.kube import event_time
 from apprelease.cli.text import plain, safe
+from apprelease.core.fields import Fields
 from apprelease.core.workloads import Rollout, judge, template_images
 
 _OUTCOME_STYLE = {"Succeeded": "green", "InProgress": "yellow", "Failed": "red", "Superseded": "dim"}
 
+Json = Mapping[str, object]  # an object as the API server returned it
+WorkloadRow = tuple[str, str, Json | None]  # kind, name, the workload (None: not found)
 
-def _short(digest: str | None) -> str:
-    return (digest or "").split(":", 1)[-1][:12]
+
+def _short(digest: object) -> str:
+    return (digest if isinstance(digest, str) else "").split(":", 1)[-1][:12]
 
 
 _STATE_STYLE = {Rollout.COMPLETE: "green", Rollout.FAILED: "red"}
@@ -26,42 +34,48 @@ EVENTS_SHOWN = 10
 
 def status(
     console: Console,
-    release: dict[str, Any],
-    workloads: list[tuple[str, str, dict[str, Any] | None]] | None = None,
-    events: list[dict[str, Any]] | None = None,
+    release: Json,
+    workloads: Sequence[WorkloadRow] | None = None,
+    events: Sequence[Json] | None = None,
     now: dt.datetime | None = None,
 ) -> None:
-    meta, spec, st = release.get("metadata", {}), release.get("spec", {}), release.get("status") or {}
-    console.print(f"[bold]{safe(meta.get('namespace'))}/{safe(meta.get('name'))}[/]  {safe(spec.get('image'))}")
-    console.print(f"  wanted   {safe(spec.get('version'))}" + ("  (suspended)" if spec.get("suspend") else ""))
+    view = Fields(release)
+    meta, spec, st = view.sub("metadata"), view.sub("spec"), view.sub("status")
+    console.print(f"[bold]{safe(meta.value('namespace'))}/{safe(meta.value('name'))}[/]  {safe(spec.value('image'))}")
+    console.print(f"  wanted   {safe(spec.value('version'))}" + ("  (suspended)" if spec.value("suspend") else ""))
     console.print(
-        f"  running  {safe(st.get('version', '-'))}  revision {safe(st.get('revision', 0))}  "
-        f"{safe(st.get('image', ''))}",
+        f"  running  {safe(st.value('version', '-'))}  revision {safe(st.value('revision', 0))}  "
+        f"{safe(st.value('image', ''))}",
         highlight=False,
     )
-    if st.get("gitCommit"):
-        console.print(f"  commit   {safe(st['gitCommit'])}", highlight=False)
-    table = Table(box=None, pad_edge=False)
-    for column in ("CONDITION", "STATUS", "REASON", "MESSAGE"):
-        table.add_column(column)
-    for c in st.get("conditions") or []:
-        style = "green" if (c.get("type") == "Ready") == (c.get("status") == "True") else "red"
-        if c.get("type") != "Ready" and c.get("status") == "False":
-            style = "dim"
-        table.add_row(
-            Text(plain(c.get("type"))),
-            Text(plain(c.get("status")), style=style),
-            Text(plain(c.get("reason", ""))),
-            Text(plain(c.get("message", ""))),
-        )
-    console.print(table)
+    if st.value("gitCommit"):
+        console.print(f"  commit   {safe(st.value('gitCommit'))}", highlight=False)
+    console.print(_conditions(st.items("conditions")))
     if workloads is not None:
         _workloads(console, workloads)
     if events is not None:
         _events(console, events, now or dt.datetime.now(dt.UTC))
 
 
-def _workloads(console: Console, workloads: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+def _conditions(conditions: list[Fields]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("CONDITION", "STATUS", "REASON", "MESSAGE"):
+        table.add_column(column)
+    for c in conditions:
+        ready, true = c.value("type") == "Ready", c.value("status") == "True"
+        style = "green" if ready == true else "red"
+        if not ready and c.value("status") == "False":
+            style = "dim"
+        table.add_row(
+            Text(plain(c.value("type"))),
+            Text(plain(c.value("status")), style=style),
+            Text(plain(c.value("reason", ""))),
+            Text(plain(c.value("message", ""))),
+        )
+    return table
+
+
+def _workloads(console: Console, workloads: Sequence[WorkloadRow]) -> None:
     console.print("\n[bold]Workloads[/]")
     table = Table(box=None, pad_edge=False)
     for column in ("WORKLOAD", "ROLLOUT", "DETAIL", "IMAGES"):
@@ -75,7 +89,7 @@ def _workloads(console: Console, workloads: list[tuple[str, str, dict[str, Any] 
     console.print(table)
 
 
-def _events(console: Console, events: list[dict[str, Any]], now: dt.datetime) -> None:
+def _events(console: Console, events: Sequence[Json], now: dt.datetime) -> None:
     shown = events[-EVENTS_SHOWN:]
     console.print(f"\n[bold]Events[/] (last {len(shown)} of {len(events)})" if events else "\n[bold]Events[/]: none")
     if not shown:
@@ -83,14 +97,14 @@ def _events(console: Console, events: list[dict[str, Any]], now: dt.datetime) ->
     table = Table(box=None, pad_edge=False)
     for column in ("LAST SEEN", "TYPE", "REASON", "MESSAGE"):
         table.add_column(column)
-    for event in shown:
-        count = event.get("count") or (event.get("series") or {}).get("count") or 1
-        kind = plain(event.get("type", ""))
+    for event in map(Fields, shown):
+        count = event.value("count") or event.sub("series").value("count") or 1
+        kind = plain(event.value("type", ""))
         table.add_row(
             _age(event_time(event), now) + (f" (x{count})" if isinstance(count, int) and count > 1 else ""),
             Text(kind, style="yellow" if kind == "Warning" else ""),
-            Text(plain(event.get("reason", ""))),
-            Text(plain(event.get("message") or event.get("note") or "")),
+            Text(plain(event.value("reason", ""))),
+            Text(plain(event.value("message") or event.value("note") or "")),
         )
     console.print(table)
 
@@ -107,30 +121,33 @@ def _age(timestamp: str, now: dt.datetime) -> str:
     return f"{seconds}s"
 
 
-def history(console: Console, release: dict[str, Any]) -> None:
-    st = release.get("status") or {}
+def history(console: Console, release: Json) -> None:
+    st = Fields(release).sub("status")
     table = Table(box=None, pad_edge=False)
     for column in ("REVISION", "VERSION", "DIGEST", "COMMIT", "SOURCE", "CAUSE", "OUTCOME", "DEPLOYED"):
         table.add_column(column)
     failures: list[str] = []
-    for entry in st.get("history") or []:
-        source = entry.get("source", "")
-        if entry.get("restoredFrom"):
-            source += f" (from {entry['restoredFrom']})"
-        outcome = entry.get("outcome", "")
-        marker = "*" if entry.get("revision") == st.get("revision") else " "
-        table.add_row(
-            Text(plain(f"{marker}{entry.get('revision')}")),
-            Text(plain(entry.get("version", ""))),
-            Text(plain(_short(entry.get("digest")))),
-            Text(plain((entry.get("gitCommit") or "")[:12])),
-            Text(plain(source)),
-            Text(plain(entry.get("cause", "Spec"))),
-            Text(plain(outcome), style=_OUTCOME_STYLE.get(str(outcome), "")),
-            Text(plain(entry.get("deployedAt", ""))),
-        )
-        if entry.get("failure"):
-            failures.append(f"revision {entry.get('revision')} failed: {entry['failure']}")
+    for entry in st.items("history"):
+        table.add_row(*_history_row(entry, current=entry.value("revision") == st.value("revision")))
+        if entry.value("failure"):
+            failures.append(f"revision {entry.value('revision')} failed: {entry.value('failure')}")
     console.print(table)
     for failure in failures:
         console.print(Text(plain(failure), style="red"))
+
+
+def _history_row(entry: Fields, current: bool) -> list[Text]:
+    source = str(entry.value("source", ""))
+    if entry.value("restoredFrom"):
+        source += f" (from {entry.value('restoredFrom')})"
+    outcome = entry.value("outcome", "")
+    return [
+        Text(plain(f"{'*' if current else ' '}{entry.value('revision')}")),
+        Text(plain(entry.value("version", ""))),
+        Text(plain(_short(entry.value("digest")))),
+        Text(plain(str(entry.value("gitCommit") or "")[:12])),
+        Text(plain(source)),
+        Text(plain(entry.value("cause", "Spec"))),
+        Text(plain(outcome), style=_OUTCOME_STYLE.get(str(outcome), "")),
+        Text(plain(entry.value("deployedAt", ""))),
+    ]

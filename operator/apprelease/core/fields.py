@@ -23,6 +23,10 @@ class Fields:
     def __contains__(self, key: str) -> bool:
         return key in self._data
 
+    def value(self, key: str, default: object = None) -> object:
+        """The value at `key` as it is (for printing), or `default` when absent."""
+        return self._data.get(key, default)
+
     def sub(self, key: str) -> Fields:
         """The nested object at `key` (empty when absent or not an object)."""
         return Fields(self._data.get(key))

@@ -167,11 +167,11 @@ class Workload:
         return judge(self.kind, self.obj, self.title)
 
 
-def template_images(kind: str, obj: dict[str, Any] | None) -> dict[str, str]:
+def template_images(kind: str, obj: Mapping[str, object] | None) -> dict[str, str]:
     """Container name -> image of a workload's pod template; empty for a missing workload or an unknown kind."""
     if obj is None or kind not in KINDS:
         return {}
-    return Workload(Kind(kind), obj, []).images()
+    return Workload(Kind(kind), dict(obj), []).images()
 
 
 def judge(kind: str, obj: Mapping[str, object] | None, title: str = "") -> RolloutState:

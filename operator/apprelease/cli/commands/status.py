@@ -18,6 +18,8 @@ from apprelease.cli.app import (
     out,
 )
 from apprelease.cli.kube import KubeError, Releases
+from apprelease.cli.render import Json, WorkloadRow
+from apprelease.core.fields import Fields
 from apprelease.core.workloads import Kind
 
 
@@ -40,17 +42,17 @@ def status(
     render.status(out, raw, workloads, events)
 
 
-def _around(
-    releases: Releases, name: str, raw: dict[str, Any]
-) -> tuple[list[tuple[str, str, dict[str, Any] | None]], list[dict[str, Any]] | None]:
+def _around(releases: Releases, name: str, raw: Json) -> tuple[list[WorkloadRow], list[dict[str, Any]] | None]:
     """The AppRelease's workloads as read now (None: not found), and its Events (None: not readable)."""
-    workloads: list[tuple[str, str, dict[str, Any] | None]] = []
+    workloads: list[WorkloadRow] = []
     events: list[dict[str, Any]] | None = None
+    release = Fields(raw)
     try:
-        for w in (raw.get("spec") or {}).get("workloads") or []:
-            kind, workload = str(w.get("kind") or Kind.DEPLOYMENT), str(w.get("name") or "")
+        for w in release.sub("spec").items("workloads"):
+            kind, workload = str(w.value("kind") or Kind.DEPLOYMENT), str(w.value("name") or "")
             workloads.append((kind, workload, releases.workload(kind, workload)))
-        events = releases.events(name, (raw.get("metadata") or {}).get("uid"))
+        uid = release.sub("metadata").value("uid")
+        events = releases.events(name, uid if isinstance(uid, str) else None)
     except KubeError as problem:
         # What runs is still worth showing when RBAC hides workloads or Events from this user.
         err.print(f"[yellow]warning:[/] {problem}", highlight=False)
