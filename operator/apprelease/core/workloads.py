@@ -6,7 +6,7 @@ Pure: it reads the objects the API server returned and never calls it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -140,7 +140,7 @@ class Workload:
             parts.extend(_requirement(expression))
         return ",".join(parts) or None
 
-    def revision_pods(self, pods: list[Pod], revision: int) -> list[Pod]:
+    def revision_pods(self, pods: Sequence[Pod], revision: int) -> list[Pod]:
         """The pods of one revision: those sharing the pod-template-hash / controller-revision-hash of the pods
         that carry the revision's annotation (our patch writes it into the template, so it made that hash)."""
         label = self.info.hash_label
