@@ -1,4 +1,4 @@
-"""The apprelease CLI end to end: bake from git tags with the real Docker engine, apply, history, rollback."""
+"""The apprelease CLI end to end: bake from git tags with the real Docker engine, apply, status, history, rollback."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from e2e.images import git, make_app_repo, skopeo_digest, skopeo_labels
-from e2e.releases import apply, container_images, deployment_manifest, wait_ready
+from e2e.images import Pushed, git, make_app_repo, skopeo_digest, skopeo_labels
+from e2e.releases import apply, container_images, deployment_manifest, release_manifest, wait_ready
 from e2e.support import Operator, Testbed
+from e2e.workloads import workload_manifest
 
 APPRELEASE = str(Path(sys.executable).with_name("apprelease"))
 KUBECTL_PLUGIN = str(Path(sys.executable).with_name("kubectl-apprelease"))
@@ -166,3 +167,28 @@ def test_resolve_prints_the_pinned_reference(testbed: Testbed, tmp_path: Path) -
     assert resolved.stdout.strip() == built.stdout.strip()
     missing = cli("resolve", f"{image}:v9", "--insecure-registry", testbed.registry)
     assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_status_judges_on_delete_workloads_as_the_operator_does(
+    testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed]
+) -> None:
+    """A StatefulSet and a DaemonSet with updateStrategy OnDelete: the operator is Ready once their templates are
+    pinned (pods change only when deleted), and `apprelease status` says Complete for both. When the CLI judged
+    rollouts apart it said Untracked for the StatefulSet and waited on the DaemonSet's pods."""
+    version = "v1.0.0"
+    pinned = web[version]
+    workloads = {"StatefulSet": "db", "DaemonSet": "agent"}
+    for kind, name in workloads.items():
+        manifest = workload_manifest(kind, namespace, name, {"app": f"{pinned.repository}:v0"}, release="shop")
+        manifest["spec"]["updateStrategy"] = {"type": "OnDelete"}
+        apply(testbed, manifest)
+    listed = [{"kind": kind, "name": name} for kind, name in workloads.items()]
+    apply(testbed, release_manifest(namespace, "shop", pinned.repository, version, listed))
+    wait_ready(testbed, namespace, "shop", version, timeout=120)
+
+    status = cli("status", "shop", "--kubeconfig", testbed.kubeconfig, "-n", namespace)
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[0]: line.split() for line in status.stdout.splitlines() if "/" in line.split(" ", 1)[0]}
+    for kind, name in workloads.items():
+        assert rows[f"{kind}/{name}"][1] == "Complete", status.stdout
+        assert "OnDelete" in status.stdout and pinned.digest.split(":")[1][:12] in status.stdout
