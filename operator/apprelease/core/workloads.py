@@ -193,8 +193,19 @@ def judge(kind: str, obj: Mapping[str, object] | None, title: str = "") -> Rollo
     except ValueError:
         return RolloutState(Rollout.UNTRACKED, f"kind {kind} is not tracked", title)
     view = Fields(obj)
-    state, detail = _JUDGES[known](view.sub("spec"), view.sub("status"), view.sub("metadata").num("generation"))
+    spec, status = view.sub("spec"), view.sub("status")
+    state, detail = _gate(known, spec, status, view.sub("metadata").num("generation")) or _JUDGES[known](spec, status)
     return RolloutState(state, detail, title)
+
+
+def _gate(kind: Kind, spec: Fields, status: Fields, generation: int) -> _Judgement | None:
+    """What kubectl decides before counting pods: an OnDelete strategy is done (StatefulSet, DaemonSet, checked
+    first as kubectl does), a spec the controller has not observed yet is waited for (all but CronJob)."""
+    if kind in (Kind.STATEFUL_SET, Kind.DAEMON_SET) and not _rolling(spec):
+        return _ON_DELETE
+    if kind != Kind.CRON_JOB and generation > status.num("observedGeneration"):
+        return _UNOBSERVED
+    return None
 
 
 def _rolling(spec: Fields) -> bool:
@@ -206,9 +217,7 @@ _UNOBSERVED = (Rollout.PROGRESSING, "waiting for the controller to observe the n
 _ON_DELETE = (Rollout.COMPLETE, "updateStrategy OnDelete: pods change only when deleted")
 
 
-def _deployment(spec: Fields, status: Fields, generation: int) -> _Judgement:
-    if generation > status.num("observedGeneration"):
-        return _UNOBSERVED
+def _deployment(spec: Fields, status: Fields) -> _Judgement:
     for condition in status.items("conditions"):
         if condition.text("type") == "Progressing" and condition.text("reason") == "ProgressDeadlineExceeded":
             why = limits.truncate(condition.text("message"), limits.MAX_QUOTED * 2)
@@ -227,11 +236,7 @@ def _deployment(spec: Fields, status: Fields, generation: int) -> _Judgement:
     return Rollout.COMPLETE, f"{available}/{wanted} available"
 
 
-def _stateful_set(spec: Fields, status: Fields, generation: int) -> _Judgement:
-    if not _rolling(spec):
-        return _ON_DELETE
-    if generation > status.num("observedGeneration"):
-        return _UNOBSERVED
+def _stateful_set(spec: Fields, status: Fields) -> _Judgement:
     wanted = spec.num("replicas", 1)
     ready, updated = status.num("readyReplicas"), status.num("updatedReplicas")
     if ready < wanted:
@@ -246,11 +251,7 @@ def _stateful_set(spec: Fields, status: Fields, generation: int) -> _Judgement:
     return Rollout.COMPLETE, f"{ready}/{wanted} ready"
 
 
-def _daemon_set(spec: Fields, status: Fields, generation: int) -> _Judgement:
-    if not _rolling(spec):
-        return _ON_DELETE
-    if generation > status.num("observedGeneration"):
-        return _UNOBSERVED
+def _daemon_set(spec: Fields, status: Fields) -> _Judgement:
     wanted = status.num("desiredNumberScheduled")
     updated, available = status.num("updatedNumberScheduled"), status.num("numberAvailable")
     if updated < wanted:
@@ -260,7 +261,7 @@ def _daemon_set(spec: Fields, status: Fields, generation: int) -> _Judgement:
     return Rollout.COMPLETE, f"{available}/{wanted} available"
 
 
-def _cron_job(spec: Fields, status: Fields, generation: int) -> _Judgement:
+def _cron_job(spec: Fields, status: Fields) -> _Judgement:
     # A CronJob has no rollout: its next Jobs are made from the pinned template, whatever its generation says.
     last = status.text("lastScheduleTime")
     return Rollout.COMPLETE, "template pinned; the next Job runs it" + (f" (last run {last})" if last else "")
