@@ -10,6 +10,7 @@ from apprelease.controller import handlers
 from apprelease.controller.reconciler import Result
 from apprelease.controller.runtime import Runtime
 from apprelease.controller.settings import OperatorSettings
+from tests.kopf_intake import KopfIntake, apprelease, workload
 
 
 class RecordingReconciler:
@@ -40,6 +41,8 @@ def test_kopf_handlers_run_on_the_event_loop() -> None:
         handlers.on_statefulset_event,
         handlers.on_daemonset_event,
         handlers.on_cronjob_event,
+        handlers.releases_by_workload,
+        handlers.queue_depth,
         handlers.startup,
         handlers.cleanup,
     ):
@@ -49,39 +52,69 @@ def test_kopf_handlers_run_on_the_event_loop() -> None:
 async def test_events_reach_the_reconciler_once_per_generation_and_via_deployments() -> None:
     reconciler = RecordingReconciler()
     runtime = Runtime(OperatorSettings(workers=2, metrics_port=0), reconciler)  # type: ignore[arg-type]
+    kopf_side = KopfIntake(runtime)
     await runtime.start()
     try:
-        runtime.observe(("shop", "web"), 1, [("Deployment", "web"), ("StatefulSet", "worker")])
+        await kopf_side.apprelease(
+            "ADDED", apprelease("shop", "web", 1, [("Deployment", "web"), ("StatefulSet", "worker")])
+        )
         await settle()
         assert reconciler.calls == [("shop", "web")]
         assert threading.get_ident() not in reconciler.threads  # reconciles run in worker threads
 
-        runtime.observe(
-            ("shop", "web"), 1, [("Deployment", "web"), ("StatefulSet", "worker")]
-        )  # our own status write coming back
+        await kopf_side.apprelease(  # our own status write coming back
+            "MODIFIED", apprelease("shop", "web", 1, [("Deployment", "web"), ("StatefulSet", "worker")])
+        )
         await settle()
         assert len(reconciler.calls) == 1
 
-        runtime.wake_for_workload("shop", "StatefulSet", "worker")
-        runtime.wake_for_workload("shop", "Deployment", "worker")  # another kind of the same name
-        runtime.wake_for_workload("shop", "StatefulSet", "unrelated")
-        runtime.wake_for_workload("other", "Deployment", "web")
+        await kopf_side.workload("StatefulSet", workload("shop", "worker"))
+        await kopf_side.workload("Deployment", workload("shop", "worker"))  # another kind of the same name
+        await kopf_side.workload("StatefulSet", workload("shop", "unrelated"))
+        await kopf_side.workload("Deployment", workload("other", "web"))
         await settle()
         assert reconciler.calls == [("shop", "web")] * 2
 
-        runtime.observe(("shop", "web"), 2, [("Deployment", "web")])  # worker no longer managed
+        await kopf_side.apprelease("MODIFIED", apprelease("shop", "web", 2, [("Deployment", "web")]))  # worker unlisted
         await settle()
-        runtime.wake_for_workload("shop", "StatefulSet", "worker")
+        await kopf_side.workload("StatefulSet", workload("shop", "worker"))
         await settle()
         assert len(reconciler.calls) == 3
 
-        runtime.observe(("shop", "web"), 2, [("Deployment", "web")], retry="2026-11-27T12:00:00Z")  # a retry
+        retry = {"annotations": {"apprelease.dev/retry": "2026-11-27T12:00:00Z"}}
+        await kopf_side.apprelease("MODIFIED", apprelease("shop", "web", 2, [("Deployment", "web")], **retry))
         await settle()
         assert len(reconciler.calls) == 4
 
-        runtime.forget(("shop", "web"))
-        runtime.wake_for_workload("shop", "Deployment", "web")
+        await kopf_side.apprelease("DELETED", apprelease("shop", "web", 2, [("Deployment", "web")], **retry))
+        await kopf_side.workload("Deployment", workload("shop", "web"))
         await settle()
         assert len(reconciler.calls) == 4
     finally:
         await runtime.stop()
+
+
+async def test_the_workload_lookup_shrinks_when_spec_workloads_changes_and_on_delete() -> None:
+    runtime = Runtime(OperatorSettings(metrics_port=0), RecordingReconciler())  # type: ignore[arg-type]
+    kopf_side = KopfIntake(runtime)
+    await kopf_side.apprelease("ADDED", apprelease("shop", "web", 1, [("Deployment", "a"), ("Deployment", "b")]))
+    await kopf_side.apprelease("ADDED", apprelease("shop", "api", 1, [("Deployment", "b")]))
+    assert set(kopf_side.index) == {("shop", "Deployment", "a"), ("shop", "Deployment", "b")}
+    assert sorted(kopf_side.index[("shop", "Deployment", "b")]) == [("shop", "api"), ("shop", "web")]
+
+    await kopf_side.apprelease("MODIFIED", apprelease("shop", "web", 2, [("StatefulSet", "c")]))
+    assert set(kopf_side.index) == {("shop", "Deployment", "b"), ("shop", "StatefulSet", "c")}
+    assert list(kopf_side.index[("shop", "Deployment", "b")]) == [("shop", "api")]
+
+    await kopf_side.apprelease("MODIFIED", apprelease("shop", "web", 3, []))  # lists nothing: no entries left
+    assert set(kopf_side.index) == {("shop", "Deployment", "b")}
+
+    await kopf_side.apprelease("DELETED", apprelease("shop", "api", 1, [("Deployment", "b")]))
+    assert len(kopf_side.index) == 0
+    assert runtime._seen == {("shop", "web"): (3, None)}  # the deleted AppRelease is forgotten by the runtime too
+
+
+def test_listed_workloads_defaults_the_kind_and_skips_non_objects() -> None:
+    body = {"metadata": {"namespace": "shop", "name": "web"}, "spec": {"workloads": [{"name": "a"}, "junk", 3]}}
+    assert handlers.listed_workloads(body) == {("shop", "Deployment", "a"): ("shop", "web")}
+    assert handlers.listed_workloads({"metadata": {"namespace": "shop", "name": "web"}, "spec": {}}) == {}

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from typing import Any
 
-from apprelease.controller import handlers
 from apprelease.controller.metrics import Metrics
 from apprelease.controller.reconciler import Result
 from apprelease.controller.runtime import Runtime
 from apprelease.controller.settings import OperatorSettings
 from tests.conftest import World
+from tests.kopf_intake import KopfIntake
 
 
 class ScriptedReconciler:
@@ -41,7 +40,7 @@ async def test_reconcile_results_queue_depth_and_the_served_page() -> None:
     await runtime.start()
     try:
         for name in ("ok", "retry", "stalled", "boom"):
-            runtime.observe(("shop", name), 1, [])
+            runtime.observe(("shop", name), 1)
         await settle()
         count = "apprelease_reconcile_duration_seconds_count"
         for result in ("ok", "retry", "stalled", "error"):
@@ -62,21 +61,17 @@ async def test_reconcile_results_queue_depth_and_the_served_page() -> None:
 async def test_status_events_feed_the_series_and_deletion_drops_them() -> None:
     metrics = Metrics()
     runtime = Runtime(OperatorSettings(workers=1, metrics_port=0), ScriptedReconciler(), metrics)  # type: ignore[arg-type]
-    handlers.RUNTIME = runtime
-    try:
-        body = {
-            "metadata": {"namespace": "shop", "name": "ok", "generation": 1},
-            "spec": {"workloads": [{"kind": "Deployment", "name": "web"}]},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
-        }
-        on_event: Any = handlers.on_apprelease_event  # kopf's decorator types it as a generic callback
-        await on_event(type="MODIFIED", body=body)
-        labels = {"namespace": "shop", "name": "ok", "type": "Ready", "status": "True"}
-        assert metrics.registry.get_sample_value("apprelease_condition", labels) == 1
-        await on_event(type="DELETED", body=body)
-        assert metrics.registry.get_sample_value("apprelease_condition", labels) is None
-    finally:
-        handlers.RUNTIME = None
+    kopf_side = KopfIntake(runtime)
+    body = {
+        "metadata": {"namespace": "shop", "name": "ok", "generation": 1},
+        "spec": {"workloads": [{"kind": "Deployment", "name": "web"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    await kopf_side.apprelease("MODIFIED", body)
+    labels = {"namespace": "shop", "name": "ok", "type": "Ready", "status": "True"}
+    assert metrics.registry.get_sample_value("apprelease_condition", labels) == 1
+    await kopf_side.apprelease("DELETED", body)
+    assert metrics.registry.get_sample_value("apprelease_condition", labels) is None
 
 
 def test_a_stall_is_reported_as_stalled_and_a_good_release_is_not(world: World) -> None:  # noqa: F811

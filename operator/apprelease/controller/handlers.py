@@ -6,33 +6,63 @@ periodic resync catches anything else.
 Only workloads that carry the opt-in label are watched, filtered by the API server (a label selector), so an
 operator in a large cluster neither holds nor receives the others. A workload whose label is added or removed
 enters or leaves the watch, and that event wakes its AppRelease too.
+
+State lives where kopf keeps it: the `Runtime` in the operator's `memo` (set at startup, shallow-copied into
+every object's memo by kopf), and "which AppReleases list this workload" in the kopf index
+`releases_by_workload`. kopf replaces an AppRelease's entries on each of its events and drops them when it is
+deleted, so the lookup is O(workloads of one AppRelease) per event and holds only live names.
+The label `apprelease.dev/release` on a workload is not enough for that lookup: when the label is removed, the
+watch reports the workload without it, and that event must still wake the AppRelease that lists it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from apprelease.controller.runtime import Runtime
+from apprelease.controller.runtime import Key, Runtime
 from apprelease.core.api import ANNOTATION_RETRY, GROUP, LABEL_RELEASE, PLURAL, VERSION
 from apprelease.core.workloads import KINDS, Kind
 
 log = logging.getLogger(__name__)
-RUNTIME: Runtime | None = None
+
+WorkloadRef = tuple[str, str, str]  # (namespace, kind, name) of a workload an AppRelease lists
+ReleasesByWorkload = kopf.Index[WorkloadRef, Key]  # workload -> the AppReleases that list it
 
 
-def _runtime() -> Runtime:
-    if RUNTIME is None:
+def release_key(body: Mapping[str, Any]) -> Key:
+    """(namespace, name) of an object; "" for a missing part."""
+    meta = body.get("metadata", {})
+    return (meta.get("namespace", ""), meta.get("name", ""))
+
+
+def listed_workloads(body: Mapping[str, Any]) -> dict[WorkloadRef, Key]:
+    """The workloads an AppRelease's spec.workloads lists, each mapped to the AppRelease: one kopf index entry
+    per workload. A `kind` left out means Deployment (the CRD's default); non-object items are skipped (the
+    reconciler reports them). Always a dict, empty when nothing is listed: kopf then drops the old entries,
+    where None would keep them."""
+    key = release_key(body)
+    items = body.get("spec", {}).get("workloads") or []
+    return {
+        (key[0], str(w.get("kind") or Kind.DEPLOYMENT), str(w.get("name", ""))): key
+        for w in items
+        if isinstance(w, dict)
+    }
+
+
+def _runtime(memo: Mapping[str, Any]) -> Runtime:
+    runtime = memo.get("runtime")
+    if not isinstance(runtime, Runtime):
         raise RuntimeError("the operator runtime is not started")
-    return RUNTIME
+    return runtime
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global RUNTIME
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.enabled = False  # we post our own Events, with our own reasons
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
@@ -40,72 +70,89 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         group, version = info.api_version.split("/")
         settings.watching.label_selectors[group, version, info.plural] = LABEL_RELEASE
     # Reading kubeconfig and settings is file I/O: off the event loop too.
-    RUNTIME = await asyncio.to_thread(Runtime.from_environment)
-    await RUNTIME.start()
+    runtime = await asyncio.to_thread(Runtime.from_environment)
+    memo.runtime = runtime
+    await runtime.start()
 
 
 @kopf.on.cleanup()
-async def cleanup(**_: Any) -> None:
-    if RUNTIME is not None:
-        await RUNTIME.stop()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime = memo.get("runtime")
+    if isinstance(runtime, Runtime):
+        await runtime.stop()
 
 
 # The handlers are coroutines on purpose: kopf runs plain functions in a thread pool, and the work queue is
 # asyncio's, which must only be touched from the event loop. They do no I/O, so they never block it.
+@kopf.index(GROUP, VERSION, PLURAL)
+async def releases_by_workload(body: kopf.Body, **_: Any) -> dict[WorkloadRef, Key]:
+    """kopf calls this before the handlers of each AppRelease event; see `listed_workloads`."""
+    return listed_workloads(body)
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def on_apprelease_event(type: str, body: kopf.Body, **_: Any) -> None:
-    meta = body.get("metadata", {})
-    key = (meta.get("namespace", ""), meta.get("name", ""))
+async def on_apprelease_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime, key = _runtime(memo), release_key(body)
     if type == "DELETED":
-        _runtime().forget(key)
+        runtime.forget(key)  # kopf has dropped its entries of releases_by_workload already
         return
-    _runtime().metrics.observe_status(*key, body.get("status"))
-    workloads = [
-        (str(w.get("kind") or Kind.DEPLOYMENT), str(w.get("name", "")))
-        for w in (body.get("spec", {}).get("workloads") or [])
-        if isinstance(w, dict)
-    ]
-    retry = (meta.get("annotations") or {}).get(ANNOTATION_RETRY)
-    _runtime().observe(key, int(meta.get("generation") or 0), workloads, retry)
-
-
-async def _on_workload_event(kind: Kind, body: kopf.Body) -> None:
+    runtime.metrics.observe_status(*key, body.get("status"))
     meta = body.get("metadata", {})
-    _runtime().wake_for_workload(meta.get("namespace", ""), kind, meta.get("name", ""))
+    retry = (meta.get("annotations") or {}).get(ANNOTATION_RETRY)
+    runtime.observe(key, int(meta.get("generation") or 0), retry)
+
+
+async def _on_workload_event(kind: Kind, body: kopf.Body, memo: kopf.Memo, index: ReleasesByWorkload | None) -> None:
+    if index is None:  # kopf passes every index to every handler; None only if called by hand
+        raise RuntimeError("the releases_by_workload index is missing")
+    namespace, name = release_key(body)
+    _runtime(memo).wake(index.get((namespace, str(kind), name), ()))
 
 
 # One watch per workload kind, each filtered by the API server to labelled objects (see startup).
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_RELEASE: kopf.PRESENT})
-async def on_deployment_event(body: kopf.Body, **_: Any) -> None:
-    await _on_workload_event(Kind.DEPLOYMENT, body)
+async def on_deployment_event(
+    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: Any
+) -> None:
+    await _on_workload_event(Kind.DEPLOYMENT, body, memo, releases_by_workload)
 
 
 @kopf.on.event("apps", "v1", "statefulsets", labels={LABEL_RELEASE: kopf.PRESENT})
-async def on_statefulset_event(body: kopf.Body, **_: Any) -> None:
-    await _on_workload_event(Kind.STATEFUL_SET, body)
+async def on_statefulset_event(
+    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: Any
+) -> None:
+    await _on_workload_event(Kind.STATEFUL_SET, body, memo, releases_by_workload)
 
 
 @kopf.on.event("apps", "v1", "daemonsets", labels={LABEL_RELEASE: kopf.PRESENT})
-async def on_daemonset_event(body: kopf.Body, **_: Any) -> None:
-    await _on_workload_event(Kind.DAEMON_SET, body)
+async def on_daemonset_event(
+    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: Any
+) -> None:
+    await _on_workload_event(Kind.DAEMON_SET, body, memo, releases_by_workload)
 
 
 @kopf.on.event("batch", "v1", "cronjobs", labels={LABEL_RELEASE: kopf.PRESENT})
-async def on_cronjob_event(body: kopf.Body, **_: Any) -> None:
-    await _on_workload_event(Kind.CRON_JOB, body)
+async def on_cronjob_event(
+    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: Any
+) -> None:
+    await _on_workload_event(Kind.CRON_JOB, body, memo, releases_by_workload)
 
 
 @kopf.on.probe(id="queue")
-async def queue_depth(**_: Any) -> int:
-    return len(_runtime().queue) if RUNTIME else 0
+async def queue_depth(memo: kopf.Memo, **_: Any) -> int:
+    runtime = memo.get("runtime")
+    return len(runtime.queue) if isinstance(runtime, Runtime) else 0
 
 
 __all__ = [
     "cleanup",
+    "listed_workloads",
     "on_apprelease_event",
     "on_cronjob_event",
     "on_daemonset_event",
     "on_deployment_event",
     "on_statefulset_event",
+    "releases_by_workload",
+    "release_key",
     "startup",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
 from apprelease.controller.cluster import KubernetesCluster
 from apprelease.controller.kubeclient import connect
@@ -16,8 +17,7 @@ from apprelease.registry import RegistryClient
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]
-Workload = tuple[str, str]  # (kind, name)
+Key = tuple[str, str]  # (namespace, name) of an AppRelease
 
 
 class Runtime:
@@ -28,8 +28,7 @@ class Runtime:
         self.queue: WorkQueue[Key] = WorkQueue(
             base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds
         )
-        self._seen: dict[Key, tuple[int, str | None]] = {}
-        self._by_workload: dict[tuple[str, str, str], set[Key]] = {}  # (namespace, kind, name) -> AppReleases
+        self._seen: dict[Key, tuple[int, str | None]] = {}  # one entry per live AppRelease, dropped by forget
         self._workers: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -70,12 +69,9 @@ class Runtime:
         self.metrics.stop()
 
     # --- event intake (called from kopf handlers, on the event loop; must stay cheap) -------------------
-    def observe(self, key: Key, generation: int, workloads: list[Workload], retry: str | None = None) -> None:
-        """An AppRelease was seen: remember which workloads wake it; queue it when its spec or retry changed."""
-        for keys in self._by_workload.values():
-            keys.discard(key)
-        for kind, name in workloads:
-            self._by_workload.setdefault((key[0], kind, name), set()).add(key)
+    # Which AppReleases a workload event wakes is kopf's index `releases_by_workload` (see handlers), not ours.
+    def observe(self, key: Key, generation: int, retry: str | None = None) -> None:
+        """An AppRelease was seen: queue it when its generation or its apprelease.dev/retry value changed."""
         # Our own status writes come back as events too; only a new generation, a new apprelease.dev/retry
         # value (an annotation: no new generation) or a first sight needs work.
         seen = (generation, retry)
@@ -85,13 +81,12 @@ class Runtime:
 
     def forget(self, key: Key) -> None:
         self._seen.pop(key, None)
-        for keys in self._by_workload.values():
-            keys.discard(key)
         self.queue.drop(key)
         self.metrics.forget(*key)
 
-    def wake_for_workload(self, namespace: str, kind: str, name: str) -> None:
-        for key in self._by_workload.get((namespace, kind, name), ()):
+    def wake(self, keys: Iterable[Key]) -> None:
+        """A workload these AppReleases list changed: queue each (the queue folds repeats)."""
+        for key in keys:
             self.queue.add(key)
 
     # --- workers ---------------------------------------------------------------------------------------
