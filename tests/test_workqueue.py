@@ -128,3 +128,13 @@ async def test_drop_cancels_timers_and_backoff() -> None:
     await assert_empty_for(queue, SHORT * 5)
     assert queue.add_rate_limited("a") == SHORT  # backoff memory is gone too
     queue.drop("a")
+
+
+async def test_rate_limited_delay_stays_at_max_after_days_of_failures() -> None:
+    # 2.0 * 2**1024 does not fit a float: the hand-written formula raised OverflowError after ~3.5 days of
+    # failures at a 300 s cap; tenacity's wait_exponential caps before computing.
+    queue: WorkQueue[str] = WorkQueue(base_delay=2.0, max_delay=300.0)
+    delays = {queue.add_rate_limited("a") for _ in range(1100)}
+    assert max(delays) == 300.0
+    assert queue.add_rate_limited("a") == 300.0
+    queue.drop("a")

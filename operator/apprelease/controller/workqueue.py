@@ -2,6 +2,10 @@
 
 A key is never processed by two workers at once; a key added while it is being processed runs again after;
 delayed re-adds keep only the earliest deadline; failures back off exponentially per key.
+
+The backoff delay is tenacity's `wait_exponential` (base * 2**(failures - 1), capped), fed each key's failure
+count; tenacity's retry loop itself does not fit, because a retry here is a re-queued key, not a call repeated
+in place. The queue, its deduplication and its timers are ours: asyncio has no keyed delaying queue.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 from typing import Generic, TypeVar
+
+from tenacity import RetryCallState, Retrying, wait_exponential
 
 K = TypeVar("K", bound=Hashable)
 
@@ -21,8 +27,7 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[K, int] = {}
-        self._base = base_delay
-        self._max = max_delay
+        self._backoff = wait_exponential(multiplier=base_delay, max=max_delay)
 
     def add(self, key: K) -> None:
         timer = self._timers.pop(key, None)
@@ -49,9 +54,11 @@ class WorkQueue(Generic[K]):
         self._timers[key] = (deadline, loop.call_at(deadline, self._fire, key))
 
     def add_rate_limited(self, key: K) -> float:
-        failures = self._failures.get(key, 0)
-        self._failures[key] = failures + 1
-        delay = float(min(self._base * (2**failures), self._max))
+        """Queue ``key`` again after its backoff delay, in seconds (returned): base, 2 * base, 4 * base, ...
+        up to max_delay, counted per key until `forget` or `drop`."""
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = float(self._backoff(_attempt(failures)))
         self.add_after(key, delay)
         return delay
 
@@ -83,3 +90,13 @@ class WorkQueue(Generic[K]):
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
         self.add(key)
+
+
+def _attempt(number: int) -> RetryCallState:
+    """The state tenacity's wait strategies read: only the attempt number (1 for the first failure) matters."""
+    state = RetryCallState(retry_object=_RETRYING, fn=None, args=(), kwargs={})
+    state.attempt_number = number
+    return state
+
+
+_RETRYING = Retrying()
