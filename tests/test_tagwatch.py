@@ -53,3 +53,17 @@ def test_each_move_reported_once_per_key() -> None:
     watch = TagWatch(10.0)
     assert watch.first_report("a", "sha256:1") and not watch.first_report("a", "sha256:1")
     assert watch.first_report("a", "sha256:2") and watch.first_report("b", "sha256:1")
+
+
+def test_memory_is_bounded_by_entries_not_by_the_life_of_the_process() -> None:
+    now = [0.0]
+    watch = TagWatch(10.0, lambda: now[0], max_tags=100, max_reports=100)
+    for i in range(1000):
+        watch.observe(("repo", f"v{i}"), lambda: "sha256:1")
+        watch.first_report(f"release-{i}", "sha256:1")
+        now[0] += 0.001
+    assert len(watch._seen) == 100 and len(watch._reported) == 100
+    now[0] += 10.0
+    watch.observe(("repo", "new"), lambda: "sha256:2")  # expired checks go at the next write
+    assert len(watch._seen) == 1
+    assert not watch.first_report("release-999", "sha256:1")  # the newest reports are the ones kept

@@ -5,6 +5,9 @@ version share one check (and, thanks to the registry client's cache, often no re
 callers wait for the check in flight instead of starting their own.
 
 Per-process memory, safe to lose on restart: it only spaces out registry requests and Warning events.
+Both memories are cachetools caches with an entry bound, so neither grows with the life of the process: the
+checks a TTL cache (an entry lives one interval), the reports an LRU cache. Past the bound, the oldest entry
+goes first; the cost is one more registry check, or one more Warning event for a move that old.
 """
 
 from __future__ import annotations
@@ -13,15 +16,27 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+from cachetools import LRUCache, TTLCache
+
 from apprelease.registry.caches import SingleFlight
+
+MAX_TAGS = 10_000  # (repository, tag) pairs checked within one interval; more than the AppReleases we expect
+MAX_REPORTS = 10_000  # (AppRelease, digest) moves remembered as reported
 
 
 class TagWatch:
-    def __init__(self, interval_seconds: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        *,
+        max_tags: int = MAX_TAGS,
+        max_reports: int = MAX_REPORTS,
+    ) -> None:
         self._interval = interval_seconds
-        self._monotonic = monotonic
-        self._seen: dict[Hashable, tuple[float, str | None]] = {}
-        self._reported: set[tuple[Hashable, str]] = set()
+        # tag -> digest (None: the check could not tell), fresh for one interval. Not thread-safe: under _lock.
+        self._seen: TTLCache[Hashable, str | None] = TTLCache(max_tags, ttl=interval_seconds, timer=monotonic)
+        self._reported: LRUCache[tuple[Hashable, str], bool] = LRUCache(max_reports)
         self._lock = threading.Lock()
         self._checks: SingleFlight[Hashable, str | None] = SingleFlight()
 
@@ -35,30 +50,32 @@ class TagWatch:
         so a registry that is down is asked once per interval, not once per AppRelease."""
         fresh = self._fresh(tag)
         if fresh is not None:
-            return fresh[1]
+            return fresh[0]
 
         def run() -> str | None:
             again = self._fresh(tag)  # another thread may have finished the check meanwhile
             if again is not None:
-                return again[1]
+                return again[0]
             digest = check()
             with self._lock:
-                self._seen[tag] = (self._monotonic(), digest)
+                self._seen[tag] = digest
             return digest
 
         return self._checks.do(tag, run)
 
-    def _fresh(self, tag: Hashable) -> tuple[float, str | None] | None:
+    def _fresh(self, tag: Hashable) -> tuple[str | None] | None:
+        """(digest,) as recorded for ``tag`` within the interval; None when there is no such record."""
         with self._lock:
-            seen = self._seen.get(tag)
-        if seen is not None and self._monotonic() - seen[0] < self._interval:
-            return seen
-        return None
+            try:
+                return (self._seen[tag],)
+            except KeyError:  # never checked, or expired (TTLCache drops it then)
+                return None
 
     def first_report(self, key: Hashable, digest: str) -> bool:
         """True the first time a key's tag is seen pointing at this digest."""
         with self._lock:
             if (key, digest) in self._reported:
+                self._reported[key, digest] = True  # a move still reported is recent: keep it longest
                 return False
-            self._reported.add((key, digest))
+            self._reported[key, digest] = True
             return True
