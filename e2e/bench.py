@@ -1,6 +1,8 @@
 """`make bench`: registry requests per AppRelease at scale, edit latency and memory, with numbers (never asserted).
 
-Measures, against the real API server and registry of the test bed:
+First, without the test bed: the event intake (e2e/bench_intake.py), 10,000 AppRelease events through the kopf
+handlers, time per event at the start and at the end and the size of the workload lookup, next to the map the
+handlers kept before (issue 13). Then, against the real API server and registry of the test bed:
 - registry requests through a counting proxy (the operator resolves images at the proxy's address): to create
   RELEASES AppReleases of one version, to upgrade them all, to roll them all back, next to their number;
 - the edit-to-patch latency of one AppRelease (`spec.version` changed -> its Deployment's pod template carries
@@ -33,7 +35,7 @@ from kubernetes import client, watch
 from apprelease.controller.kubeclient import connect
 from apprelease.core.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings
-from e2e import bench_safety
+from e2e import bench_intake, bench_safety
 from e2e.counting_proxy import CountingProxy
 from e2e.images import build_and_push, make_app_repo
 from e2e.releases import deployment_manifest, release_manifest
@@ -135,6 +137,7 @@ def in_parallel(fn: Callable[[str], object], names: list[str]) -> None:
 
 
 def main() -> None:
+    intake = bench_intake.measure()  # pure Python: a number even when the test bed below fails
     testbed = load_testbed()
     kubectl = ["kubectl", "--kubeconfig", testbed.kubeconfig]
     api = connect(testbed.kubeconfig).api_client
@@ -154,7 +157,7 @@ def main() -> None:
     digests = {v: build_and_push(work / "app", direct, v, git_ref=v).digest for v in versions}
     v1, v2, v3 = versions
 
-    results: list[dict[str, object]] = []
+    results: list[dict[str, object]] = list(intake)
     print("registry client (local registry, HEAD):")
     with RegistryClient(RegistrySettings(insecure_registries=[testbed.registry])) as registry:
         ref = parse(f"{direct}:{v1}")
