@@ -59,7 +59,7 @@ demo: deps venv testbed-up ## the whole story on the test bed: bake, release, up
 image: venv ## the operator's production image, tagged with `git describe`
 	e2e/image.sh $(IMAGE) $(VERSION)
 
-bench: deps venv testbed-up ## reconcile latency and operator memory on the test bed
+bench: deps venv testbed-up ## the event intake (pure Python), then reconcile latency and operator memory on the test bed
 	$(PY) -m e2e.bench
 
 clean: testbed-down
