@@ -118,3 +118,7 @@ def test_listed_workloads_defaults_the_kind_and_skips_non_objects() -> None:
     body = {"metadata": {"namespace": "shop", "name": "web"}, "spec": {"workloads": [{"name": "a"}, "junk", 3]}}
     assert handlers.listed_workloads(body) == {("shop", "Deployment", "a"): ("shop", "web")}
     assert handlers.listed_workloads({"metadata": {"namespace": "shop", "name": "web"}, "spec": {}}) == {}
+    assert (
+        handlers.listed_workloads({"metadata": {"namespace": "shop", "name": "web"}, "spec": {"workloads": "web"}})
+        == {}
+    )

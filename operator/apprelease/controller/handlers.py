@@ -26,6 +26,7 @@ import kopf
 
 from apprelease.controller.runtime import Key, Runtime
 from apprelease.core.api import ANNOTATION_RETRY, GROUP, LABEL_RELEASE, PLURAL, VERSION
+from apprelease.core.fields import Fields
 from apprelease.core.workloads import KINDS, Kind
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ ReleasesByWorkload = kopf.Index[WorkloadRef, Key]  # workload -> the AppReleases
 
 def release_key(body: Mapping[str, Any]) -> Key:
     """(namespace, name) of an object; "" for a missing part."""
-    meta = body.get("metadata", {})
-    return (meta.get("namespace", ""), meta.get("name", ""))
+    meta = Fields(body).sub("metadata")
+    return (meta.text("namespace"), meta.text("name"))
 
 
 def listed_workloads(body: Mapping[str, Any]) -> dict[WorkloadRef, Key]:
@@ -46,12 +47,9 @@ def listed_workloads(body: Mapping[str, Any]) -> dict[WorkloadRef, Key]:
     reconciler reports them). Always a dict, empty when nothing is listed: kopf then drops the old entries,
     where None would keep them."""
     key = release_key(body)
-    items = body.get("spec", {}).get("workloads") or []
-    return {
-        (key[0], str(w.get("kind") or Kind.DEPLOYMENT), str(w.get("name", ""))): key
-        for w in items
-        if isinstance(w, dict)
-    }
+    items = Fields(body).sub("spec").value("workloads")
+    listed = [Fields(item) for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
+    return {(key[0], w.text("kind") or Kind.DEPLOYMENT.value, w.text("name")): key for w in listed}
 
 
 def _runtime(memo: Mapping[str, Any]) -> Runtime:
@@ -97,9 +95,8 @@ async def on_apprelease_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: 
         runtime.forget(key)  # kopf has dropped its entries of releases_by_workload already
         return
     runtime.metrics.observe_status(*key, body.get("status"))
-    meta = body.get("metadata", {})
-    retry = (meta.get("annotations") or {}).get(ANNOTATION_RETRY)
-    runtime.observe(key, int(meta.get("generation") or 0), retry)
+    meta = Fields(body).sub("metadata")
+    runtime.observe(key, meta.num("generation"), meta.strings("annotations").get(ANNOTATION_RETRY))
 
 
 async def _on_workload_event(kind: Kind, body: kopf.Body, memo: kopf.Memo, index: ReleasesByWorkload | None) -> None:
