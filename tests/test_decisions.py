@@ -35,6 +35,8 @@ from apprelease.core.decisions import (
     set_outcome,
     short_digest,
 )
+from apprelease.core.spec import ReleaseSpec
+from apprelease.core.validation import check_spec
 from apprelease.core.workloads import Kind
 from apprelease.core.workloads import Workload as View
 
@@ -44,8 +46,15 @@ NOW = "2024-05-01T12:00:00Z"
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-def spec(version: str = "v2", digest: str | None = None) -> AppReleaseSpec:
-    return AppReleaseSpec(image=IMAGE, version=version, digest=digest, workloads=[Workload(name="web")])
+def checked(raw: AppReleaseSpec) -> ReleaseSpec:
+    """The spec as the reconciler hands it to decisions: validated once into a ReleaseSpec."""
+    result = check_spec(raw)
+    assert isinstance(result, ReleaseSpec), result
+    return result
+
+
+def spec(version: str = "v2", digest: str | None = None) -> ReleaseSpec:
+    return checked(AppReleaseSpec(image=IMAGE, version=version, digest=digest, workloads=[Workload(name="web")]))
 
 
 def entry(
@@ -161,7 +170,9 @@ def test_recorded_version_is_restored_from_the_newest_entry() -> None:
 
 def test_changed_image_is_not_kept_even_at_the_same_version() -> None:
     st = status(entry(2, "v2", D2), entry(1, "v1", D1))
-    other = AppReleaseSpec(image="registry.example.com/shop/api", version="v2", workloads=[Workload(name="web")])
+    other = checked(
+        AppReleaseSpec(image="registry.example.com/shop/api", version="v2", workloads=[Workload(name="web")])
+    )
     assert choose_target(other, st) == ResolveFromRegistry()
 
 
@@ -172,7 +183,7 @@ def test_history_of_another_image_is_not_restored() -> None:
 
 def test_same_repository_spelled_differently_is_kept() -> None:
     st = status(entry(2, "1.27", D2, image="docker.io/library/nginx"))
-    hub = AppReleaseSpec(image="nginx", version="1.27", workloads=[Workload(name="web")])
+    hub = checked(AppReleaseSpec(image="nginx", version="1.27", workloads=[Workload(name="web")]))
     assert choose_target(hub, st) == KeepCurrent()
 
 

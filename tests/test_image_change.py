@@ -10,6 +10,8 @@ from apprelease.core.decisions import (
     choose_target,
     record_revision,
 )
+from apprelease.core.spec import ReleaseSpec
+from apprelease.core.validation import check_spec
 
 OLD = "registry.example.com/shop/web"
 NEW = "registry.example.com/shop/web-v2"
@@ -30,8 +32,10 @@ def _deployed(version: str) -> AppReleaseStatus:
     )
 
 
-def _spec(image: str, version: str) -> AppReleaseSpec:
-    return AppReleaseSpec(image=image, version=version, workloads=[Workload(name="web")])
+def _spec(image: str, version: str) -> ReleaseSpec:
+    checked = check_spec(AppReleaseSpec(image=image, version=version, workloads=[Workload(name="web")]))
+    assert isinstance(checked, ReleaseSpec), checked
+    return checked
 
 
 def test_same_image_and_version_keeps_the_current_revision() -> None:

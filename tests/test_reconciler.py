@@ -174,7 +174,7 @@ def test_stalled_object_is_left_alone_until_its_generation_changes(
 
     world.update(version="v1", provenance="IfPresent")
     world.reconcile()
-    assert world.condition(STALLED) == ("False", "False")
+    assert world.condition(STALLED) == ("False", "NotStalled")  # CamelCase, never "False"
     assert world.status().revision == 1
 
 

@@ -25,6 +25,7 @@ from apprelease.core.api import (
     Source,
 )
 from apprelease.core.conditions import EventReason, Reason
+from apprelease.core.spec import ReleaseSpec
 from apprelease.core.workloads import Kind, Rollout, RolloutState, Workload
 
 
@@ -45,10 +46,12 @@ class Timing:
 
 
 class Converger:
-    def __init__(self, cluster: Cluster, ar: AppRelease, report: Report, timing: Timing, now: str) -> None:
+    def __init__(
+        self, cluster: Cluster, ar: AppRelease, spec: ReleaseSpec, report: Report, timing: Timing, now: str
+    ) -> None:
         self._cluster = cluster
         self._ar = ar
-        self._spec = ar.spec
+        self._spec = spec
         self._report = report
         self._timing = timing
         self._now = now
@@ -58,7 +61,7 @@ class Converger:
         """Patch every workload to the recorded revision; a hand edit of our revision is put back and told."""
         status = self._report.status
         assert status.digest is not None
-        pinned = f"{self._spec.image}@{status.digest}"
+        pinned = self._spec.pinned(status.digest)
         for workload in workloads:
             patch = decisions.plan_patch(
                 workload,
@@ -142,7 +145,7 @@ class Converger:
             if stuck:
                 return stuck
         waiting = [s for s in states if s.state != Rollout.COMPLETE]
-        timeout = self._spec.rollout.timeout_seconds
+        timeout = self._spec.timeout_seconds
         if waiting and failures.timed_out(entry.deployed_at, self._now, timeout):
             return failures.timeout_message(waiting, timeout)
         return None
@@ -154,12 +157,12 @@ class Converger:
         self._report.update(lambda s: s.model_copy(update={"last_handled_retry": token}))
         failed = f"{entry.version} (revision {entry.revision}) failed: {failure}"
         target = None
-        if self._spec.rollout.on_failure != OnFailure.HALT:
+        if self._spec.on_failure != OnFailure.HALT:
             target = failures.rollback_target(self._report.status.history, entry, self._spec.image)
         if target is None:
             why = (
                 "rollout.onFailure is Halt"
-                if self._spec.rollout.on_failure == OnFailure.HALT
+                if self._spec.on_failure == OnFailure.HALT
                 else "there is no earlier succeeded revision to go back to"
             )
             message = (

@@ -3,31 +3,36 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
 
 from apprelease.controller.cluster import Cluster
-from apprelease.core import reference
-from apprelease.core.api import AppReleaseSpec
+from apprelease.core.reference import Reference
+from apprelease.core.spec import ReleaseSpec
 from apprelease.registry import Credential, lookup, parse_docker_config
 
 log = logging.getLogger(__name__)
 
 
-def secret_names(spec: AppReleaseSpec, pod_specs: list[dict[str, Any]], cluster: Cluster, namespace: str) -> list[str]:
+def secret_names(
+    spec: ReleaseSpec, pod_specs: list[Mapping[str, object]], cluster: Cluster, namespace: str
+) -> list[str]:
     """spec.imagePullSecrets when given; otherwise the pod templates' and their ServiceAccounts', in order."""
     if spec.image_pull_secrets:
-        return [ref.name for ref in spec.image_pull_secrets]
+        return list(spec.image_pull_secrets)
     names: list[str] = []
     for pod in pod_specs:
-        names += [ref.get("name", "") for ref in pod.get("imagePullSecrets") or []]
-        account = pod.get("serviceAccountName") or "default"
+        refs = pod.get("imagePullSecrets")
+        if isinstance(refs, list):
+            names += [str(ref.get("name") or "") for ref in refs if isinstance(ref, Mapping)]
+        account = pod.get("serviceAccountName")
+        account = account if isinstance(account, str) and account else "default"
         names += cluster.get_service_account_pull_secrets(namespace, account)
     return list(dict.fromkeys(n for n in names if n))
 
 
-def find_credential(cluster: Cluster, namespace: str, image: str, secrets: list[str]) -> Credential | None:
+def find_credential(cluster: Cluster, namespace: str, image: Reference, secrets: list[str]) -> Credential | None:
     """The first credential for the image's registry among the secrets; unreadable ones are skipped."""
-    domain = reference.parse(image).domain
+    domain = image.domain
     for secret in secrets:
         raw = cluster.get_docker_config(namespace, secret)
         if raw is None:

@@ -1,5 +1,5 @@
-"""One reconcile of one AppRelease: read, decide (decisions.py, failures.py), act (converge.py), report
-(report.py).
+"""One reconcile of one AppRelease: read, check the spec once (validation.py), decide (decisions.py,
+failures.py), act (converge.py), report (report.py).
 
 Blocking by design (registry and API calls); the operator runs it in a worker thread. Level-based: it looks
 at the world as it is now, so running it twice, or after a crash at any point, converges to the same state.
@@ -18,11 +18,12 @@ from apprelease.controller.converge import Converger, Result, Timing
 from apprelease.controller.report import NORMAL, WARNING, Report
 from apprelease.controller.tagwatch import TagWatch
 from apprelease.core import conditions as cond
-from apprelease.core import decisions, limits, reference, registrypolicy
+from apprelease.core import decisions, limits, registrypolicy
 from apprelease.core.api import LABEL_REVISION, AppRelease, HistoryEntry, Outcome, Provenance, Source
 from apprelease.core.conditions import EventReason, Problem, Reason
-from apprelease.core.validation import validate_spec
-from apprelease.core.workloads import Kind, Rollout, Workload
+from apprelease.core.spec import ReleaseSpec
+from apprelease.core.validation import check_spec
+from apprelease.core.workloads import Rollout, Workload
 from apprelease.registry import Credential, RegistryClient, RegistryError, TagNotFound, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -57,77 +58,60 @@ class Reconciler:
     # --- entry point -----------------------------------------------------------------------------------
     def reconcile(self, namespace: str, name: str) -> Result:
         obj = self.cluster.get_apprelease(namespace, name)
-        if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+        if obj is None or _deleting(obj):
             return Result()
         ar = AppRelease.from_k8s(obj)
-        return _Pass(self, ar).run()
+        report = Report(self.cluster, ar, self.now())
+        result = _Pass(self, ar, report).run()
+        report.finish()  # Events no status write followed (e.g. TagMoved) go out last
+        return result
+
+
+def _deleting(obj: dict[str, object]) -> bool:
+    meta = obj.get("metadata")
+    return isinstance(meta, dict) and bool(meta.get("deletionTimestamp"))
 
 
 class _Pass:
     """The state of one reconcile pass; keeps `reconcile` readable as a sequence of steps."""
 
-    def __init__(self, owner: Reconciler, ar: AppRelease) -> None:
+    def __init__(self, owner: Reconciler, ar: AppRelease, report: Report) -> None:
         self.o = owner
         self.ar = ar
-        self.spec = ar.spec
-        self.now = owner.now()
-        self.report = Report(owner.cluster, ar, self.now)
-        self.converger = Converger(owner.cluster, ar, self.report, owner.timing, self.now)
+        self.now = report.now
+        self.report = report
+        # The spec, parsed and validated once for the whole pass: every step below takes this value.
+        self.checked = check_spec(ar.spec)
 
     def run(self) -> Result:
-        retrying = False
         stalled = self.report.is_stalled()
-        if stalled is not None:
-            if stalled.reason in cond.FAILED_ROLLOUT_REASONS:
-                # A failed version waits for a new generation or a new apprelease.dev/retry value.
-                retrying = self._retry_requested()
-                if not retrying:
-                    return self._hold() if stalled.reason == Reason.ROLLED_BACK else Result(stalled=True)
-            # Stalled is final until the spec changes (a new generation), except a refusal by the operator's
-            # own policy: the platform team may since have allowed the registry.
-            elif stalled.reason != Reason.REGISTRY_NOT_ALLOWED or registrypolicy.check_registry(
-                self.spec.image, self.o.allowed_registries
-            ):
-                return Result(stalled=True)
-
-        problem = validate_spec(self.spec) or registrypolicy.check_registry(self.spec.image, self.o.allowed_registries)
+        reason = cond.reason_of(stalled) if stalled is not None else None
+        retrying = False
+        if reason is not None and reason.failed_rollout:
+            # A failed version waits for a new generation or a new apprelease.dev/retry value.
+            retrying = self._retry_requested()
+            if not retrying:
+                return self._hold() if reason == Reason.ROLLED_BACK else Result(stalled=True)
+        elif stalled is not None and not self._policy_may_have_changed(reason):
+            # Stalled is final until the spec changes (a new generation).
+            return Result(stalled=True)
+        spec = self.checked
+        problem = spec if isinstance(spec, Problem) else self._registry_refused(spec)
         if problem:
             return self._stall(problem)
+        assert isinstance(spec, ReleaseSpec)
+        return _Deploy(self, spec, retrying).run()
 
-        target = decisions.choose_target(self.spec, self.report.status)
-        if isinstance(target, Problem):
-            return self._stall(target)
+    def _policy_may_have_changed(self, reason: Reason | None) -> bool:
+        """A refusal by the operator's own policy is looked at again: the platform team may since have allowed
+        the registry. Every other Stalled reason waits for a new generation."""
+        if reason != Reason.REGISTRY_NOT_ALLOWED:
+            return False
+        return isinstance(self.checked, Problem) or self._registry_refused(self.checked) is None
 
-        workloads = self._load_workloads()
-        if isinstance(workloads, Problem):
-            return self._wait(workloads)
+    def _registry_refused(self, spec: ReleaseSpec) -> Problem | None:
+        return registrypolicy.check_registry(spec.repository, self.o.allowed_registries)
 
-        if self.spec.suspend:
-            return self._observe_suspended(workloads)
-
-        if isinstance(target, decisions.ResolveFromRegistry):
-            outcome = self._resolve_new_version(workloads)
-            if isinstance(outcome, Problem):
-                if outcome.stalled:
-                    return self._stall(outcome)
-                # The new version is not reachable yet; what was recorded last still runs and stays pinned.
-                if self._runs_recorded_repository():
-                    self.converger.pin(workloads)
-                return self._wait(outcome)
-        elif isinstance(target, decisions.RestoreFromHistory):
-            self._restore(target.entry, retrying)
-
-        if not isinstance(target, decisions.KeepCurrent):
-            status = self.report.status
-            self.report.progressing(f"deploying {status.version} (revision {status.revision})")
-            self.report.write()  # record the revision before touching workloads: a crash cannot lose it
-        result = self.converger.converge(workloads)
-        ready = cond.get_condition(self.report.status.conditions, cond.READY)
-        if ready is not None and ready.status == cond.TRUE:
-            self._check_tag_moved(workloads)
-        return result
-
-    # --- steps -----------------------------------------------------------------------------------------
     def _retry_requested(self) -> bool:
         token = limits.truncate(self.ar.retry, limits.MAX_RETRY_TOKEN) if self.ar.retry else None
         if token is None or token == self.report.status.last_handled_retry:
@@ -138,16 +122,77 @@ class _Pass:
     def _hold(self) -> Result:
         """Rolled back automatically: keep the restored revision pinned and converging; report nothing new
         while a workload is briefly missing (Stalled must stay until the spec changes or a retry)."""
-        workloads = self._load_workloads()
+        if isinstance(self.checked, Problem):
+            return Result(stalled=True)  # the spec changed without a new generation: nothing to hold
+        deploy = _Deploy(self, self.checked, retrying=False)
+        workloads = deploy.load_workloads()
         if isinstance(workloads, Problem):
             log.info("%s/%s rolled back; waiting: %s", self.ar.namespace, self.ar.name, workloads.message)
             return Result(retry=True)
-        return self.converger.hold(workloads)
+        return deploy.converger.hold(workloads)
 
-    def _load_workloads(self) -> list[Workload] | Problem:
+    # --- outcomes of a pass that cannot go on ----------------------------------------------------------
+    def _stall(self, problem: Problem) -> Result:
+        if self.report.stalled(problem.reason, problem.message):
+            self.report.event(WARNING, problem.reason, problem.message)
+        self.report.write()
+        return Result(stalled=True)
+
+
+class _Deploy:
+    """The steps of a pass with a valid spec: find the workloads, choose and record the revision, converge."""
+
+    def __init__(self, owner: _Pass, spec: ReleaseSpec, retrying: bool) -> None:
+        self.o = owner.o
+        self.ar = owner.ar
+        self.spec = spec
+        self.now = owner.now
+        self.report = owner.report
+        self.retrying = retrying
+        self.converger = Converger(self.o.cluster, self.ar, spec, self.report, self.o.timing, self.now)
+
+    def run(self) -> Result:
+        target = decisions.choose_target(self.spec, self.report.status)
+        if isinstance(target, Problem):
+            return self._report_problem(target)
+        workloads = self.load_workloads()
+        if isinstance(workloads, Problem):
+            return self._report_problem(workloads)
+        if self.spec.suspend:
+            return self._observe_suspended(workloads)
+        if isinstance(target, decisions.ResolveFromRegistry):
+            problem = self._resolve_new_version(workloads)
+            if problem is not None:
+                return self._unresolved(problem, workloads)
+        elif isinstance(target, decisions.RestoreFromHistory):
+            self._restore(target.entry)
+        if not isinstance(target, decisions.KeepCurrent):
+            status = self.report.status
+            self.report.progressing(f"deploying {status.version} (revision {status.revision})")
+            self.report.write()  # record the revision before touching workloads: a crash cannot lose it
+        result = self.converger.converge(workloads)
+        ready = cond.get_condition(self.report.status.conditions, cond.READY)
+        if ready is not None and ready.status == cond.TRUE:
+            self._check_tag_moved(workloads)
+        return result
+
+    def _unresolved(self, problem: Problem, workloads: list[Workload]) -> Result:
+        if not problem.stalled and self._runs_recorded_repository():
+            # The new version is not reachable yet; what was recorded last still runs and stays pinned.
+            self.converger.pin(workloads)
+        return self._report_problem(problem)
+
+    def _report_problem(self, problem: Problem) -> Result:
+        """Stalled (not retried until the spec changes) or waiting (retried), as the reason's class says."""
+        if self.report.problem(problem):
+            self.report.event(WARNING, problem.reason, problem.message)
+        self.report.write()
+        return Result(stalled=True) if problem.stalled else Result(retry=True)
+
+    def load_workloads(self) -> list[Workload] | Problem:
         loaded: list[Workload] = []
         for wanted in self.spec.workloads:
-            kind = Kind(wanted.kind)
+            kind = wanted.kind
             obj = self.o.cluster.get_workload(kind, self.ar.namespace, wanted.name)
             if obj is None:
                 return Problem(
@@ -169,13 +214,13 @@ class _Pass:
     def _credential(self, workloads: list[Workload]) -> Credential | None:
         namespace = self.ar.namespace
         names = pullsecrets.secret_names(self.spec, [w.pod_spec() for w in workloads], self.o.cluster, namespace)
-        return pullsecrets.find_credential(self.o.cluster, namespace, self.spec.image, names)
+        return pullsecrets.find_credential(self.o.cluster, namespace, self.spec.repository, names)
 
     def _resolve_new_version(self, workloads: list[Workload]) -> None | Problem:
-        repo = reference.parse_repository(self.spec.image)
+        repo = self.spec.repository
         credential = self._credential(workloads)
         try:
-            resolved = self.o.registry.resolve(repo.with_tag(self.spec.version), credential)
+            resolved = self.o.registry.resolve(self.spec.tagged, credential)
         except RegistryError as err:
             return _registry_problem(err)
         mismatch = decisions.check_digest(self.spec, resolved.digest)
@@ -220,7 +265,7 @@ class _Pass:
         )
         return None
 
-    def _restore(self, entry: HistoryEntry, retrying: bool) -> None:
+    def _restore(self, entry: HistoryEntry) -> None:
         self.report.update(
             lambda s: decisions.record_revision(
                 s,
@@ -236,18 +281,18 @@ class _Pass:
         )
         revision = self.report.status.revision
         recorded = f"{entry.version} ({entry.digest}, recorded in revision {entry.revision})"
-        if retrying or entry.outcome == Outcome.FAILED:
+        if self.retrying or entry.outcome == Outcome.FAILED:
             self.report.event(NORMAL, EventReason.RETRYING, f"revision {revision}: trying {recorded} again")
         else:
             self.report.event(NORMAL, EventReason.ROLLING_BACK, f"revision {revision}: back to {recorded}")
 
     def _runs_recorded_repository(self) -> bool:
         status = self.report.status
-        return bool(status.digest and status.image and reference.same_repository(status.image, self.spec.image))
+        return bool(status.digest and status.image and decisions.in_repository(status.image, self.spec))
 
     def _observe_suspended(self, workloads: list[Workload]) -> Result:
         status = self.report.status
-        pinned = f"{self.spec.image}@{status.digest}" if status.digest else None
+        pinned = self.spec.pinned(status.digest) if status.digest else None
         running = pinned is not None and all(
             decisions.runs_pinned(w, pinned) and w.rollout().state == Rollout.COMPLETE for w in workloads
         )
@@ -264,7 +309,7 @@ class _Pass:
         status = self.report.status
         assert status.digest is not None and status.version is not None
         try:
-            ref = reference.parse_repository(self.spec.image).with_tag(status.version)
+            ref = self.spec.repository.with_tag(status.version)
         except ValueError as err:
             log.debug("tag check of %s/%s skipped: %s", *key, err)
             return
@@ -290,19 +335,6 @@ class _Pass:
             f"tag {status.version} of {self.spec.image} now points to {current}; "
             f"keeping the recorded {status.digest}. Release a new version to deploy other content",
         )
-
-    # --- outcomes of a pass that cannot go on ----------------------------------------------------------
-    def _stall(self, problem: Problem) -> Result:
-        if self.report.stalled(problem.reason, problem.message):
-            self.report.event(WARNING, problem.reason, problem.message)
-        self.report.write()
-        return Result(stalled=True)
-
-    def _wait(self, problem: Problem) -> Result:
-        if self.report.waiting(problem.reason, problem.message):
-            self.report.event(WARNING, problem.reason, problem.message)
-        self.report.write()
-        return Result(retry=True)
 
 
 def _registry_problem(err: RegistryError) -> Problem:

@@ -3,17 +3,23 @@
 The reconcile steps decide; this module reports. Status is changed in one style only: a pure function returns
 the next status and `Report.status` is replaced by it (conditions included), so a pass can be read as a
 sequence of values, and nothing reaches the API server until `write`.
+
+Every outward effect of a pass goes through here, in one order: the status first, then the Events that tell
+about it. `event` only queues; `write` patches the status and then posts what is queued, and `finish` posts
+what is left at the end of a pass. A reader who sees an Event therefore finds its status already written, and
+when the status write fails no Event claims what was not recorded (the retried pass reports it again).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from apprelease.controller.cluster import Cluster
 from apprelease.core import conditions as cond
 from apprelease.core.api import AppRelease, AppReleaseStatus, Condition
+from apprelease.core.conditions import Problem, ReasonClass
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +27,22 @@ NORMAL = "Normal"
 WARNING = "Warning"
 
 
+@dataclass(frozen=True)
+class _Event:
+    type: str
+    reason: str
+    message: str
+    about: dict[str, str] | None
+
+
 class Report:
     def __init__(self, cluster: Cluster, ar: AppRelease, now: str) -> None:
         self._cluster = cluster
         self._ar = ar
-        self._now = now
+        self.now = now
         self._written = ar.status.to_k8s()
         self.status = ar.status.model_copy(deep=True)
+        self._pending: list[_Event] = []
 
     def update(self, change: Callable[[AppReleaseStatus], AppReleaseStatus]) -> None:
         self.status = change(self.status)
@@ -40,10 +55,16 @@ class Report:
         self._set(cond.RECONCILING, cond.TRUE if reconciling else cond.FALSE, reason, message)
         return previous is None or previous.status != cond.TRUE or previous.message != message
 
+    def problem(self, problem: Problem) -> bool:
+        """Stalled or waiting, as the reason's class says; True when a reader sees a change."""
+        if problem.reason.reason_class == ReasonClass.RETRIED:
+            return self.waiting(problem.reason, problem.message)
+        return self.stalled(problem.reason, problem.message)
+
     def waiting(self, reason: str, message: str) -> bool:
         """Ready False for trouble the world may fix; retried."""
         previous = cond.get_condition(self.status.conditions, cond.READY)
-        self._set(cond.STALLED, cond.FALSE, "", "")
+        self._set(cond.STALLED, cond.FALSE, cond.NOT_STALLED, "")
         self._set(cond.READY, cond.FALSE, reason, message)
         self._set(cond.RECONCILING, cond.TRUE, reason, message)
         return previous is None or previous.reason != reason
@@ -54,7 +75,7 @@ class Report:
     def ready(self, status: str, reason: str, message: str) -> bool:
         """The outcome of a pass that is not waiting on anything: Ready True or False, not reconciling."""
         previous = cond.get_condition(self.status.conditions, cond.READY)
-        self._set(cond.STALLED, cond.FALSE, "", "")
+        self._set(cond.STALLED, cond.FALSE, cond.NOT_STALLED, "")
         self._set(cond.READY, status, reason, message)
         self._set(cond.RECONCILING, cond.FALSE, reason, message)
         return previous is None or previous.status != status or previous.reason != reason
@@ -68,31 +89,43 @@ class Report:
 
     # --- events ----------------------------------------------------------------------------------------
     def event(self, type_: str, reason: str, message: str, about: dict[str, str] | None = None) -> None:
-        """An Event on the AppRelease, and also on a workload when `about` names one."""
-        (log.warning if type_ == WARNING else log.info)(
-            "%s/%s %s: %s", self._ar.namespace, self._ar.name, reason, message
-        )
-        self._cluster.post_event(self._ar.object_reference(), type_, reason, message)
-        if about is not None:
-            self._cluster.post_event(about, type_, reason, message)
+        """Queue an Event on the AppRelease, and also on a workload when `about` names one; posted after the
+        next status write (or by `finish`)."""
+        self._pending.append(_Event(type_, str(reason), message, about))
 
     # --- the write -------------------------------------------------------------------------------------
     def write(self) -> None:
+        """Patch the status when it changed, then post the Events queued so far."""
         self.status = self.status.model_copy(update={"observed_generation": self._ar.generation})
         rendered = self.status.to_k8s()
-        if rendered == self._written:
-            return
-        self._cluster.patch_apprelease_status(self._ar.namespace, self._ar.name, _with_nulls(rendered, self._written))
-        self._written = rendered
+        if rendered != self._written:
+            patch = _with_nulls(rendered, self._written)
+            self._cluster.patch_apprelease_status(self._ar.namespace, self._ar.name, patch)
+            self._written = rendered
+        self._post_pending()
+
+    def finish(self) -> None:
+        """The end of a pass: post Events that no status write followed (they report nothing new in status)."""
+        self._post_pending()
+
+    def _post_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for event in pending:
+            (log.warning if event.type == WARNING else log.info)(
+                "%s/%s %s: %s", self._ar.namespace, self._ar.name, event.reason, event.message
+            )
+            self._cluster.post_event(self._ar.object_reference(), event.type, event.reason, event.message)
+            if event.about is not None:
+                self._cluster.post_event(event.about, event.type, event.reason, event.message)
 
     def _set(self, type_: str, status: str, reason: str, message: str) -> None:
         conditions = cond.set_condition(
-            self.status.conditions, type_, status, reason or status, message, self._ar.generation, self._now
+            self.status.conditions, type_, status, str(reason), message, self._ar.generation, self.now
         )
         self.status = self.status.model_copy(update={"conditions": conditions})
 
 
-def _with_nulls(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+def _with_nulls(new: dict[str, object], old: dict[str, object]) -> dict[str, object]:
     """A merge patch removes a field only when it says null; fields we dropped must say so."""
     patch = dict(new)
     for key in old:

@@ -63,22 +63,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
 
-class Workload(_Model):
+class _SpecModel(_Model):
+    # Strict: a value of the wrong JSON type (a string for a number, a number for a boolean) is what the CRD
+    # schema refuses, so without the schema it must become InvalidSpec, not be coerced.
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", strict=True)
+
+
+class Workload(_SpecModel):
     kind: str = "Deployment"
     name: str = ""
     containers: list[str] | None = None
 
 
-class RolloutPolicy(_Model):
+class RolloutPolicy(_SpecModel):
     timeout_seconds: int = Field(default=600, alias="timeoutSeconds")
     on_failure: str = Field(default=OnFailure.ROLLBACK.value, alias="onFailure")
 
 
-class LocalObjectReference(_Model):
+class LocalObjectReference(_SpecModel):
     name: str = ""
 
 
-class AppReleaseSpec(_Model):
+class AppReleaseSpec(_SpecModel):
     image: str = ""
     version: str = ""
     digest: str | None = None
@@ -88,7 +94,8 @@ class AppReleaseSpec(_Model):
     history_limit: int = Field(default=10, alias="historyLimit")
     suspend: bool = False
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
-    # Fields whose value had the wrong type (possible only when the CRD schema is missing or old).
+    # Fields whose value had the wrong type (possible only when the CRD schema is missing or old); "spec" when
+    # the spec itself is not an object.
     _invalid_fields: list[str] = PrivateAttr(default_factory=list)
 
     @property
@@ -150,7 +157,7 @@ class AppRelease(_Model):
     @classmethod
     def from_k8s(cls, obj: dict[str, Any]) -> AppRelease:
         meta = obj.get("metadata") or {}
-        raw_spec = obj.get("spec") or {}
+        raw_spec = obj.get("spec")
         return cls(
             name=meta.get("name", ""),
             namespace=meta.get("namespace", ""),
@@ -173,16 +180,24 @@ class AppRelease(_Model):
         }
 
 
-def _lenient_spec(raw: dict[str, Any]) -> AppReleaseSpec:
+SPEC_NOT_AN_OBJECT = "spec"
+
+
+def _lenient_spec(raw: object) -> AppReleaseSpec:
     """Parse a spec that the API server may not have validated, without raising.
 
     A field of the wrong type is dropped and remembered, so that validation reports it as InvalidSpec instead
-    of the operator silently using a default (a mistyped digest must not disable the digest guard).
+    of the operator silently using a default (a mistyped digest must not disable the digest guard). A spec that
+    is not an object at all (a list, a string, null) is remembered as SPEC_NOT_AN_OBJECT.
     """
+    if not isinstance(raw, dict) or not all(isinstance(key, str) for key in raw):
+        spec = AppReleaseSpec()
+        spec._invalid_fields = [SPEC_NOT_AN_OBJECT]
+        return spec
     try:
         return AppReleaseSpec.model_validate(raw)
     except ValueError:
-        cleaned: dict[str, Any] = {}
+        cleaned: dict[str, object] = {}
         invalid: list[str] = []
         for key, value in raw.items():
             try:

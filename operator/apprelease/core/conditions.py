@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from apprelease.core.api import Condition
 from apprelease.core.limits import MAX_MESSAGE, truncate
@@ -15,9 +16,21 @@ TRUE = "True"
 FALSE = "False"
 UNKNOWN = "Unknown"
 
+# The reason of Stalled when it is False: CamelCase like every reason (API conventions), never "False".
+NOT_STALLED = "NotStalled"
 
-class Reason:
-    """Every reason the operator reports, as named constants (Flux style)."""
+
+class ReasonClass(StrEnum):
+    """What the operator does after reporting a reason (kstatus: Stalled, Reconciling, Current)."""
+
+    STALLED = "Stalled"  # the spec cannot be satisfied; nothing is retried until the spec changes
+    FAILED = "Failed"  # a failed rollout: Stalled until the spec changes or a retry is asked for
+    RETRIED = "Retried"  # Ready False, retried with backoff: the world may fix it
+    READY = "Ready"  # progress and success
+
+
+class Reason(StrEnum):
+    """Every condition reason the operator reports (CamelCase, Kubernetes API conventions), knowing its class."""
 
     # Stalled: the spec cannot be satisfied; nothing is retried until the spec changes.
     INVALID_SPEC = "InvalidSpec"
@@ -40,6 +53,55 @@ class Reason:
     SUCCEEDED = "Succeeded"
     SUSPENDED = "Suspended"
 
+    @property
+    def reason_class(self) -> ReasonClass:
+        return _CLASSES[self]
+
+    @property
+    def stalled(self) -> bool:
+        """Stalled until the spec changes: a Problem with this reason is not retried."""
+        return self.reason_class == ReasonClass.STALLED
+
+    @property
+    def failed_rollout(self) -> bool:
+        """Stalled after a failed rollout: also lifted by a new apprelease.dev/retry value."""
+        return self.reason_class == ReasonClass.FAILED
+
+
+_CLASSES: dict[Reason, ReasonClass] = {
+    **dict.fromkeys(
+        (
+            Reason.INVALID_SPEC,
+            Reason.MUTABLE_REFERENCE,
+            Reason.PROVENANCE_MISMATCH,
+            Reason.DIGEST_MISMATCH,
+            Reason.REGISTRY_NOT_ALLOWED,
+        ),
+        ReasonClass.STALLED,
+    ),
+    **dict.fromkeys(
+        (
+            Reason.REGISTRY_UNAVAILABLE,
+            Reason.UNAUTHORIZED,
+            Reason.TAG_NOT_FOUND,
+            Reason.WORKLOAD_NOT_FOUND,
+            Reason.WORKLOAD_NOT_OPTED_IN,
+            Reason.CONTAINER_NOT_FOUND,
+        ),
+        ReasonClass.RETRIED,
+    ),
+    **dict.fromkeys((Reason.ROLLOUT_FAILED, Reason.ROLLED_BACK), ReasonClass.FAILED),
+    **dict.fromkeys((Reason.PROGRESSING, Reason.SUCCEEDED, Reason.SUSPENDED), ReasonClass.READY),
+}
+
+
+def reason_of(condition: Condition) -> Reason | None:
+    """The condition's reason as a Reason, or None for one we never write (an older operator, a hand edit)."""
+    try:
+        return Reason(condition.reason)
+    except ValueError:
+        return None
+
 
 class EventReason:
     """Event reasons; the Warning ones match the condition reasons where they report the same thing."""
@@ -50,34 +112,21 @@ class EventReason:
     DEPLOYED = "Deployed"
     DRIFT_CORRECTED = "DriftCorrected"
     TAG_MOVED = "TagMoved"
-    LABEL_REJECTED = "LabelRejected"
-    ROLLOUT_FAILED = Reason.ROLLOUT_FAILED
-    ROLLED_BACK = Reason.ROLLED_BACK  # an image label is not what it claims to be; it is not copied
-
-
-FAILED_ROLLOUT_REASONS = frozenset({Reason.ROLLOUT_FAILED, Reason.ROLLED_BACK})
-
-STALLED_REASONS = frozenset(
-    {
-        Reason.INVALID_SPEC,
-        Reason.MUTABLE_REFERENCE,
-        Reason.PROVENANCE_MISMATCH,
-        Reason.DIGEST_MISMATCH,
-        Reason.REGISTRY_NOT_ALLOWED,
-    }
-)
+    LABEL_REJECTED = "LabelRejected"  # an image label is not what it claims to be; it is not copied
+    ROLLOUT_FAILED = Reason.ROLLOUT_FAILED.value
+    ROLLED_BACK = Reason.ROLLED_BACK.value
 
 
 @dataclass(frozen=True)
 class Problem:
     """Why a reconcile cannot go on: a condition reason and a message for humans."""
 
-    reason: str
+    reason: Reason
     message: str
 
     @property
     def stalled(self) -> bool:
-        return self.reason in STALLED_REASONS
+        return self.reason.stalled
 
 
 def set_condition(

@@ -5,8 +5,8 @@ Nothing here does I/O, so every rule is unit-tested without a cluster or a regis
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from apprelease.core import limits, reference
 from apprelease.core.api import (
@@ -16,7 +16,6 @@ from apprelease.core.api import (
     ANNOTATION_VERSION,
     LABEL_RELEASE,
     LABEL_VERSION,
-    AppReleaseSpec,
     AppReleaseStatus,
     Cause,
     HistoryEntry,
@@ -25,6 +24,7 @@ from apprelease.core.api import (
     Source,
 )
 from apprelease.core.conditions import Problem, Reason
+from apprelease.core.spec import ReleaseSpec
 from apprelease.core.workloads import Workload
 
 
@@ -49,36 +49,42 @@ class ResolveFromRegistry:
 Target = KeepCurrent | RestoreFromHistory | ResolveFromRegistry
 
 
-def choose_target(spec: AppReleaseSpec, status: AppReleaseStatus) -> Target | Problem:
-    current_repository = status.image.split("@", 1)[0] if status.image else None
+def choose_target(spec: ReleaseSpec, status: AppReleaseStatus) -> Target | Problem:
     # A changed spec.image is another artifact altogether: what was recorded for the old one does not apply.
-    same_image = current_repository is None or reference.same_repository(current_repository, spec.image)
+    same_image = status.image is None or in_repository(status.image, spec)
     if same_image and status.version == spec.version and status.digest:
         current = next((e for e in status.history if e.revision == status.revision), None)
         if current is not None and current.outcome == Outcome.FAILED:
             # Only reached when a failed version may be tried again (new generation or retry): a new revision.
             return _guard(spec, current.digest, f"revision {current.revision}") or RestoreFromHistory(current)
         return _guard(spec, status.digest, "status") or KeepCurrent()
-    recorded = find_in_history(status.history, spec.version, spec.image)
+    recorded = find_in_history(status.history, spec.version, spec)
     if recorded is not None:
         return _guard(spec, recorded.digest, f"revision {recorded.revision}") or RestoreFromHistory(recorded)
     return ResolveFromRegistry()
 
 
-def find_in_history(history: list[HistoryEntry], version: str, image: str | None = None) -> HistoryEntry | None:
-    """The newest recorded deployment of a version (history is newest first) of the same image."""
+def in_repository(image: str, spec: ReleaseSpec) -> bool:
+    """`image` (a recorded repository or pinned reference) names spec.image's repository."""
+    try:
+        return reference.parse(image).repository == spec.repository.repository
+    except ValueError:
+        return False
+
+
+def find_in_history(history: list[HistoryEntry], version: str, spec: ReleaseSpec | None = None) -> HistoryEntry | None:
+    """The newest recorded deployment of a version (history is newest first) of spec.image, when given."""
     return next(
         (
             entry
             for entry in history
-            if entry.version == version
-            and (image is None or entry.image is None or reference.same_repository(entry.image, image))
+            if entry.version == version and (spec is None or entry.image is None or in_repository(entry.image, spec))
         ),
         None,
     )
 
 
-def _guard(spec: AppReleaseSpec, recorded: str, where: str) -> Problem | None:
+def _guard(spec: ReleaseSpec, recorded: str, where: str) -> Problem | None:
     if spec.digest and spec.digest != recorded:
         return Problem(
             Reason.DIGEST_MISMATCH,
@@ -88,7 +94,7 @@ def _guard(spec: AppReleaseSpec, recorded: str, where: str) -> Problem | None:
     return None
 
 
-def check_digest(spec: AppReleaseSpec, resolved_digest: str) -> Problem | None:
+def check_digest(spec: ReleaseSpec, resolved_digest: str) -> Problem | None:
     if spec.digest and spec.digest != resolved_digest:
         return Problem(
             Reason.DIGEST_MISMATCH,
@@ -182,7 +188,7 @@ def short_digest(digest: str) -> str:
 
 
 # --- what to patch ------------------------------------------------------------------------------------
-def select_containers(workload: Workload, wanted: list[str] | None, image: str) -> list[str] | Problem:
+def select_containers(workload: Workload, wanted: Sequence[str] | None, image: str) -> list[str] | Problem:
     """The containers of a workload to pin: the named ones, or every one running spec.image."""
     images = workload.images()
     if wanted:
@@ -205,7 +211,7 @@ def select_containers(workload: Workload, wanted: list[str] | None, image: str) 
 
 @dataclass(frozen=True)
 class WorkloadPatch:
-    body: dict[str, Any]
+    body: dict[str, object]  # a strategic-merge patch body, sent as JSON
     drifted: list[str]  # containers whose image was changed by someone else after we pinned it
 
 
@@ -225,7 +231,7 @@ def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, 
         "metadata": {"annotations": wanted_annotations},
         "spec": {"containers": [{"name": name, "image": pinned} for name in workload.containers]},
     }
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "metadata": {
             "annotations": {
                 ANNOTATION_CHANGE_CAUSE: f"apprelease {release}: {version} (revision {revision}) {pinned}",
@@ -237,18 +243,18 @@ def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, 
     return WorkloadPatch(body=body, drifted=drifted)
 
 
-def check_opt_in(obj: dict[str, Any], kind: str, release: str) -> Problem | None:
+def check_opt_in(obj: Mapping[str, object], kind: str, release: str) -> Problem | None:
     """A workload is pinned only when its owner labelled it for this AppRelease (never on the requester's say).
 
     The operator holds patch rights on every workload; without this consent anyone allowed to create an
     AppRelease could make it run any image under any workload's ServiceAccount.
     """
-    meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if labels.get(LABEL_RELEASE) == release:
+    meta = _mapping(obj.get("metadata"))
+    labels = _mapping(meta.get("labels"))
+    found = labels.get(LABEL_RELEASE)
+    if found == release:
         return None
     name, namespace = meta.get("name", "?"), meta.get("namespace", "")
-    found = labels.get(LABEL_RELEASE)
     now = f"it is labelled for AppRelease {limits.quoted(found)}" if found else "it has no such label"
     return Problem(
         Reason.WORKLOAD_NOT_OPTED_IN,
@@ -261,3 +267,7 @@ def check_opt_in(obj: dict[str, Any], kind: str, release: str) -> Problem | None
 def runs_pinned(workload: Workload, pinned: str) -> bool:
     images = workload.images()
     return all(images.get(name) == pinned for name in workload.containers)
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}

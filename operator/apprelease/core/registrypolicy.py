@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from apprelease.core import reference
 from apprelease.core.conditions import Problem, Reason
+from apprelease.core.reference import Reference
 
 
 def host_allowed(domain: str, patterns: list[str]) -> bool:
@@ -34,12 +35,12 @@ def host_allowed(domain: str, patterns: list[str]) -> bool:
     return False
 
 
-def check_registry(image: str, patterns: list[str]) -> Problem | None:
-    """Stalled `RegistryNotAllowed` when spec.image lives outside the allowed registries."""
+def check_registry(image: Reference | str, patterns: list[str]) -> Problem | None:
+    """Stalled `RegistryNotAllowed` when spec.image (parsed, or as text) lives outside the allowed registries."""
     if not patterns:
         return None
     try:
-        domain = reference.parse_repository(image).domain
+        domain = image.domain if isinstance(image, Reference) else reference.parse_repository(image).domain
     except ValueError:
         return None  # an invalid image is reported by validation as InvalidSpec
     if host_allowed(domain, patterns):

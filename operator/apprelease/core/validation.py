@@ -1,58 +1,106 @@
-"""The spec rules, checked again by the operator because the CRD in the cluster may be older than we are."""
+"""The spec rules, checked again by the operator because the CRD in the cluster may be older than we are.
+
+Each rule is a small function returning a message or None; `check_spec` applies them in order (mutable
+references first) and, when none is broken, returns the spec as a typed `ReleaseSpec`. Rules and limits follow
+the CRD schema (charts/…/crds) so that a spec the schema would refuse is refused here too.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from apprelease.core import limits, reference
-from apprelease.core.api import AppReleaseSpec, OnFailure, Provenance
+from apprelease.core.api import SPEC_NOT_AN_OBJECT, AppReleaseSpec, OnFailure, Provenance
 from apprelease.core.conditions import Problem, Reason
+from apprelease.core.reference import Reference
+from apprelease.core.spec import ReleaseSpec, WorkloadRef
 from apprelease.core.workloads import Kind
 
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SUPPORTED_KINDS = tuple(kind.value for kind in Kind)
+MAX_WORKLOADS = 20
+
+Rule = Callable[[AppReleaseSpec], str | None]
 
 
 def validate_spec(spec: AppReleaseSpec) -> Problem | None:
     """The first rule the spec breaks, or None. Mutable references are reported before other mistakes."""
-    mutable = _mutable_reference(spec)
+    checked = check_spec(spec)
+    return checked if isinstance(checked, Problem) else None
+
+
+def check_spec(spec: AppReleaseSpec) -> ReleaseSpec | Problem:
+    """The spec as a typed value, or the first rule it breaks (MutableReference, else InvalidSpec)."""
+    image = _parse_image(spec)
+    mutable = _mutable_version(spec) or (_mutable_image(image) if isinstance(image, Reference) else None)
     if mutable:
         return Problem(Reason.MUTABLE_REFERENCE, mutable)
-    invalid = _invalid(spec)
-    if invalid:
-        return Problem(Reason.INVALID_SPEC, invalid)
-    return None
+    invalid = _wrong_types(spec) or (image if isinstance(image, str) else None)
+    invalid = invalid or next((message for rule in _RULES if (message := rule(spec))), None)
+    if invalid or isinstance(image, str):
+        return Problem(Reason.INVALID_SPEC, invalid or str(image))
+    return _typed(spec, image)
 
 
-def _mutable_reference(spec: AppReleaseSpec) -> str | None:
-    if spec.version.lower() == "latest":
-        return f"spec.version {spec.version!r} is a mutable tag; use the git tag of the release (e.g. v1.4.2)"
-    if spec.image:
-        try:
-            parsed = reference.parse(spec.image)
-        except ValueError:
-            return None  # reported as InvalidSpec
-        if parsed.digest:
-            return "spec.image must be a repository without a digest; put the digest in spec.digest"
-        if parsed.tag:
-            return (
-                f"spec.image carries the tag {parsed.tag!r}; spec.image must be a repository without a tag, "
-                "put the version in spec.version"
-            )
-    return None
+def _typed(spec: AppReleaseSpec, image: Reference) -> ReleaseSpec:
+    return ReleaseSpec(
+        image=spec.image,
+        repository=image,
+        version=spec.version,
+        digest=spec.digest,
+        workloads=tuple(
+            WorkloadRef(Kind(w.kind), w.name, tuple(w.containers) if w.containers is not None else None)
+            for w in spec.workloads
+        ),
+        image_pull_secrets=tuple(ref.name for ref in spec.image_pull_secrets),
+        provenance=Provenance(spec.provenance),
+        history_limit=spec.history_limit,
+        suspend=spec.suspend,
+        timeout_seconds=spec.rollout.timeout_seconds,
+        on_failure=OnFailure(spec.rollout.on_failure),
+    )
 
 
-def _invalid(spec: AppReleaseSpec) -> str | None:
-    if spec.invalid_fields:
-        fields = ", ".join(f"spec.{name}" for name in spec.invalid_fields)
-        return f"{fields}: wrong type (is the AppRelease CRD installed and current?)"
+# --- spec.image: parsed once; a message (str) when it does not parse --------------------------------
+def _parse_image(spec: AppReleaseSpec) -> Reference | str:
     if not spec.image:
         return "spec.image is required: the image repository, e.g. registry.example.com/shop/web"
     try:
-        reference.parse_repository(spec.image)
+        return reference.parse(spec.image)
     except ValueError as err:
         return f"spec.image: {err}"
+
+
+def _mutable_version(spec: AppReleaseSpec) -> str | None:
+    if spec.version.lower() == "latest":
+        return f"spec.version {spec.version!r} is a mutable tag; use the git tag of the release (e.g. v1.4.2)"
+    return None
+
+
+def _mutable_image(image: Reference) -> str | None:
+    if image.digest:
+        return "spec.image must be a repository without a digest; put the digest in spec.digest"
+    if image.tag:
+        return (
+            f"spec.image carries the tag {image.tag!r}; spec.image must be a repository without a tag, "
+            "put the version in spec.version"
+        )
+    return None
+
+
+# --- InvalidSpec rules, in the order they are reported ------------------------------------------------
+def _wrong_types(spec: AppReleaseSpec) -> str | None:
+    if SPEC_NOT_AN_OBJECT in spec.invalid_fields:
+        return "spec must be an object (is the AppRelease CRD installed and current?)"
+    if spec.invalid_fields:
+        fields = ", ".join(f"spec.{name}" for name in spec.invalid_fields)
+        return f"{fields}: wrong type (is the AppRelease CRD installed and current?)"
+    return None
+
+
+def _version(spec: AppReleaseSpec) -> str | None:
     if not spec.version:
         return "spec.version is required: the git tag the image was built from"
     if not reference.is_valid_tag(spec.version):
@@ -60,12 +108,24 @@ def _invalid(spec: AppReleaseSpec) -> str | None:
             f"spec.version {spec.version!r} is not a valid image tag: letters, digits, '_', '.', '-', "
             "at most 128 characters, not starting with '.' or '-'"
         )
+    return None
+
+
+def _digest(spec: AppReleaseSpec) -> str | None:
     if spec.digest is not None and not _DIGEST.match(spec.digest):
         return f"spec.digest {spec.digest!r} must look like sha256:<64 lowercase hex characters>"
+    return None
+
+
+def _workload_count(spec: AppReleaseSpec) -> str | None:
     if not spec.workloads:
         return "spec.workloads must name at least one Deployment"
-    if len(spec.workloads) > 20:
-        return "spec.workloads may name at most 20 workloads"
+    if len(spec.workloads) > MAX_WORKLOADS:
+        return f"spec.workloads may name at most {MAX_WORKLOADS} workloads"
+    return None
+
+
+def _workload_entries(spec: AppReleaseSpec) -> str | None:
     seen: set[tuple[str, str]] = set()
     for index, workload in enumerate(spec.workloads):
         if workload.kind not in SUPPORTED_KINDS:
@@ -81,12 +141,35 @@ def _invalid(spec: AppReleaseSpec) -> str | None:
         seen.add(key)
         if workload.containers is not None and len(set(workload.containers)) != len(workload.containers):
             return f"spec.workloads[{index}].containers lists a container twice"
+    return None
+
+
+def _provenance(spec: AppReleaseSpec) -> str | None:
     if spec.provenance not in {p.value for p in Provenance}:
         return f"spec.provenance {spec.provenance!r} must be one of Required, IfPresent, Disabled"
-    if not 1 <= spec.history_limit <= 100:
-        return f"spec.historyLimit {spec.history_limit} must be between 1 and 100"
+    return None
+
+
+def _history_limit(spec: AppReleaseSpec) -> str | None:
+    if not 1 <= spec.history_limit <= limits.MAX_HISTORY:
+        return f"spec.historyLimit {spec.history_limit} must be between 1 and {limits.MAX_HISTORY}"
+    return None
+
+
+def _rollout(spec: AppReleaseSpec) -> str | None:
     if not 30 <= spec.rollout.timeout_seconds <= 86400:
         return f"spec.rollout.timeoutSeconds {spec.rollout.timeout_seconds} must be between 30 and 86400"
     if spec.rollout.on_failure not in {o.value for o in OnFailure}:
         return f"spec.rollout.onFailure {limits.quoted(spec.rollout.on_failure)} must be Rollback or Halt"
     return None
+
+
+_RULES: tuple[Rule, ...] = (
+    _version,
+    _digest,
+    _workload_count,
+    _workload_entries,
+    _provenance,
+    _history_limit,
+    _rollout,
+)
