@@ -110,6 +110,7 @@ class FakeCluster:
     pods: list[dict[str, Any]] = field(default_factory=list)
     deleted_pods: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)  # "status", "deployment/<name>", "pods?<selector>", in order
+    effects: list[str] = field(default_factory=list)  # what others see, in order: "status", "event <reason>"
     crash_on_deployment_patch: bool = False
 
     def get_apprelease(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -121,6 +122,7 @@ class FakeCluster:
         obj = self.appreleases[name]
         self.appreleases[name] = merge_patch(obj, {"status": status})  # the status subresource: no new generation
         self.calls.append("status")
+        self.effects.append("status")
 
     def _store(self, kind: Kind) -> dict[str, dict[str, Any]]:
         return self.deployments if kind == Kind.DEPLOYMENT else self.others.setdefault(kind, {})
@@ -161,6 +163,7 @@ class FakeCluster:
     def post_event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
         assert involved["namespace"] == NS
         self.events.append(Event(involved["kind"], involved["name"], type_, reason, message))
+        self.effects.append(f"event {reason}")
 
     # --- test helpers ---
     def roll_out(self) -> None:
