@@ -107,9 +107,10 @@ def test_cron_job_template_is_its_job_template() -> None:
     assert cron.images() == {"app": "r.example/app:v0"}
     patch = plan_patch(cron, pinned="r.example/app@sha256:" + "1" * 64, version="v1", revision=3, release="shop")
     assert patch is not None
-    containers = patch.body["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    body: Any = patch.body  # JSON, walked by the test
+    containers = body["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert containers == [{"name": "app", "image": "r.example/app@sha256:" + "1" * 64}]
-    assert "template" not in patch.body["spec"]
+    assert "template" not in body["spec"]
     assert cron.pod_selector() is None
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -23,12 +24,18 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
+# An object as the API server's JSON (camelCase keys). Readers narrow it with typed views (core/workloads.py)
+# or isinstance checks: nothing from the API server is trusted to have the shape its schema promises.
+JsonObject = dict[str, object]
+Patch = dict[str, object]  # a JSON (merge or strategic-merge) patch body
+
+
 class Cluster(Protocol):
-    def get_apprelease(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    def patch_apprelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
-    def get_workload(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None: ...
-    def patch_workload(self, kind: Kind, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]: ...
-    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+    def get_apprelease(self, namespace: str, name: str) -> JsonObject | None: ...
+    def patch_apprelease_status(self, namespace: str, name: str, status: Patch) -> None: ...
+    def get_workload(self, kind: Kind, namespace: str, name: str) -> JsonObject | None: ...
+    def patch_workload(self, kind: Kind, namespace: str, name: str, body: Patch) -> JsonObject: ...
+    def list_pods(self, namespace: str, selector: str) -> list[JsonObject]: ...
     def delete_pod(self, namespace: str, name: str) -> None: ...
     def get_docker_config(self, namespace: str, secret: str) -> bytes | None: ...
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]: ...
@@ -49,7 +56,7 @@ class KubernetesCluster:
         self._api = api_client
         self._timeout = timeout_seconds
 
-    def get_apprelease(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get_apprelease(self, namespace: str, name: str) -> JsonObject | None:
         try:
             obj = self._custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self._timeout
@@ -60,19 +67,24 @@ class KubernetesCluster:
             raise
         return obj if isinstance(obj, dict) else None
 
-    def patch_apprelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_apprelease_status(self, namespace: str, name: str, status: Patch) -> None:
         # A merge patch replaces lists whole, so history and conditions are written as one consistent unit.
         self._merge_patch(self._custom.patch_namespaced_custom_object_status, namespace, name, {"status": status})
 
-    def patch_apprelease_spec(self, namespace: str, name: str, spec: dict[str, Any], field_manager: str) -> None:
+    def patch_apprelease_spec(self, namespace: str, name: str, spec: Patch, field_manager: str) -> None:
         self._merge_patch(self._custom.patch_namespaced_custom_object, namespace, name, {"spec": spec}, field_manager)
 
     def annotate_apprelease(self, namespace: str, name: str, annotations: dict[str, str], field_manager: str) -> None:
-        body = {"metadata": {"annotations": annotations}}
+        body: Patch = {"metadata": {"annotations": annotations}}
         self._merge_patch(self._custom.patch_namespaced_custom_object, namespace, name, body, field_manager)
 
     def _merge_patch(
-        self, call: Any, namespace: str, name: str, body: dict[str, Any], field_manager: str = FIELD_MANAGER
+        self,
+        call: Callable[..., object],
+        namespace: str,
+        name: str,
+        body: Patch,
+        field_manager: str = FIELD_MANAGER,
     ) -> None:
         """A JSON merge patch of one AppRelease (or its status) through the generated client."""
         call(
@@ -87,7 +99,7 @@ class KubernetesCluster:
             _request_timeout=self._timeout,
         )
 
-    def get_workload(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+    def get_workload(self, kind: Kind, namespace: str, name: str) -> JsonObject | None:
         try:
             obj = self._workload_call(kind, "read")(name, namespace, _request_timeout=self._timeout)
         except ApiException as err:
@@ -96,7 +108,7 @@ class KubernetesCluster:
             raise
         return self._plain(obj)
 
-    def patch_workload(self, kind: Kind, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def patch_workload(self, kind: Kind, namespace: str, name: str, body: Patch) -> JsonObject:
         obj = self._workload_call(kind, "patch")(
             name,
             namespace,
@@ -107,14 +119,15 @@ class KubernetesCluster:
         )
         return self._plain(obj)
 
-    def _workload_call(self, kind: Kind, verb: str) -> Any:
+    def _workload_call(self, kind: Kind, verb: str) -> Callable[..., object]:
         """The generated client's method for a verb on a kind, e.g. AppsV1Api.patch_namespaced_stateful_set."""
-        api = self._batch if kind == Kind.CRON_JOB else self._apps
-        return getattr(api, f"{verb}_namespaced_{_SNAKE[kind]}")
+        api: object = self._batch if kind == Kind.CRON_JOB else self._apps
+        call: Callable[..., object] = getattr(api, f"{verb}_namespaced_{_SNAKE[kind]}")
+        return call
 
-    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def list_pods(self, namespace: str, selector: str) -> list[JsonObject]:
         pods = self._core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=self._timeout)
-        return list(self._plain(pods).get("items") or [])
+        return [self._plain(pod) for pod in pods.items or []]
 
     def delete_pod(self, namespace: str, name: str) -> None:
         try:
@@ -123,7 +136,7 @@ class KubernetesCluster:
             if err.status != 404:
                 raise
 
-    def _plain(self, model: object) -> dict[str, Any]:
+    def _plain(self, model: object) -> JsonObject:
         """The object as the API server's JSON (camelCase keys): decisions read plain Kubernetes objects."""
         data = self._api.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
         return data if isinstance(data, dict) else {}

@@ -7,7 +7,7 @@ Level-based like the rest of the reconcile: the recorded status is the plan, so 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from apprelease.controller.cluster import Cluster
@@ -197,11 +197,10 @@ class Converger:
             update_revision = (workload.obj.get("status") or {}).get("updateRevision")
             if not update_revision or workload.template_annotations().get(ANNOTATION_REVISION) != str(current):
                 continue
-            for pod in self._cluster.list_pods(workload.namespace, selector):
-                meta = pod.get("metadata") or {}
-                stale = (meta.get("labels") or {}).get("controller-revision-hash") != update_revision
-                if stale and not _ready(pod) and not meta.get("deletionTimestamp"):
-                    self._cluster.delete_pod(workload.namespace, str(meta.get("name")))
+            for pod in map(_Pod.of, self._cluster.list_pods(workload.namespace, selector)):
+                stale = pod.labels.get("controller-revision-hash") != update_revision
+                if stale and not pod.ready and not pod.deleting:
+                    self._cluster.delete_pod(workload.namespace, pod.name)
 
     # --- history ---------------------------------------------------------------------------------------
     def _current(self) -> HistoryEntry | None:
@@ -237,7 +236,24 @@ def _restore(
     return change
 
 
-def _ready(pod: dict[str, object]) -> bool:
-    status = pod.get("status")
-    conditions = status.get("conditions") if isinstance(status, dict) else None
-    return any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions or [])
+@dataclass(frozen=True)
+class _Pod:
+    """What the forced rollback reads of a pod, narrowed from the API server's JSON."""
+
+    name: str
+    labels: Mapping[str, object]
+    deleting: bool
+    ready: bool
+
+    @classmethod
+    def of(cls, pod: Mapping[str, object]) -> _Pod:
+        meta, status = _mapping(pod.get("metadata")), _mapping(pod.get("status"))
+        conditions = status.get("conditions")
+        ready = isinstance(conditions, list) and any(
+            isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+        )
+        return cls(str(meta.get("name")), _mapping(meta.get("labels")), bool(meta.get("deletionTimestamp")), ready)
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}

@@ -6,6 +6,7 @@ Models are deliberately lenient about values (the CRD may be old or missing); th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -142,6 +143,17 @@ class AppReleaseStatus(_Model):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+class ObjectMeta(_Model):
+    """The metadata an AppRelease is read with (the API server fills these in; values are lenient)."""
+
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    generation: int | None = None
+    resource_version: str = Field(default="", alias="resourceVersion")
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
 class AppRelease(_Model):
     """An AppRelease as read from the API server."""
 
@@ -155,17 +167,17 @@ class AppRelease(_Model):
     status: AppReleaseStatus
 
     @classmethod
-    def from_k8s(cls, obj: dict[str, Any]) -> AppRelease:
-        meta = obj.get("metadata") or {}
-        raw_spec = obj.get("spec")
+    def from_k8s(cls, obj: Mapping[str, object]) -> AppRelease:
+        """The object as the API server returns it (JSON); the spec is parsed leniently, never raising."""
+        meta = ObjectMeta.model_validate(obj.get("metadata") or {})
         return cls(
-            name=meta.get("name", ""),
-            namespace=meta.get("namespace", ""),
-            uid=meta.get("uid", ""),
-            generation=int(meta.get("generation") or 0),
-            resource_version=meta.get("resourceVersion", ""),
-            retry=(meta.get("annotations") or {}).get(ANNOTATION_RETRY),
-            spec=_lenient_spec(raw_spec),
+            name=meta.name,
+            namespace=meta.namespace,
+            uid=meta.uid,
+            generation=meta.generation or 0,
+            resource_version=meta.resource_version,
+            retry=meta.annotations.get(ANNOTATION_RETRY),
+            spec=_lenient_spec(obj.get("spec")),
             status=AppReleaseStatus.model_validate(obj.get("status") or {}),
         )
 
