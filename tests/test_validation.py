@@ -112,6 +112,14 @@ def test_registry_port_is_not_mistaken_for_a_tag() -> None:
         ({"provenance": "required"}, "spec.provenance"),
         ({"historyLimit": 0}, "spec.historyLimit"),
         ({"historyLimit": 101}, "spec.historyLimit"),
+        # The CRD's length and count bounds, held without the CRD too (each pull secret is a Secret read).
+        ({"image": "r.example/" + "a" * 246}, "longer than 255"),
+        ({"workloads": [{"name": "a" * 254}]}, "not a valid object name"),
+        ({"workloads": [{"name": "web", "containers": [f"c{i}" for i in range(51)]}]}, "at most 50"),
+        ({"workloads": [{"name": "web", "containers": ["c" * 64]}]}, "1 to 63"),
+        ({"workloads": [{"name": "web", "containers": [""]}]}, "1 to 63"),
+        ({"imagePullSecrets": [{"name": f"s{i}"} for i in range(21)]}, "at most 20 Secrets"),
+        ({"imagePullSecrets": [{"name": ""}]}, "1 to 253"),
     ],
 )
 def test_invalid_spec(overrides: dict[str, Any], mentions: str) -> None:
@@ -140,6 +148,20 @@ def test_every_workload_kind_and_rollout_policy_is_valid() -> None:
 
 def test_twenty_workloads_are_allowed() -> None:
     assert validate_spec(spec(workloads=workloads(20))) is None
+
+
+def test_the_crd_bounds_themselves_are_allowed() -> None:
+    at_bounds = spec(
+        image="r.example/" + "a" * 245,
+        workloads=[{"name": "a" * 253, "containers": ["c" * 63, *(f"c{i}" for i in range(49))]}],
+        imagePullSecrets=[{"name": "s" * 253}, *({"name": f"s{i}"} for i in range(19))],
+    )
+    assert validate_spec(at_bounds) is None
+
+
+def test_a_huge_workload_name_is_quoted_bounded() -> None:
+    problem = validate_spec(spec(workloads=[{"name": "A" * 100_000}]))
+    assert problem is not None and len(problem.message) < 200
 
 
 def test_index_of_the_offending_workload_is_named() -> None:

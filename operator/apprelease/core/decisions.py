@@ -24,6 +24,7 @@ from apprelease.core.api import (
     Source,
 )
 from apprelease.core.conditions import Problem, Reason
+from apprelease.core.reference import Reference
 from apprelease.core.spec import ReleaseSpec
 from apprelease.core.workloads import Workload
 
@@ -188,8 +189,8 @@ def short_digest(digest: str) -> str:
 
 
 # --- what to patch ------------------------------------------------------------------------------------
-def select_containers(workload: Workload, wanted: Sequence[str] | None, image: str) -> list[str] | Problem:
-    """The containers of a workload to pin: the named ones, or every one running spec.image."""
+def select_containers(workload: Workload, wanted: Sequence[str] | None, image: Reference | str) -> list[str] | Problem:
+    """The containers of a workload to pin: the named ones, or every one running spec.image (parsed, or text)."""
     images = workload.images()
     if wanted:
         missing = [c for c in wanted if c not in images]
@@ -199,7 +200,8 @@ def select_containers(workload: Workload, wanted: Sequence[str] | None, image: s
                 f"{workload.title} has no container named {', '.join(missing)} (it has: {', '.join(sorted(images))})",
             )
         return list(wanted)
-    matching = [name for name, running in images.items() if reference.same_repository(running, image)]
+    repository = image.repository if isinstance(image, Reference) else _repository(image)
+    matching = [name for name, running in images.items() if repository and _repository(running) == repository]
     if not matching:
         return Problem(
             Reason.CONTAINER_NOT_FOUND,
@@ -267,6 +269,13 @@ def check_opt_in(obj: Mapping[str, object], kind: str, release: str) -> Problem 
 def runs_pinned(workload: Workload, pinned: str) -> bool:
     images = workload.images()
     return all(images.get(name) == pinned for name in workload.containers)
+
+
+def _repository(image: str) -> str | None:
+    try:
+        return reference.parse(image).repository
+    except ValueError:
+        return None
 
 
 def _mapping(value: object) -> Mapping[str, object]:

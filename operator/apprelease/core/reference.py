@@ -102,22 +102,9 @@ def _explain(text: str, library_message: str) -> str:
     the obvious culprits (tag, digest, case) are checked here to say which part
     is wrong.
     """
-    name, at, digest = text.partition("@")
-    if at:
-        if not digest:
-            return "digest is empty after '@'"
-        problem = _digest_problem(digest)
-        if problem is not None:
-            return f"invalid digest {digest!r}: {problem}"
-    last_component_start = name.rfind("/") + 1
-    colon = name.find(":", last_component_start)
-    if colon >= 0:
-        tag = name[colon + 1 :]
-        if not tag:
-            return "tag is empty after ':'"
-        if not is_valid_tag(tag):
-            return f"invalid tag {tag!r}: must match {TAG_PATTERN}"
-        name = name[:colon]
+    name, problem = _explain_suffixes(text)
+    if problem is not None:
+        return problem
     if "must be lowercase" in library_message:
         return "repository name must be lowercase"
     if "64-byte hexadecimal" in library_message:
@@ -130,6 +117,27 @@ def _explain(text: str, library_message: str) -> str:
             "with a lowercase repository name"
         )
     return library_message
+
+
+def _explain_suffixes(text: str) -> tuple[str, str | None]:
+    """The name without its tag and digest, and what is wrong with those (None when nothing is)."""
+    name, at, digest = text.partition("@")
+    if at:
+        if not digest:
+            return name, "digest is empty after '@'"
+        problem = _digest_problem(digest)
+        if problem is not None:
+            return name, f"invalid digest {digest!r}: {problem}"
+    last_component_start = name.rfind("/") + 1
+    colon = name.find(":", last_component_start)
+    if colon >= 0:
+        tag = name[colon + 1 :]
+        if not tag:
+            return name, "tag is empty after ':'"
+        if not is_valid_tag(tag):
+            return name, f"invalid tag {tag!r}: must match {TAG_PATTERN}"
+        name = name[:colon]
+    return name, None
 
 
 def parse(text: str) -> Reference:

@@ -20,7 +20,11 @@ from apprelease.core.workloads import Kind
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SUPPORTED_KINDS = tuple(kind.value for kind in Kind)
-MAX_WORKLOADS = 20
+MAX_WORKLOADS = 20  # CRD: spec.workloads maxItems
+MAX_NAME = 253  # CRD: an object name (workloads[].name, imagePullSecrets[].name)
+MAX_CONTAINERS = 50  # CRD: spec.workloads[].containers maxItems
+MAX_CONTAINER_NAME = 63  # CRD: a container name (a DNS label)
+MAX_PULL_SECRETS = 20  # CRD: spec.imagePullSecrets maxItems; each is one Secret read per resolution
 
 Rule = Callable[[AppReleaseSpec], str | None]
 
@@ -67,6 +71,8 @@ def _typed(spec: AppReleaseSpec, image: Reference) -> ReleaseSpec:
 def _parse_image(spec: AppReleaseSpec) -> Reference | str:
     if not spec.image:
         return "spec.image is required: the image repository, e.g. registry.example.com/shop/web"
+    if len(spec.image) > limits.MAX_IMAGE:
+        return f"spec.image is longer than {limits.MAX_IMAGE} characters"
     try:
         return reference.parse(spec.image)
     except ValueError as err:
@@ -133,14 +139,35 @@ def _workload_entries(spec: AppReleaseSpec) -> str | None:
                 f"spec.workloads[{index}].kind {limits.quoted(workload.kind)} is not supported; use one of "
                 f"{', '.join(SUPPORTED_KINDS)}"
             )
-        if not _DNS_SUBDOMAIN.match(workload.name or ""):
-            return f"spec.workloads[{index}].name {workload.name!r} is not a valid object name"
+        if len(workload.name) > MAX_NAME or not _DNS_SUBDOMAIN.match(workload.name):
+            return f"spec.workloads[{index}].name {limits.quoted(workload.name)} is not a valid object name"
         key = (workload.kind, workload.name)
         if key in seen:
             return f"spec.workloads names {workload.kind}/{workload.name} twice; list each workload once"
         seen.add(key)
-        if workload.containers is not None and len(set(workload.containers)) != len(workload.containers):
-            return f"spec.workloads[{index}].containers lists a container twice"
+        containers = _containers(index, workload.containers)
+        if containers:
+            return containers
+    return None
+
+
+def _containers(index: int, containers: list[str] | None) -> str | None:
+    if containers is None:
+        return None
+    if len(containers) > MAX_CONTAINERS:
+        return f"spec.workloads[{index}].containers may name at most {MAX_CONTAINERS} containers"
+    if any(not 1 <= len(name) <= MAX_CONTAINER_NAME for name in containers):
+        return f"spec.workloads[{index}].containers: a container name has 1 to {MAX_CONTAINER_NAME} characters"
+    if len(set(containers)) != len(containers):
+        return f"spec.workloads[{index}].containers lists a container twice"
+    return None
+
+
+def _pull_secrets(spec: AppReleaseSpec) -> str | None:
+    if len(spec.image_pull_secrets) > MAX_PULL_SECRETS:
+        return f"spec.imagePullSecrets may name at most {MAX_PULL_SECRETS} Secrets"
+    if any(not 1 <= len(ref.name) <= MAX_NAME for ref in spec.image_pull_secrets):
+        return f"spec.imagePullSecrets: a Secret name has 1 to {MAX_NAME} characters"
     return None
 
 
@@ -169,6 +196,7 @@ _RULES: tuple[Rule, ...] = (
     _digest,
     _workload_count,
     _workload_entries,
+    _pull_secrets,
     _provenance,
     _history_limit,
     _rollout,
