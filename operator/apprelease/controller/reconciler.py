@@ -96,10 +96,11 @@ class _Pass:
             # Stalled is final until the spec changes (a new generation).
             return Result(stalled=True)
         spec = self.checked
-        problem = spec if isinstance(spec, Problem) else self._registry_refused(spec)
-        if problem:
-            return self._stall(problem)
-        assert isinstance(spec, ReleaseSpec)
+        if isinstance(spec, Problem):
+            return _refuse(self.report, spec)
+        refused = self._registry_refused(spec)
+        if refused:
+            return _refuse(self.report, refused)
         return _Deploy(self, spec, retrying).run()
 
     def _policy_may_have_changed(self, reason: Reason | None) -> bool:
@@ -123,20 +124,14 @@ class _Pass:
         """Rolled back automatically: keep the restored revision pinned and converging; report nothing new
         while a workload is briefly missing (Stalled must stay until the spec changes or a retry)."""
         if isinstance(self.checked, Problem):
-            return Result(stalled=True)  # the spec changed without a new generation: nothing to hold
+            # Only when a rule added to the operator since the rollback refuses this generation: touch nothing.
+            return Result(stalled=True)
         deploy = _Deploy(self, self.checked, retrying=False)
         workloads = deploy.load_workloads()
         if isinstance(workloads, Problem):
             log.info("%s/%s rolled back; waiting: %s", self.ar.namespace, self.ar.name, workloads.message)
             return Result(retry=True)
         return deploy.converger.hold(workloads)
-
-    # --- outcomes of a pass that cannot go on ----------------------------------------------------------
-    def _stall(self, problem: Problem) -> Result:
-        if self.report.stalled(problem.reason, problem.message):
-            self.report.event(WARNING, problem.reason, problem.message)
-        self.report.write()
-        return Result(stalled=True)
 
 
 class _Deploy:
@@ -154,10 +149,10 @@ class _Deploy:
     def run(self) -> Result:
         target = decisions.choose_target(self.spec, self.report.status)
         if isinstance(target, Problem):
-            return self._report_problem(target)
+            return _refuse(self.report, target)
         workloads = self.load_workloads()
         if isinstance(workloads, Problem):
-            return self._report_problem(workloads)
+            return _refuse(self.report, workloads)
         if self.spec.suspend:
             return self._observe_suspended(workloads)
         if isinstance(target, decisions.ResolveFromRegistry):
@@ -180,14 +175,7 @@ class _Deploy:
         if not problem.stalled and self._runs_recorded_repository():
             # The new version is not reachable yet; what was recorded last still runs and stays pinned.
             self.converger.pin(workloads)
-        return self._report_problem(problem)
-
-    def _report_problem(self, problem: Problem) -> Result:
-        """Stalled (not retried until the spec changes) or waiting (retried), as the reason's class says."""
-        if self.report.problem(problem):
-            self.report.event(WARNING, problem.reason, problem.message)
-        self.report.write()
-        return Result(stalled=True) if problem.stalled else Result(retry=True)
+        return _refuse(self.report, problem)
 
     def load_workloads(self) -> list[Workload] | Problem:
         loaded: list[Workload] = []
@@ -335,6 +323,15 @@ class _Deploy:
             f"tag {status.version} of {self.spec.image} now points to {current}; "
             f"keeping the recorded {status.digest}. Release a new version to deploy other content",
         )
+
+
+def _refuse(report: Report, problem: Problem) -> Result:
+    """A pass that cannot go on: Stalled (not retried until the spec changes) or waiting (retried with backoff),
+    as the reason's class says; a Warning Event when a reader sees a change."""
+    if report.problem(problem):
+        report.event(WARNING, problem.reason, problem.message)
+    report.write()
+    return Result(stalled=True) if problem.stalled else Result(retry=True)
 
 
 def _registry_problem(err: RegistryError) -> Problem:
