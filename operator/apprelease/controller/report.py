@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from apprelease.controller.cluster import Cluster
 from apprelease.core import conditions as cond
 from apprelease.core.api import AppRelease, AppReleaseStatus, Condition
-from apprelease.core.conditions import Problem, ReasonClass
+from apprelease.core.conditions import Problem, Reason, ReasonClass
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Report:
         self.status = change(self.status)
 
     # --- conditions: each returns True when it changes what a reader sees (a reason for an Event) --------
-    def stalled(self, reason: str, message: str, *, reconciling: bool = False) -> bool:
+    def stalled(self, reason: Reason, message: str, *, reconciling: bool = False) -> bool:
         previous = cond.get_condition(self.status.conditions, cond.STALLED)
         self._set(cond.STALLED, cond.TRUE, reason, message)
         self._set(cond.READY, cond.FALSE, reason, message)
@@ -61,7 +61,7 @@ class Report:
             return self.waiting(problem.reason, problem.message)
         return self.stalled(problem.reason, problem.message)
 
-    def waiting(self, reason: str, message: str) -> bool:
+    def waiting(self, reason: Reason, message: str) -> bool:
         """Ready False for trouble the world may fix; retried."""
         previous = cond.get_condition(self.status.conditions, cond.READY)
         self._set(cond.STALLED, cond.FALSE, cond.NOT_STALLED, "")
@@ -70,9 +70,9 @@ class Report:
         return previous is None or previous.reason != reason
 
     def progressing(self, message: str) -> None:
-        self.waiting(cond.Reason.PROGRESSING, message)
+        self.waiting(Reason.PROGRESSING, message)
 
-    def ready(self, status: str, reason: str, message: str) -> bool:
+    def ready(self, status: str, reason: Reason, message: str) -> bool:
         """The outcome of a pass that is not waiting on anything: Ready True or False, not reconciling."""
         previous = cond.get_condition(self.status.conditions, cond.READY)
         self._set(cond.STALLED, cond.FALSE, cond.NOT_STALLED, "")
