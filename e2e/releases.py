@@ -105,6 +105,13 @@ def events(testbed: Testbed, namespace: str, reason: str | None = None) -> list[
     return [e for e in items if reason is None or e.get("reason") == reason]
 
 
+def posted_events(testbed: Testbed, namespace: str, reason: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """The Events with a reason once at least one is there: the operator posts a pass's Events right after its
+    status write, so a test that has just seen the condition may list Events a moment too early."""
+    found: list[dict[str, Any]] = wait_until(lambda: events(testbed, namespace, reason), timeout=timeout, what=reason)
+    return found
+
+
 def patch_release(testbed: Testbed, namespace: str, name: str, spec: dict[str, Any]) -> None:
     testbed.kubectl(
         "patch", "appreleases.apprelease.dev", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": spec})

@@ -18,6 +18,7 @@ from e2e.releases import (
     events,
     get_release,
     patch_release,
+    posted_events,
     release_manifest,
     wait_condition,
     wait_ready,
@@ -113,7 +114,7 @@ def test_tag_not_found_waits_then_deploys_when_pushed(
     release = wait_condition(testbed, namespace, "web", "Ready", "False", "TagNotFound")
     assert condition(release, "Stalled").get("status") != "True"
     assert container_images(testbed, namespace, "web") == original
-    assert events(testbed, namespace, "TagNotFound")
+    assert posted_events(testbed, namespace, "TagNotFound")
 
     pushed = bake(app_repo, repository, "v2.0.0")
     wait_ready(testbed, namespace, "web", "v2.0.0", timeout=60)
@@ -191,7 +192,7 @@ def test_provenance_required_with_mismatching_label_stalls(
     assert "v1.0.0" in condition(release, "Stalled")["message"]
     assert container_images(testbed, namespace, "web") == original
     assert release["status"].get("history", []) == []
-    warnings = events(testbed, namespace, "ProvenanceMismatch")
+    warnings = posted_events(testbed, namespace, "ProvenanceMismatch")
     assert warnings and warnings[0]["type"] == "Warning"
 
 
@@ -364,7 +365,7 @@ def test_an_apprelease_cannot_take_over_a_workload_its_owner_did_not_label(
     release = wait_condition(testbed, namespace, "intruder", "Ready", "False", "WorkloadNotOptedIn")
     assert "apprelease.dev/release=intruder" in condition(release, "Ready")["message"]
     assert condition(release, "Stalled").get("status") != "True"
-    assert events(testbed, namespace, "WorkloadNotOptedIn")
+    assert posted_events(testbed, namespace, "WorkloadNotOptedIn")
     after = testbed.kubectl_json("get", "deployment", "victim", "-n", namespace, "--show-managed-fields")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert "apprelease" not in {m["manager"] for m in after["metadata"]["managedFields"]}

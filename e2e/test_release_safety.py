@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 
 from e2e.images import Pushed
-from e2e.releases import apply, condition, events, get_release, patch_release, release_manifest, wait_condition
+from e2e.releases import (
+    apply,
+    condition,
+    events,
+    get_release,
+    patch_release,
+    posted_events,
+    release_manifest,
+    wait_condition,
+)
 from e2e.support import Operator, Testbed, wait_until
 from e2e.workloads import Chaos, template_images, workload_manifest
 
@@ -98,7 +107,7 @@ def test_a_crashing_release_rolls_back_by_itself(
     assert (ready["status"], ready["reason"]) == ("False", "RolledBack")
     assert BAD in stalled["message"] and GOOD in stalled["message"] and "CrashLoopBackOff" in stalled["message"]
     for reason in ("RolloutFailed", "RolledBack"):
-        [event] = events(testbed, namespace, reason)
+        [event] = posted_events(testbed, namespace, reason)
         assert event["type"] == "Warning" and BAD in event["message"]
     printed = testbed.kubectl("get", "ar", "shop", "-n", namespace).stdout
     assert GOOD in printed and web[GOOD].digest.split(":")[1][:12] in printed
@@ -167,7 +176,7 @@ def test_halt_leaves_the_failed_release_in_place(
     assert [(h["revision"], h["outcome"]) for h in release["status"]["history"]] == [(2, "Failed"), (1, "Succeeded")]
     assert template_images(testbed, "Deployment", namespace, "web") == {"app": web[BAD].pinned}
     assert "Halt" in condition(release, "Stalled")["message"]
-    assert events(testbed, namespace, "RolloutFailed") and not events(testbed, namespace, "RolledBack")
+    assert posted_events(testbed, namespace, "RolloutFailed") and not events(testbed, namespace, "RolledBack")
 
 
 def test_a_failing_first_release_stalls_and_changes_nothing_else(
@@ -260,7 +269,7 @@ def test_retry_tries_the_failed_version_once(
     ]
     assert history[1]["outcome"] == "Failed" and history[1]["restoredFrom"] == 2
     assert release["status"]["lastHandledRetry"] == token
-    assert events(testbed, namespace, "Retrying")
+    assert posted_events(testbed, namespace, "Retrying")
     time.sleep(5)  # the same annotation value is not acted on twice
     assert get_release(testbed, namespace, "shop")["status"]["revision"] == 5
 

@@ -10,8 +10,8 @@ from e2e.releases import (
     condition,
     container_images,
     deployment_manifest,
-    events,
     get_release,
+    posted_events,
     release_manifest,
     wait_condition,
 )
@@ -39,5 +39,5 @@ def test_an_image_outside_the_allowed_registries_is_stalled_and_changes_nothing(
     assert image.split("/")[0] in message and "allowedRegistries" in message
     assert condition(release, "Ready")["status"] == "False"
     assert container_images(testbed, namespace, "web") == original
-    assert [e["type"] for e in events(testbed, namespace, "RegistryNotAllowed")] == ["Warning"]
+    assert [e["type"] for e in posted_events(testbed, namespace, "RegistryNotAllowed")] == ["Warning"]
     assert get_release(testbed, namespace, "web")["status"].get("revision", 0) == 0
