@@ -110,7 +110,8 @@ class FakeCluster:
     pods: list[dict[str, Any]] = field(default_factory=list)
     deleted_pods: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)  # "status", "deployment/<name>", "pods?<selector>", in order
-    effects: list[str] = field(default_factory=list)  # what others see, in order: "status", "event <reason>"
+    # What others see, in order: "status", "event <reason>", "deployment/<name>" (a workload patch).
+    effects: list[str] = field(default_factory=list)
     crash_on_deployment_patch: bool = False
 
     def get_apprelease(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -143,6 +144,7 @@ class FakeCluster:
         store[name] = new
         prefix = "deployment" if kind == Kind.DEPLOYMENT else kind.lower()
         self.calls.append(f"{prefix}/{name}")
+        self.effects.append(f"{prefix}/{name}")
         return copy.deepcopy(new)
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:

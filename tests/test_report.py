@@ -50,7 +50,23 @@ def test_a_rollback_is_recorded_before_it_is_announced(world: World) -> None:
     upgrade_that_crashes(world)
     world.cluster.effects.clear()
     world.reconcile()
-    assert world.cluster.effects[:3] == ["status", "event RolloutFailed", "event RolledBack"]
+    # Told before any workload moves back: an operator killed during the rollback's rollout has posted them.
+    assert world.cluster.effects[:4] == ["status", "event RolloutFailed", "event RolledBack", "deployment/web"]
+
+
+def test_a_halted_failure_is_recorded_then_announced(world: World) -> None:
+    world.deploy("v1")
+    upgrade_that_crashes(world, rollout={"onFailure": "Halt"})
+    world.cluster.effects.clear()
+    world.reconcile()
+    assert world.cluster.effects == ["status", "event RolloutFailed"]
+
+
+def test_a_new_revision_is_announced_before_any_workload_is_patched(world: World) -> None:
+    world.registry.release("v1")
+    world.create("v1")
+    world.reconcile()
+    assert world.cluster.effects == ["status", "event Deploying", "deployment/web", "status"]
 
 
 def test_an_event_without_a_status_change_is_still_posted_at_the_end_of_the_pass(world: World) -> None:

@@ -117,8 +117,8 @@ class Converger:
                 self._failed(entry, failure)
                 text = f"{message}; the rollback to {entry.version} (revision {entry.revision}) failed too: {failure}"
                 self._report.stalled(Reason.ROLLOUT_FAILED, text)
-                self._report.write()
                 self._report.event(WARNING, EventReason.ROLLOUT_FAILED, text)
+                self._report.write()
                 return Result()
         waiting = [s for s in states if s.state != Rollout.COMPLETE]
         self._report.stalled(Reason.ROLLED_BACK, message, reconciling=bool(waiting))
@@ -170,8 +170,8 @@ class Converger:
                 f"`apprelease retry {self._ar.name}`"
             )
             self._report.stalled(Reason.ROLLOUT_FAILED, message)
-            self._report.write()
             self._report.event(WARNING, EventReason.ROLLOUT_FAILED, message)
+            self._report.write()
             return Result()
         self._report.update(_restore(target, self._spec.image, self._now, self._spec.history_limit))
         revision = self._report.status.revision
@@ -181,9 +181,11 @@ class Converger:
             f"changes or `apprelease retry {self._ar.name}`"
         )
         self._report.stalled(Reason.ROLLED_BACK, message, reconciling=True)
-        self._report.write()  # the failure and the restore are recorded before any workload moves back
         self._report.event(WARNING, EventReason.ROLLOUT_FAILED, failed)
         self._report.event(WARNING, EventReason.ROLLED_BACK, message)
+        # The failure and the restore are recorded, then told, before any workload moves back: a crash after
+        # this write finds the rollback in status and its Events posted.
+        self._report.write()
         return self.hold(workloads)
 
     def _unblock_stateful_sets(self, workloads: list[Workload], states: list[RolloutState]) -> None:

@@ -89,8 +89,9 @@ class Report:
 
     # --- events ----------------------------------------------------------------------------------------
     def event(self, type_: str, reason: str, message: str, about: dict[str, str] | None = None) -> None:
-        """Queue an Event on the AppRelease, and also on a workload when `about` names one; posted after the
-        next status write (or by `finish`)."""
+        """Queue an Event on the AppRelease, and also on a workload when `about` names one; posted right after
+        the next status write (or by `finish`). Queue it before the write that records what it tells, so it goes
+        out with that write and not after later steps (which a crash may cut short)."""
         self._pending.append(_Event(type_, str(reason), message, about))
 
     # --- the write -------------------------------------------------------------------------------------
