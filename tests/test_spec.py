@@ -16,7 +16,7 @@ import pytest
 from apprelease.controller.reconciler import Result
 from apprelease.core.api import AppRelease, AppReleaseSpec, OnFailure, Provenance
 from apprelease.core.conditions import READY, STALLED, Problem, Reason, ReasonClass
-from apprelease.core.spec import ReleaseSpec, WorkloadRef, watched_workloads
+from apprelease.core.spec import ReleaseSpec, WorkloadRef
 from apprelease.core.validation import check_spec
 from apprelease.core.workloads import Kind
 from tests.conftest import IMAGE, NAME, NS, World
@@ -172,14 +172,3 @@ def _release(spec: Any) -> dict[str, Any]:
         "metadata": {"name": NAME, "namespace": NS, "generation": 1, "uid": "uid-shop"},
         "spec": spec,
     }
-
-
-@pytest.mark.parametrize("seed", range(2))
-def test_the_intakes_workload_names_never_raise_on_a_wrong_shape(seed: int) -> None:
-    for raw in wrong_specs(seed, 60):
-        assert all(isinstance(kind, str) and isinstance(name, str) for kind, name in watched_workloads(raw))
-    assert watched_workloads(VALID) == (("Deployment", "web"),)
-    assert watched_workloads({"workloads": [{"name": "db", "kind": "StatefulSet"}, {"name": "web"}, "x"]}) == (
-        ("StatefulSet", "db"),
-        ("Deployment", "web"),
-    )

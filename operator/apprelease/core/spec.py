@@ -46,17 +46,3 @@ class ReleaseSpec:
     def pinned(self, digest: str) -> str:
         """The image text a pinned container runs: spec.image@digest."""
         return f"{self.image}@{digest}"
-
-
-def watched_workloads(raw_spec: object) -> tuple[tuple[str, str], ...]:
-    """(kind, name) of every workload a raw spec names, whatever its shape: for the intake's workload lookup,
-    which must not raise on a spec the CRD would refuse (a list, a string, wrong-typed entries are skipped).
-    The kind defaults to Deployment as in the CRD."""
-    workloads = raw_spec.get("workloads") if isinstance(raw_spec, dict) else None
-    if not isinstance(workloads, list):
-        return ()
-    return tuple(
-        (str(entry.get("kind") or Kind.DEPLOYMENT), str(entry.get("name") or ""))
-        for entry in workloads
-        if isinstance(entry, dict)
-    )
