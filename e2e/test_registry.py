@@ -106,3 +106,48 @@ def test_basic_auth_over_tls_with_the_test_bed_ca(
     cert_dir.mkdir()
     (cert_dir / "ca.crt").write_bytes(Path(testbed.registry_auth_ca).read_bytes())
     assert skopeo_digest(f"{repository}:v1.0.0", creds=creds, cert_dir=str(cert_dir)) == pushed.digest
+
+
+def test_operator_picks_the_repository_path_credential_over_the_host_key_as_the_kubelet_does(
+    testbed: Testbed, operator: Operator, namespace: str, app_repo: tuple[Path, dict[str, str]]
+) -> None:
+    """Issue 15 case 3 against the TLS + Basic registry: a wrong credential under the host key (and under
+    another team's path), the right one under the repository's path; the kubelet pulls with the path's,
+    so the operator must resolve with it too ("Interpretation of config.json", Kubernetes docs)."""
+    host = testbed.registry_auth
+    repository = f"{host}/e2e/team-b-{namespace}/app"
+    right = {"username": testbed.registry_auth_user, "password": testbed.registry_auth_password}
+    pushed = bake(app_repo, repository, "v1.0.0", auth=right)
+    wrong = {"username": testbed.registry_auth_user, "password": "wrong-for-the-host"}
+    config = {
+        "auths": {
+            f"{host}/e2e/team-a-{namespace}": wrong,
+            f"{host}/e2e/team-b-{namespace}": right,
+            f"https://{host}/v2/": wrong,
+        }
+    }
+    testbed.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "teams",
+        "-n",
+        namespace,
+        "--type=kubernetes.io/dockerconfigjson",
+        f"--from-literal=.dockerconfigjson={json.dumps(config)}",
+    )
+    apply(testbed, deployment_manifest(namespace, "app", {"app": f"{repository}:v0"}, release="app"))
+    apply(
+        testbed,
+        release_manifest(
+            namespace,
+            "app",
+            repository,
+            "v1.0.0",
+            [{"kind": "Deployment", "name": "app"}],
+            imagePullSecrets=[{"name": "teams"}],
+        ),
+    )
+    release = wait_ready(testbed, namespace, "app", "v1.0.0")
+    assert release["status"]["digest"] == pushed.digest
+    assert container_images(testbed, namespace, "app") == {"app": f"{repository}@{pushed.digest}"}

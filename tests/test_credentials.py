@@ -57,43 +57,48 @@ def test_auth_without_padding_is_accepted() -> None:
     assert parse_docker_config(config({"r.example": {"auth": encoded}}))["r.example"].username == "u"
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "https://index.docker.io/v1/",
-        "index.docker.io",
-        "registry-1.docker.io",
-        "docker.io",
-        "https://registry-1.docker.io/v2/",
-    ],
-)
-def test_docker_hub_key_aliases(key: str) -> None:
+@pytest.mark.parametrize("key", ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "https://index.docker.io/v2/"])
+def test_docker_hub_keys(key: str) -> None:
     creds = parse_docker_config(config({key: {"auth": b64("hubuser:hubpass")}}))
-    assert list(creds) == ["docker.io"]
-    found = lookup(creds, "docker.io")
+    found = lookup(creds, "docker.io/library/nginx")
     assert found is not None and found.username == "hubuser"
 
 
-def test_keys_lose_scheme_and_path_and_case() -> None:
+def test_registry_1_docker_io_is_not_a_docker_hub_key_for_the_kubelet() -> None:
+    # The kubelet matches it as any other host: images are named docker.io/..., so it never applies.
+    creds = parse_docker_config(config({"registry-1.docker.io": {"auth": b64("hubuser:hubpass")}}))
+    assert lookup(creds, "docker.io/library/nginx") is None
+
+
+def test_keys_lose_scheme_and_v1_v2_but_keep_paths_and_case() -> None:
     creds = parse_docker_config(
         config(
             {
                 "https://Registry.Example.com/v2/": {"auth": b64("a:b")},
                 "http://localhost:5000": {"auth": b64("c:d")},
+                "https://registry.example.com/v1/team-a": {"auth": b64("e:f")},
+                "registry.example.com/team-b/": {"auth": b64("g:h")},
             }
         )
     )
-    assert set(creds) == {"registry.example.com", "localhost:5000"}
-    assert lookup(creds, "localhost:5000") is not None
-    assert lookup(creds, "Registry.Example.com") is not None
-    assert lookup(creds, "ghcr.io") is None
+    assert set(creds) == {
+        "Registry.Example.com",
+        "localhost:5000",
+        "registry.example.com/team-a",
+        "registry.example.com/team-b/",
+    }
+    assert lookup(creds, "localhost:5000/app") is not None
+    assert lookup(creds, "Registry.Example.com/app") is not None
+    assert lookup(creds, "registry.example.com/app") is None  # the kubelet compares hosts case-sensitively
+    assert lookup(creds, "ghcr.io/app") is None
 
 
-def test_bare_host_key_is_preferred_over_url_alias() -> None:
+def test_docker_io_key_wins_over_the_index_docker_io_fallback() -> None:
     creds = parse_docker_config(
         config({"https://index.docker.io/v1/": {"auth": b64("old:x")}, "docker.io": {"auth": b64("new:y")}})
     )
-    assert creds["docker.io"].username == "new"
+    found = lookup(creds, "docker.io/library/nginx")
+    assert found is not None and found.username == "new"
 
 
 def test_entries_without_credentials_are_skipped_and_no_auths_is_empty() -> None:
@@ -101,14 +106,19 @@ def test_entries_without_credentials_are_skipped_and_no_auths_is_empty() -> None
     assert parse_docker_config('{"credsStore": "desktop"}') == {}
 
 
+def test_keys_the_kubelet_cannot_parse_are_skipped_not_fatal() -> None:
+    creds = parse_docker_config(config({"host:notaport": {"auth": b64("a:b")}, "ok.example": {"auth": b64("c:d")}}))
+    assert set(creds) == {"ok.example"}
+
+
 def test_lookup_tolerates_unnormalised_mappings() -> None:
     cred = Credential(username="u", password=SecretStr("p"))
-    assert lookup({"https://index.docker.io/v1/": cred}, "docker.io") is cred
+    assert lookup({"https://index.docker.io/v1/": cred}, "docker.io/library/nginx") is cred
 
 
 def test_normalize_registry_host() -> None:
-    assert normalize_registry_host("https://index.docker.io/v1/") == "docker.io"
-    assert normalize_registry_host("ghcr.io") == "ghcr.io"
+    assert normalize_registry_host("https://index.docker.io/v1/") == "index.docker.io"
+    assert normalize_registry_host("ghcr.io/team") == "ghcr.io"
     assert normalize_registry_host("http://127.0.0.1:5000/") == "127.0.0.1:5000"
 
 

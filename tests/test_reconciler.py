@@ -332,6 +332,52 @@ def test_pull_secret_of_the_deployment_is_used(world: World) -> None:
     assert world.cluster.images()["web"] == pinned(digest)
 
 
+def keyed_config(**passwords: str) -> bytes:
+    """A .dockerconfigjson whose keys (HOST, or HOST/<path>) each hold USER with a password."""
+    keys = {("" if key == "host" else "/" + key.replace("_", "/")): password for key, password in passwords.items()}
+    return json.dumps({"auths": {f"{HOST}{path}": {"auth": basic(USER, pw)} for path, pw in keys.items()}}).encode()
+
+
+def authorizations(world: World) -> list[str | None]:
+    return [r.headers.get("Authorization") for r in world.registry.requests]
+
+
+def test_the_repository_path_key_wins_over_the_host_key_as_on_the_kubelet(world: World) -> None:
+    digest = world.registry.release("v1")
+    world.registry.password = PASSWORD
+    # A wrong credential for the host and another team; the right one under the repository's own path.
+    world.cluster.secrets["pull"] = keyed_config(host=WRONG_PASSWORD, shop_other=WRONG_PASSWORD, shop=PASSWORD)
+    world.create("v1", imagePullSecrets=[{"name": "pull"}])
+    world.reconcile()
+    assert world.cluster.images()["web"] == pinned(digest)
+    assert f"Basic {basic(USER, WRONG_PASSWORD)}" not in authorizations(world)
+
+
+def test_a_refused_credential_is_followed_by_the_next_match_as_the_kubelet_tries_them(world: World) -> None:
+    digest = world.registry.release("v1")
+    world.registry.password = PASSWORD
+    world.cluster.secrets["path"] = keyed_config(shop=WRONG_PASSWORD)
+    world.cluster.secrets["host"] = keyed_config(host=PASSWORD)
+    world.create("v1", imagePullSecrets=[{"name": "path"}, {"name": "host"}])
+    world.reconcile()
+    assert world.cluster.images()["web"] == pinned(digest)
+    sent = [a for a in authorizations(world) if a]
+    # The more specific key first, then the host key, which the read of the labels reuses.
+    assert sent[0] == f"Basic {basic(USER, WRONG_PASSWORD)}"
+    assert sent[-1] == f"Basic {basic(USER, PASSWORD)}"
+
+
+def test_every_matching_credential_refused_is_unauthorized_saying_how_many(world: World) -> None:
+    world.registry.release("v1")
+    world.registry.password = PASSWORD
+    world.cluster.secrets["pull"] = keyed_config(host=WRONG_PASSWORD, shop="another-wr0ng-one")
+    world.create("v1", imagePullSecrets=[{"name": "pull"}])
+    assert world.reconcile() == Result(retry=True)
+    assert_waiting(world, Reason.UNAUTHORIZED)
+    assert "2 matching pull-secret credentials tried" in world.status().conditions[0].message
+    assert world.cluster.patched() == []
+
+
 # --- suspend, drift, crashes, moved tags ---------------------------------------------------------------
 def test_suspend_observes_without_patching(world: World) -> None:
     world.deploy("v1")

@@ -199,16 +199,17 @@ class _Deploy:
             loaded.append(workload)
         return loaded
 
-    def _credential(self, workloads: list[Workload]) -> Credential | None:
+    def _credentials(self, workloads: list[Workload]) -> list[Credential]:
         namespace = self.ar.namespace
         names = pullsecrets.secret_names(self.spec, [w.pod_spec() for w in workloads], self.o.cluster, namespace)
-        return pullsecrets.find_credential(self.o.cluster, namespace, self.spec.repository, names)
+        return pullsecrets.find_credentials(self.o.cluster, namespace, self.spec.repository, names)
 
     def _resolve_new_version(self, workloads: list[Workload]) -> None | Problem:
         repo = self.spec.repository
-        credential = self._credential(workloads)
         try:
-            resolved = self.o.registry.resolve(self.spec.tagged, credential)
+            resolved, credential = pullsecrets.resolve_as_the_kubelet(
+                self.o.registry, self.spec.tagged, self._credentials(workloads)
+            )
         except RegistryError as err:
             return _registry_problem(err)
         mismatch = decisions.check_digest(self.spec, resolved.digest)
@@ -306,7 +307,8 @@ class _Deploy:
             try:
                 # A resolution made within the period (e.g. the one this release was deployed from) is a check.
                 max_age = self.o.tag_watch.interval
-                return self.o.registry.resolve(ref, self._credential(workloads), max_age=max_age).digest
+                credentials = self._credentials(workloads)
+                return pullsecrets.resolve_as_the_kubelet(self.o.registry, ref, credentials, max_age=max_age)[0].digest
             except (RegistryError, ValueError) as err:
                 log.debug("tag check of %s skipped: %s", ref, err)
                 return None

@@ -1,4 +1,6 @@
-"""Registry credentials read from Docker config JSON (``.dockerconfigjson`` / ``~/.docker/config.json``).
+"""Registry credentials read from Docker config JSON (``.dockerconfigjson`` / ``~/.docker/config.json``),
+chosen for an image exactly as the kubelet chooses them (:class:`Keyring`), so that the operator resolves a
+tag with the credential the node will pull it with.
 
 Secret values are held in ``SecretStr`` so that reprs, logs and validation
 errors show ``**********`` instead of the secret, and no error raised here
@@ -9,18 +11,33 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+import re
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from . import jsonbounds
 
-__all__ = ["Credential", "lookup", "normalize_registry_host", "parse_docker_config"]
+__all__ = [
+    "Credential",
+    "Keyring",
+    "keyring_key",
+    "lookup",
+    "normalize_registry_host",
+    "parse_docker_config",
+    "urls_match",
+]
 
-# Every spelling Docker tooling has used as the config key for Docker Hub.
-_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-_DOCKER_HUB = "docker.io"
+# The key Docker Hub's entry is filed under ("https://index.docker.io/v1/" and "index.docker.io" both land
+# here); the kubelet gives it to a Docker Hub image only when no other key matches.
+_DEFAULT_REGISTRY_KEY = "index.docker.io"
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_OPTIONAL_PORT = re.compile(r"(:[0-9]*)?")
+# Characters Go's url.Parse accepts in a host (shouldEscape in encodeHost mode), plus non-ASCII.
+_HOST_CHARS = re.compile(r"[A-Za-z0-9\-_.~!$&'()*+,;=:\[\]<>\"\x80-\U0010ffff]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A Secret holds at most 1 MiB; the bound also keeps hostile JSON (deep, or millions of items) cheap.
 _MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -33,19 +50,6 @@ class Credential(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     identity_token: SecretStr | None = None
-
-
-def normalize_registry_host(key: str) -> str:
-    """Reduce a config key or image domain to a bare, lower-case ``host[:port]``.
-
-    Config files use URLs (``https://index.docker.io/v1/``) as keys while image
-    references use bare domains, so both sides go through this before comparing.
-    """
-    host = key.strip()
-    if "://" in host:
-        host = host.split("://", 1)[1]
-    host = host.split("/", 1)[0].lower()
-    return _DOCKER_HUB if host in _DOCKER_HUB_ALIASES else host
 
 
 def _load(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -104,52 +108,274 @@ def _credential(entry: Mapping[str, Any], host: str) -> Credential | None:
     )
 
 
-def parse_docker_config(data: bytes | str | Mapping[str, Any]) -> dict[str, Credential]:
-    """Credentials per bare registry host from Docker config JSON.
+def _entries(data: bytes | str | Mapping[str, Any]) -> list[tuple[str, Credential]]:
+    """(keyring key, credential) of every usable entry, in document order.
 
-    Raises ValueError for malformed input; messages name the registry and field
-    but never the secret material.
+    Keys the kubelet cannot parse are skipped, as it skips them; entries without credentials (managed by a
+    credential helper) are skipped too. Raises ValueError for malformed documents; messages name the
+    registry and field but never the secret material.
     """
     config = _load(data)
     auths = config.get("auths")
     if auths is None:
-        return {}
+        return []
     if not isinstance(auths, Mapping):
         raise ValueError("invalid docker config: 'auths' must be a JSON object")
-
-    result: dict[str, Credential] = {}
-    exact: set[str] = set()
+    entries: list[tuple[str, Credential]] = []
     for raw_key, entry in auths.items():
         if not isinstance(raw_key, str):
             raise ValueError("invalid docker config: registry keys in 'auths' must be strings")
-        host = normalize_registry_host(raw_key)
-        if not host:
-            raise ValueError(f"invalid docker config: registry key {raw_key!r} names no host")
         if not isinstance(entry, Mapping):
             raise ValueError(f"invalid docker config: entry for registry {raw_key!r} must be a JSON object")
         credential = _credential(entry, raw_key)
-        if credential is None:
+        try:
+            key = keyring_key(raw_key)
+        except ValueError:
             continue
-        # Several keys can collapse onto one host (e.g. "https://index.docker.io/v1/" and
-        # "docker.io"); a key already written as the bare host is the most deliberate choice,
-        # otherwise the first one wins.
-        is_exact = raw_key.strip().lower() == host
-        if host in result and (host in exact or not is_exact):
-            continue
-        result[host] = credential
-        if is_exact:
-            exact.add(host)
+        if credential is not None and key:
+            entries.append((key, credential))
+    return entries
+
+
+def parse_docker_config(data: bytes | str | Mapping[str, Any]) -> dict[str, Credential]:
+    """Credentials per keyring key (see :func:`keyring_key`: ``host[:port][/path]``) of one document.
+
+    Where several spellings land on one key (``https://index.docker.io/v1/`` and ``index.docker.io``),
+    the first in the document is kept here; :class:`Keyring` keeps them all. Raises ValueError for
+    malformed input; messages name the registry and field but never the secret material.
+    """
+    result: dict[str, Credential] = {}
+    for key, credential in _entries(data):
+        result.setdefault(key, credential)
     return result
 
 
-def lookup(credentials: Mapping[str, Credential], domain: str) -> Credential | None:
-    """The credential for an image ``domain`` (as in ``Reference.domain``), if any."""
-    host = normalize_registry_host(domain)
-    found = credentials.get(host)
-    if found is not None:
+def keyring_key(key: str) -> str:
+    """The key the kubelet files a ``.dockerconfigjson`` entry under (``BasicDockerKeyring.Add``).
+
+    ``https://`` is assumed unless the key starts with ``https://`` or ``http://``; the scheme and any
+    userinfo are dropped; a path starting with ``/v1/`` or ``/v2/`` loses that prefix (Docker's
+    ``https://index.docker.io/v1/`` means the host); any other path but ``/`` is kept
+    (``registry.example.com/team-a``). Case is kept: the kubelet compares case-sensitively.
+    Raises ValueError for a key Go's URL parser refuses (the kubelet ignores such entries).
+    """
+    host, path = _split_url(key if key.startswith(("https://", "http://")) else "https://" + key)
+    if path.startswith(("/v2/", "/v1/")):
+        path = path[3:]
+    return host + path if path and path != "/" else host
+
+
+def normalize_registry_host(key: str) -> str:
+    """Only the ``host[:port]`` of a config key as :func:`keyring_key` reads it; ValueError if unparsable."""
+    return keyring_key(key).split("/", 1)[0]
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """(host[:port], unescaped path) of ``scheme://...`` as Go's ``url.Parse`` reads it; ValueError where
+    it fails. Our own parser: ``urllib.parse`` refuses ``[`` in a host (a Go glob class) and accepts
+    characters Go refuses (``^``, ``|``, spaces), so keys would be read differently from the kubelet."""
+    rest = url.split("://", 1)[1].partition("#")[0].partition("?")[0]
+    authority, slash, path = rest.partition("/")
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
+        end = host.find("]")
+        tail = host[end + 1 :] if end > 0 else "!"
+    else:
+        tail = host[host.rfind(":") :] if ":" in host else ""
+    if (
+        _OPTIONAL_PORT.fullmatch(tail) is None
+        or _HOST_CHARS.fullmatch(host) is None
+        or _BAD_ESCAPE.search(path)
+        or _CONTROL.search(url)
+    ):
+        raise ValueError("not a URL the kubelet can parse")
+    return host, urllib.parse.unquote("/" + path if slash else "")
+
+
+def _split_host_port(host: str) -> tuple[str, str]:
+    """Go's ``net.SplitHostPort``, falling back (as the kubelet does) to the whole host and no port."""
+    if host.startswith("["):
+        end = host.find("]")
+        if end > 0 and host[end + 1 : end + 2] == ":":
+            return host[1:end], host[end + 2 :]
+        return host, ""
+    if host.count(":") == 1:
+        name, _, port = host.partition(":")
+        return name, port
+    return host, ""
+
+
+# A glob token: ("*",), ("?",), ("=", char) or ("[", negated, ((low, high), ...)).
+_Token = tuple[Any, ...]
+
+
+def _glob_tokens(pattern: str) -> list[_Token] | None:
+    """Go's ``path/filepath.Match`` syntax, consecutive stars folded; None for a malformed pattern."""
+    tokens: list[_Token] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "[":
+            klass = _glob_class(pattern, i + 1)
+            if klass is None:
+                return None
+            token, i = klass
+            tokens.append(token)
+            continue
+        if char == "\\":
+            i += 1
+            if i == len(pattern):
+                return None
+            tokens.append(("=", pattern[i]))
+        elif char in "*?":
+            if not (char == "*" and tokens and tokens[-1] == ("*",)):
+                tokens.append((char,))
+        else:
+            tokens.append(("=", char))
+        i += 1
+    return tokens
+
+
+def _glob_class(pattern: str, i: int) -> tuple[_Token, int] | None:
+    """The ``[...]`` class whose body starts at ``i``: (token, index after ``]``), None if malformed."""
+    negated = pattern[i : i + 1] == "^"
+    i += negated
+    ranges: list[tuple[str, str]] = []
+    while not (pattern[i : i + 1] == "]" and ranges):
+        low = _class_char(pattern, i)
+        if low is None:
+            return None
+        lo, i = low
+        hi = lo
+        if pattern[i : i + 1] == "-":
+            high = _class_char(pattern, i + 1)
+            if high is None or high[0] < lo:
+                return None
+            hi, i = high
+        ranges.append((lo, hi))
+    return ("[", negated, tuple(ranges)), i + 1
+
+
+def _class_char(pattern: str, i: int) -> tuple[str, int] | None:
+    """One character of a class (Go's ``getEsc``): an unescaped ``-`` or ``]`` here is malformed."""
+    if i >= len(pattern) or pattern[i] in "-]":
+        return None
+    if pattern[i] == "\\":
+        i += 1
+        if i >= len(pattern):
+            return None
+    return pattern[i], i + 1
+
+
+def _token_matches(token: _Token, char: str) -> bool:
+    if token[0] == "?":
+        return char != "/"
+    if token[0] == "=":
+        return bool(char == token[1])
+    negated, ranges = token[1], token[2]
+    return any(lo <= char <= hi for lo, hi in ranges) != negated and char != "/"
+
+
+def glob_match(pattern: str, label: str) -> bool:
+    """Go's ``filepath.Match(pattern, label)`` for one DNS label; a malformed pattern matches nothing.
+
+    Our own code, not ``fnmatch``: Go negates a class with ``^`` (fnmatch with ``!``) and refuses malformed
+    patterns. It walks the set of reachable positions instead of backtracking, so a hostile key of many
+    stars costs at most (tokens x label length) steps, never exponential time.
+    """
+    tokens = _glob_tokens(pattern)
+    if tokens is None or sum(t != ("*",) for t in tokens) > len(label):
+        return False
+    reachable = {0}
+    for token in tokens:
+        if token == ("*",):
+            reachable = set(range(min(reachable), len(label) + 1))
+        else:
+            reachable = {p + 1 for p in reachable if p < len(label) and _token_matches(token, label[p])}
+        if not reachable:
+            return False
+    return len(label) in reachable
+
+
+def urls_match(key: str, image: str) -> bool:
+    """Whether a keyring key matches an image repository (``domain/path``): the kubelet's ``URLsMatch``.
+
+    The same number of DNS labels, each matched by the key's glob (a ``*`` stays inside one label, so
+    ``*.example.com`` matches ``a.example.com`` but neither ``example.com`` nor ``a.b.example.com``), the
+    same port (a key without a port matches only images without one), and the key's path a prefix of the
+    image's path (a string prefix, as in the kubelet).
+    """
+    try:
+        key_host, key_path = _split_url("https://" + key)
+        image_host, image_path = _split_url("https://" + image)
+    except ValueError:
+        return False
+    key_name, key_port = _split_host_port(key_host)
+    image_name, image_port = _split_host_port(image_host)
+    key_labels, image_labels = key_name.split("."), image_name.split(".")
+    if key_port != image_port or len(key_labels) != len(image_labels) or not image_path.startswith(key_path):
+        return False
+    return all(glob_match(g, label) for g, label in zip(key_labels, image_labels, strict=True))
+
+
+def _is_docker_hub(image: str) -> bool:
+    """The kubelet's ``isDefaultRegistryMatch``: does this image come from Docker Hub?"""
+    first, slash, _ = image.partition("/")
+    if not first:
+        return False
+    if not slash or first in ("docker.io", "index.docker.io"):
+        return True
+    return not any(c in first for c in ".:")
+
+
+class Keyring:
+    """Credentials of ``.dockerconfigjson`` documents, looked up exactly as the kubelet looks them up.
+
+    The kubelet (``pkg/credentialprovider/keyring.go``, ``BasicDockerKeyring``) files each entry under
+    :func:`keyring_key`, keeps the keys reverse-sorted (so ``registry.example.com/team-b`` comes before
+    ``registry.example.com``, and a plain host before a ``*.`` glob of it) and, for an image, returns the
+    credentials of *every* key that :func:`urls_match` es it in that order; only when none matches does a
+    Docker Hub image get the ``index.docker.io`` entry (``https://index.docker.io/v1/``). The Pod's
+    ``imagePullSecrets`` are added in their order into one keyring; under one key the earlier document's
+    credential comes first. Source: Kubernetes docs, Concepts > Containers > Images, "Interpretation of
+    config.json".
+    """
+
+    def __init__(self) -> None:
+        self._creds: dict[str, list[Credential]] = {}
+        self._index: list[str] = []
+
+    def add(self, data: bytes | str | Mapping[str, Any]) -> None:
+        """Add one Docker config document; a ValueError (naming no secret) leaves the keyring unchanged."""
+        self.file(_entries(data))
+
+    def file(self, entries: Iterable[tuple[str, Credential]]) -> None:
+        """Add (keyring key, credential) pairs, keys already as :func:`keyring_key` returns them."""
+        for key, credential in entries:
+            self._creds.setdefault(key, []).append(credential)
+        self._index = sorted(self._creds, reverse=True)
+
+    def lookup(self, image: str) -> list[Credential]:
+        """Every credential the kubelet tries for ``image`` (``domain/path``, no tag), in its order."""
+        found = [c for key in self._index if urls_match(key, image) for c in self._creds[key]]
+        if not found and _is_docker_hub(image):
+            found = list(self._creds.get(_DEFAULT_REGISTRY_KEY, []))
         return found
-    # Tolerate mappings that were not produced by parse_docker_config (un-normalised keys).
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._creds.values())
+
+
+def lookup(credentials: Mapping[str, Credential], image: str) -> Credential | None:
+    """The first credential the kubelet would try for ``image`` (``domain/path``) among ``credentials``
+    (config or keyring keys to credential, as :func:`parse_docker_config` returns), or None."""
+    keyring = Keyring()
+    entries = []
     for key, credential in credentials.items():
-        if normalize_registry_host(key) == host:
-            return credential
-    return None
+        try:
+            entries.append((keyring_key(key), credential))
+        except ValueError:
+            continue
+    keyring.file(entries)
+    found = keyring.lookup(image)
+    return found[0] if found else None

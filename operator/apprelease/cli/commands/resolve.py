@@ -10,7 +10,8 @@ import typer
 from apprelease.cli.app import Output, dump, err, fail, out
 from apprelease.cli.text import plain, safe
 from apprelease.core import reference
-from apprelease.registry import Credential, RegistryClient, RegistryError, RegistrySettings, lookup, parse_docker_config
+from apprelease.registry import Credential, RegistryClient, RegistryError, RegistrySettings
+from apprelease.registry.credentials import Keyring
 
 
 def resolve(
@@ -33,7 +34,8 @@ def resolve(
         insecure_registries=[*insecure_registry, *env_insecure],
         ca_bundle=ca_bundle or os.environ.get("APPRELEASE_CA_BUNDLE") or None,
     )
-    credential = lookup(_docker_credentials(), ref.domain)
+    found = _docker_credentials().lookup(ref.repository)
+    credential: Credential | None = found[0] if found else None
     try:
         with RegistryClient(settings) as registry:
             resolved = registry.resolve(ref, credential, use_cache=False)
@@ -46,13 +48,16 @@ def resolve(
     dump({**data, "mediaType": resolved.media_type}, output)
 
 
-def _docker_credentials() -> dict[str, Credential]:
+def _docker_credentials() -> Keyring:
+    """Your docker config's credentials, chosen as the kubelet chooses them (so `resolve` sees what a node
+    given the same config as a pull secret would)."""
+    keyring = Keyring()
     folder = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
     path = folder / "config.json"
     if not path.is_file():
-        return {}
+        return keyring
     try:
-        return dict(parse_docker_config(path.read_bytes()))
+        keyring.add(path.read_bytes())
     except ValueError as problem:
         err.print(f"[yellow]warning:[/] {safe(path)}: {safe(problem)}")
-        return {}
+    return keyring
