@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import docker.errors
 
+from apprelease.cli.engine import ENGINE_FAILURES
 from apprelease.cli.gitinfo import GitState
 from apprelease.core.api import LABEL_REVISION, LABEL_VERSION
 
@@ -56,9 +56,8 @@ def now_rfc3339() -> str:
 Progress = Callable[[str], None]
 
 
-def build(plan: BakePlan, on_line: Progress, engine: docker.APIClient | None = None) -> str:
-    """Build and tag the image; returns the local image id."""
-    api = engine or docker.APIClient(version="auto")
+def build(plan: BakePlan, on_line: Progress, api: docker.APIClient) -> str:
+    """Build and tag the image with the engine ``api``; returns the local image id. Raises BakeError."""
     first = f"{plan.image}:{plan.version}"
     image_id = ""
     try:
@@ -76,8 +75,8 @@ def build(plan: BakePlan, on_line: Progress, engine: docker.APIClient | None = N
         image_id = _follow_build(stream, on_line)
         for tag in plan.tags[1:]:
             api.tag(first, plan.image, tag)
-    except docker.errors.DockerException as err:
-        raise BakeError(f"docker build failed: {_one_line(err)}") from err
+    except ENGINE_FAILURES as err:
+        raise BakeError(f"docker build failed: {_one_line(err)}") from None
     return image_id
 
 
@@ -99,9 +98,9 @@ def _follow_build(stream: Iterable[dict[str, Any]], on_line: Progress) -> str:
 PushProgress = Callable[[str, str, int, int], None]  # layer, status, current, total
 
 
-def push(plan: BakePlan, on_progress: PushProgress, engine: docker.APIClient | None = None) -> str:
-    """Push every tag; returns the digest the registry reported for the version tag."""
-    api = engine or docker.APIClient(version="auto")
+def push(plan: BakePlan, on_progress: PushProgress, api: docker.APIClient) -> str:
+    """Push every tag with the engine ``api``; returns the digest the registry reported for the version tag.
+    Raises BakeError."""
     digests: dict[str, str] = {}
     try:
         for tag in plan.tags:
@@ -119,8 +118,8 @@ def push(plan: BakePlan, on_progress: PushProgress, engine: docker.APIClient | N
                 aux = chunk.get("aux") or {}
                 if "Digest" in aux:
                     digests[tag] = str(aux["Digest"])
-    except docker.errors.DockerException as err:
-        raise BakeError(f"push failed: {_one_line(err)}") from err
+    except ENGINE_FAILURES as err:
+        raise BakeError(f"push failed: {_one_line(err)}") from None
     if plan.version not in digests:
         raise BakeError(f"push of {plan.image}:{plan.version} reported no digest")
     return digests[plan.version]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import semver
 
 
 class GitError(RuntimeError):
@@ -16,7 +19,7 @@ class GitError(RuntimeError):
 class GitState:
     commit: str
     short_commit: str
-    tag: str | None  # the tag HEAD is exactly at, if any
+    tags: tuple[str, ...]  # every tag HEAD is exactly at, sorted
     dirty: bool
     source: str | None  # remote URL without credentials
 
@@ -43,12 +46,13 @@ def read_git_state(path: Path) -> GitState:
         tags = _git(path, "tag", "--points-at", "HEAD").splitlines()
     except GitError:
         tags = []
-    tag = sorted(tags)[-1] if tags else None
     try:
         remote = _git(path, "remote", "get-url", "origin")
     except GitError:
         remote = None
-    return GitState(commit=commit, short_commit=short, tag=tag, dirty=dirty, source=strip_credentials(remote))
+    return GitState(
+        commit=commit, short_commit=short, tags=tuple(sorted(tags)), dirty=dirty, source=strip_credentials(remote)
+    )
 
 
 def strip_credentials(url: str | None) -> str | None:
@@ -68,12 +72,58 @@ def release_version(state: GitState, override: str | None) -> str:
         raise GitError("the working tree has uncommitted changes: commit or stash them, then tag the release")
     if override:
         return override
-    if state.tag is None:
+    if not state.tags:
         raise GitError(
             f"HEAD ({state.short_commit}) is not at a tag: tag the release (git tag v1.2.3) "
             "or pass --version (the image then does not match a tag)"
         )
-    return state.tag
+    return choose_tag(state.tags, state.short_commit)
+
+
+def _semver(tag: str) -> semver.Version | None:
+    """A semantic version 2.0.0 (https://semver.org), with or without the customary ``v`` prefix."""
+    try:
+        return semver.Version.parse(tag[1:] if tag.startswith("v") else tag)
+    except ValueError:
+        return None
+
+
+def choose_tag(tags: Sequence[str], commit: str = "HEAD") -> str:
+    """The release a commit with these tags is: the one tag, or the final version among its own prereleases.
+
+    A commit promoted from ``v1.2.3-rc.1`` to ``v1.2.3`` carries both; semver 2.0.0 gives the final version
+    precedence over its prereleases, so ``v1.2.3`` is baked (and the rc tag is never moved to new content).
+    Anything else (two versions such as v1.2.3 and v2.0.0, two spellings of one, two prereleases without
+    their final, a tag that is no semantic version next to another) is a choice only the user can make:
+    GitError listing the tags and pointing to ``--version``.
+    """
+    unique = sorted(set(tags))
+    if len(unique) == 1:
+        return unique[0]
+    versions = {tag: _semver(tag) for tag in unique}
+    parsed = [v for v in versions.values() if v is not None]
+    finals = [tag for tag, v in versions.items() if v is not None and not v.prerelease]
+    cores = {(v.major, v.minor, v.patch) for v in parsed}
+    if len(parsed) == len(unique) and len(cores) == 1 and len(finals) == 1:
+        return finals[0]
+    raise GitError(
+        f"{commit} carries several tags and no rule picks one: {', '.join(unique)} "
+        "(only a final version wins over its own prereleases, as v1.2.3 over v1.2.3-rc.1); "
+        "pass --version with the one to bake, or delete the tag that is wrong"
+    )
+
+
+def image_tag_problem(version: str) -> str | None:
+    """Why a version cannot be an OCI image tag (``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``), if it cannot,
+    with what to do instead; None when it can."""
+    if "+" in version:
+        core = version.split("+", 1)[0]
+        return (
+            f"version {version!r} cannot be an image tag: '+' (semver build metadata) is not allowed in an OCI tag; "
+            f"tag the release without it (git tag {core}) or pass --version {core} "
+            f"(or --version {version.replace('+', '_')}, the form Helm uses for OCI tags)"
+        )
+    return None
 
 
 def prepare_commit(path: Path) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import docker
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
 from apprelease.cli.app import err, fail, out
 from apprelease.cli.bake import BakeError, BakePlan, build, push
-from apprelease.cli.gitinfo import GitError, read_git_state, release_version
+from apprelease.cli.engine import EngineError, connect, find_endpoint
+from apprelease.cli.gitinfo import GitError, image_tag_problem, read_git_state, release_version
 from apprelease.cli.manifest import parse_workload, release_manifest, render_manifest
 from apprelease.cli.text import plain, safe
 from apprelease.core import reference
@@ -66,6 +68,9 @@ def _plan(
         release = release_version(state, version)
     except (ValueError, GitError) as problem:
         fail(str(problem))
+    tag_problem = image_tag_problem(release)
+    if tag_problem:
+        fail(tag_problem)
     if release.lower() == "latest" or not reference.is_valid_tag(release):
         fail(f"version {release!r} cannot be an image tag for a release (never 'latest'; letters, digits, ._-)")
     plan = BakePlan(
@@ -92,22 +97,35 @@ def _build_args(items: list[str]) -> dict[str, str]:
 
 def _bake(plan: BakePlan, do_push: bool, quiet: bool) -> str | None:
     """Build (and with --push, push) the plan; the pushed digest, or None when only built (then printed)."""
-    if not quiet:
-        err.print(
-            f"[bold]baking[/] {safe(plan.image)}:{safe(plan.version)} from {safe(plan.git.short_commit)} "
-            f"({safe(plan.git.tag or 'no tag')})"
-        )
+    engine = _engine(plan, quiet)
     try:
-        build(plan, on_line=(lambda _line: None) if quiet else (lambda line: err.print(f"  [dim]{safe(line)}[/]")))
+        build(plan, (lambda _line: None) if quiet else (lambda line: err.print(f"  [dim]{safe(line)}[/]")), engine)
         tags = ", ".join(f"{plan.image}:{t}" for t in plan.tags)
         if not quiet:
             err.print(f"[green]built[/] {safe(tags)}")
         if not do_push:
             out.print(plain(f"{plan.image}:{plan.version}"), markup=False, highlight=False)
             return None
-        return _push_with_progress(plan, quiet)
+        return _push_with_progress(plan, quiet, engine)
     except BakeError as problem:
         fail(str(problem))
+
+
+def _engine(plan: BakePlan, quiet: bool) -> docker.APIClient:
+    """The Docker engine the Docker CLI would use, reached before anything is printed (one line if not)."""
+    try:
+        endpoint = find_endpoint()
+        engine = connect(endpoint)
+    except EngineError as unreachable:
+        fail(str(unreachable))
+    if not quiet:
+        git = plan.git
+        err.print(
+            f"[bold]baking[/] {safe(plan.image)}:{safe(plan.version)} from {safe(git.short_commit)} "
+            f"(tags: {safe(', '.join(git.tags) or 'none')}) with the Docker engine at {safe(endpoint.describe())}",
+            soft_wrap=True,
+        )
+    return engine
 
 
 def _write_manifest(
@@ -126,9 +144,9 @@ def _write_manifest(
         err.print(f"  its workloads are managed once labelled {LABEL_RELEASE}={safe(name)}")
 
 
-def _push_with_progress(plan: BakePlan, quiet: bool) -> str:
+def _push_with_progress(plan: BakePlan, quiet: bool, engine: docker.APIClient) -> str:
     if quiet:
-        return push(plan, on_progress=lambda *_: None)
+        return push(plan, lambda *_: None, engine)
     with Progress(TextColumn("  {task.description}"), BarColumn(), DownloadColumn(), console=err) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -143,4 +161,4 @@ def _push_with_progress(plan: BakePlan, quiet: bool) -> str:
                     tasks[layer], completed=bar.tasks[tasks[layer]].total or 1, total=bar.tasks[tasks[layer]].total or 1
                 )
 
-        return push(plan, on_progress=update)
+        return push(plan, update, engine)
