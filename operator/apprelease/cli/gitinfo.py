@@ -10,6 +10,8 @@ from pathlib import Path
 
 import semver
 
+from apprelease.core import reference
+
 
 class GitError(RuntimeError):
     """The checkout cannot be baked as a release; the message says why and what to do."""
@@ -114,8 +116,8 @@ def choose_tag(tags: Sequence[str], commit: str = "HEAD") -> str:
 
 
 def image_tag_problem(version: str) -> str | None:
-    """Why a version cannot be an OCI image tag (``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``), if it cannot,
-    with what to do instead; None when it can."""
+    """Why a version cannot be the image tag of a release (an OCI tag, ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``,
+    and never ``latest``), with what to do instead; None when it can."""
     if "+" in version:
         core = version.split("+", 1)[0]
         return (
@@ -123,6 +125,8 @@ def image_tag_problem(version: str) -> str | None:
             f"tag the release without it (git tag {core}) or pass --version {core} "
             f"(or --version {version.replace('+', '_')}, the form Helm uses for OCI tags)"
         )
+    if version.lower() == "latest" or not reference.is_valid_tag(version):
+        return f"version {version!r} cannot be an image tag for a release (never 'latest'; letters, digits, ._-)"
     return None
 
 

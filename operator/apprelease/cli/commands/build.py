@@ -71,8 +71,6 @@ def _plan(
     tag_problem = image_tag_problem(release)
     if tag_problem:
         fail(tag_problem)
-    if release.lower() == "latest" or not reference.is_valid_tag(release):
-        fail(f"version {release!r} cannot be an image tag for a release (never 'latest'; letters, digits, ._-)")
     plan = BakePlan(
         context=context.resolve(),
         dockerfile=file,
