@@ -334,7 +334,7 @@ class Keyring:
     The kubelet (``pkg/credentialprovider/keyring.go``, ``BasicDockerKeyring``) files each entry under
     :func:`keyring_key`, keeps the keys reverse-sorted (so ``registry.example.com/team-b`` comes before
     ``registry.example.com``, and a plain host before a ``*.`` glob of it) and, for an image, returns the
-    credentials of *every* key that :func:`urls_match` es it in that order; only when none matches does a
+    credentials of *every* key that matches it (:func:`urls_match`), in that order; only when none matches does a
     Docker Hub image get the ``index.docker.io`` entry (``https://index.docker.io/v1/``). The Pod's
     ``imagePullSecrets`` are added in their order into one keyring; under one key the earlier document's
     credential comes first. Source: Kubernetes docs, Concepts > Containers > Images, "Interpretation of
