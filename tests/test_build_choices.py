@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from apprelease.cli.engine import DEFAULT_HOST, EngineError, connect, find_endpoint
-from apprelease.cli.gitinfo import GitError, GitState, choose_tag, image_tag_problem, release_version
+from apprelease.cli.gitinfo import GitError, GitState, release_version
+from apprelease.core.versions import choose_tag, image_tag_problem
 
 
 @pytest.mark.parametrize(
@@ -42,7 +43,7 @@ def test_the_final_version_wins_over_its_prereleases(tags: list[str], chosen: st
     ],
 )
 def test_a_choice_the_rules_cannot_make_is_refused_listing_the_tags(tags: list[str]) -> None:
-    with pytest.raises(GitError) as refused:
+    with pytest.raises(ValueError) as refused:
         choose_tag(tags, "abc123")
     message = str(refused.value)
     assert all(tag in message for tag in tags)

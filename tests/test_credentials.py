@@ -57,7 +57,9 @@ def test_auth_without_padding_is_accepted() -> None:
     assert parse_docker_config(config({"r.example": {"auth": encoded}}))["r.example"].username == "u"
 
 
-@pytest.mark.parametrize("key", ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "https://index.docker.io/v2/"])
+@pytest.mark.parametrize(
+    "key", ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "https://index.docker.io/v2/"]
+)
 def test_docker_hub_keys(key: str) -> None:
     creds = parse_docker_config(config({key: {"auth": b64("hubuser:hubpass")}}))
     found = lookup(creds, "docker.io/library/nginx")

@@ -15,11 +15,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from apprelease.cli.app import err, fail, out
 from apprelease.cli.bake import BakeError, BakePlan, build, push
 from apprelease.cli.engine import EngineError, connect, find_endpoint
-from apprelease.cli.gitinfo import GitError, image_tag_problem, read_git_state, release_version
+from apprelease.cli.gitinfo import GitError, read_git_state, release_version
 from apprelease.cli.manifest import parse_workload, release_manifest, render_manifest
 from apprelease.cli.text import plain, safe
 from apprelease.core import reference
 from apprelease.core.api import LABEL_RELEASE
+from apprelease.core.versions import image_tag_problem
 
 
 def build_command(
