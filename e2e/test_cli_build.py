@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def test_a_promoted_commit_pushes_the_final_version_not_its_prerelease(testbed: 
     repo = tmp_path / "promoted"
     commits = make_app_repo(repo, testbed.base_image, ["v1.2.3-rc.1"])
     git(repo, "tag", "v1.2.3")  # the rc, promoted: both tags at HEAD
-    image = f"{testbed.registry}/cli/promoted-{tmp_path.name.lower()}"
+    image = f"{testbed.registry}/cli/promoted-{uuid.uuid4().hex[:12]}"  # the registry outlives test runs
 
     result = cli("build", "--image", image, "--push", "--quiet", str(repo))
     assert result.returncode == 0, result.stderr
