@@ -26,6 +26,7 @@ CONTRACT = {
     "apprelease_reconcile_duration_seconds": ("histogram", {"result"}),
     "apprelease_registry_requests": ("counter", {"registry", "method", "code"}),
     "apprelease_workqueue_depth": ("gauge", set()),
+    "apprelease_leader": ("gauge", set()),
 }
 
 

@@ -25,6 +25,8 @@ from prometheus_client import (
     start_http_server,
 )
 
+from apprelease.election.exported import LeaderOnly
+
 # Only the series of the contract: no `*_created` timestamps next to counters and histograms.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -59,6 +61,7 @@ class Metrics:
         self._clock = clock
         self._lock = threading.Lock()  # registry hooks call in from worker threads
         self._seen: dict[Key, _Seen] = {}
+        self._leading = True  # one replica, or until leader election says otherwise (set_leader)
         self._server: WSGIServer | None = None
         self.info = Gauge(
             "apprelease_info",
@@ -101,6 +104,9 @@ class Metrics:
         self.workqueue_depth = Gauge(
             "apprelease_workqueue_depth", "AppReleases waiting for a worker.", registry=self.registry
         )
+        self.leader = Gauge(
+            "apprelease_leader", "1 while this replica leads (reconciles), else 0.", registry=self.registry
+        )
 
     # --- the operator's calls ----------------------------------------------------------------------------
     def reconcile(self, result: str, seconds: float) -> None:
@@ -117,6 +123,11 @@ class Metrics:
     def queue_depth_from(self, depth: Callable[[], int]) -> None:
         """Read the depth at scrape time (cheap: a length), instead of setting it on every change."""
         self.workqueue_depth.set_function(lambda: float(depth()))
+
+    def set_leader(self, leading: bool) -> None:
+        """This replica leads (or not): `apprelease_leader`, and whether /metrics shows per-AppRelease series."""
+        self._leading = leading
+        self.leader.set(1 if leading else 0)
 
     def revision(self, namespace: str, name: str, source: str, cause: str) -> None:
         with self._lock:
@@ -166,7 +177,8 @@ class Metrics:
     # --- serving ---------------------------------------------------------------------------------------------
     def serve(self, port: int, address: str = "0.0.0.0") -> int:
         """Serve /metrics from a daemon thread; returns the port (useful with 0)."""
-        server, _thread = start_http_server(port, address, registry=self.registry)
+        exported = LeaderOnly(self.registry, lambda: self._leading)
+        server, _thread = start_http_server(port, address, registry=exported)
         self._server = server
         return int(server.server_port)
 

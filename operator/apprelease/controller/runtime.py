@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Iterable
 
 from apprelease.controller.cluster import KubernetesCluster
-from apprelease.controller.kubeclient import connect
+from apprelease.controller.kubeclient import Connection, connect
 from apprelease.controller.metrics import Metrics
 from apprelease.controller.reconciler import Reconciler
 from apprelease.controller.settings import OperatorSettings
 from apprelease.controller.workqueue import WorkQueue
+from apprelease.election import AlwaysLeader, Elector, KubernetesLeaseStore, Leadership, candidate_identity
 from apprelease.registry import RegistryClient
 
 log = logging.getLogger(__name__)
@@ -21,24 +23,33 @@ Key = tuple[str, str]  # (namespace, name) of an AppRelease
 
 
 class Runtime:
-    def __init__(self, settings: OperatorSettings, reconciler: Reconciler, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        reconciler: Reconciler,
+        metrics: Metrics | None = None,
+        leadership: Leadership | None = None,
+    ) -> None:
         self.settings = settings
         self.reconciler = reconciler
         self.metrics = metrics or Metrics()
+        # Every replica watches and queues; only the leader's workers take keys (see _work).
+        self.leadership: Leadership = leadership or AlwaysLeader()
         self.queue: WorkQueue[Key] = WorkQueue(
             base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds
         )
         self._seen: dict[Key, tuple[int, str | None]] = {}  # one entry per live AppRelease, dropped by forget
         self._workers: list[asyncio.Task[None]] = []
+        self._busy: set[asyncio.Task[None]] = set()  # reconcile passes under way
+        self._stopping = False
 
     @classmethod
     def from_environment(cls) -> Runtime:
         settings = OperatorSettings()
         metrics = Metrics()
         registry = RegistryClient(settings.registry(), on_request=metrics.registry_request)
-        cluster = KubernetesCluster(
-            connect(prefer_in_cluster=True).api_client, timeout_seconds=settings.kube_timeout_seconds
-        )
+        connection = connect(prefer_in_cluster=True)
+        cluster = KubernetesCluster(connection.api_client, timeout_seconds=settings.kube_timeout_seconds)
         reconciler = Reconciler(
             cluster,
             registry,
@@ -46,7 +57,10 @@ class Runtime:
             rollout_poll_seconds=settings.rollout_poll_seconds,
             allowed_registries=settings.allowed_registries,
         )
-        return cls(settings, reconciler, metrics)
+        leadership: Leadership | None = None
+        if settings.leader_election:
+            leadership = _elector(settings, connection, metrics)
+        return cls(settings, reconciler, metrics, leadership)
 
     async def start(self) -> None:
         log.info(
@@ -57,14 +71,26 @@ class Runtime:
             self.settings.insecure_registries or "none",
             self.settings.watch_namespaces or "all",
         )
+        if isinstance(self.leadership, Elector):
+            self.metrics.set_leader(False)  # until the elector says we lead
+            self.leadership.start()
+        else:
+            self.metrics.set_leader(True)
         self._workers = [asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.settings.workers)]
         self.metrics.queue_depth_from(lambda: len(self.queue))
         self.metrics.serve(self.settings.metrics_port)  # its own thread: scrapes never touch the event loop
 
     async def stop(self) -> None:
+        """Stop the workers, let a reconcile that is under way finish (bounded), then release the Lease: a
+        successor must not start while our last writes are in flight."""
+        self._stopping = True
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._busy:
+            await asyncio.wait(set(self._busy), timeout=self.settings.kube_timeout_seconds)
+        if isinstance(self.leadership, Elector):
+            await self.leadership.stop(release=True)
         self.reconciler.registry.close()
         self.metrics.stop()
 
@@ -91,23 +117,51 @@ class Runtime:
 
     # --- workers ---------------------------------------------------------------------------------------
     async def _work(self) -> None:
-        while True:
+        while not self._stopping:
+            await self.leadership.wait_leading()
             key = await self.queue.get()
-            started, outcome = time.monotonic(), "error"
-            try:
-                result = await asyncio.to_thread(self.reconciler.reconcile, *key)
-                outcome = "retry" if result.retry else "stalled" if result.stalled else "ok"
-            except Exception:
-                delay = self.queue.add_rate_limited(key)
-                log.exception("reconcile of %s/%s failed; retrying in %.0fs", *key, delay)
-            else:
-                if result.retry:
-                    delay = self.queue.add_rate_limited(key)
-                    log.info("%s/%s waits for the world; retrying in %.0fs", *key, delay)
-                else:
-                    self.queue.forget(key)
-                    if result.requeue_after is not None:
-                        self.queue.add_after(key, result.requeue_after)
-            finally:
+            if self._stopping or not self.leadership.leads():
+                # Leadership lapsed while we waited (the elector exits the process soon, or renews): keep the key.
                 self.queue.done(key)
-                self.metrics.reconcile(outcome, time.monotonic() - started)
+                self.queue.add(key)
+                await asyncio.sleep(self.settings.retry_period_seconds / 4)
+                continue
+            # Shielded: stopping cancels the worker, but a pass under way finishes (stop waits for it).
+            job = asyncio.create_task(self._reconcile(key))
+            self._busy.add(job)
+            job.add_done_callback(self._busy.discard)
+            await asyncio.shield(job)
+
+    async def _reconcile(self, key: Key) -> None:
+        started, outcome = time.monotonic(), "error"
+        try:
+            result = await asyncio.to_thread(self.reconciler.reconcile, *key)
+            outcome = "retry" if result.retry else "stalled" if result.stalled else "ok"
+        except Exception:
+            delay = self.queue.add_rate_limited(key)
+            log.exception("reconcile of %s/%s failed; retrying in %.0fs", *key, delay)
+        else:
+            if result.retry:
+                delay = self.queue.add_rate_limited(key)
+                log.info("%s/%s waits for the world; retrying in %.0fs", *key, delay)
+            else:
+                self.queue.forget(key)
+                if result.requeue_after is not None:
+                    self.queue.add_after(key, result.requeue_after)
+        finally:
+            self.queue.done(key)
+            self.metrics.reconcile(outcome, time.monotonic() - started)
+
+
+def _elector(settings: OperatorSettings, connection: Connection, metrics: Metrics) -> Elector:
+    """The Lease elector of this replica: the Lease in APPRELEASE_LEADER_ELECTION_NAMESPACE, else the pod's
+    namespace (POD_NAMESPACE from the downward API), else the kubeconfig context's."""
+    namespace = settings.leader_election_namespace or os.environ.get("POD_NAMESPACE") or connection.namespace
+    timing = settings.election_timing()
+    store = KubernetesLeaseStore(
+        connection.api_client,
+        namespace,
+        settings.leader_election_name,
+        timeout_seconds=max(1.0, timing.renew_deadline / 3),  # two tries fit in one renew deadline
+    )
+    return Elector(store, candidate_identity(), timing, on_change=metrics.set_leader)

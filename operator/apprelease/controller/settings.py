@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from apprelease.election.rules import Timing, check_timing
 from apprelease.registry.client import RegistrySettings
 
 
@@ -39,6 +40,16 @@ class OperatorSettings(BaseSettings):
     health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")
     metrics_port: int = Field(default=8081, ge=0, le=65535, description="Prometheus /metrics port (0: any free one).")
     log_level: str = Field(default="INFO")
+    # Leader election (DESIGN.md "High availability"). Off for `apprelease run` (one process on a laptop), as
+    # controller-runtime binaries default --leader-elect to false; the Helm chart turns it on.
+    leader_election: bool = Field(default=False, description="Elect a leader on a Lease; only it reconciles.")
+    leader_election_name: str = Field(default="apprelease-operator", min_length=1, max_length=253)
+    leader_election_namespace: str | None = Field(
+        default=None, description="The Lease's namespace; default: POD_NAMESPACE, else the kubeconfig's."
+    )
+    lease_duration_seconds: float = Field(default=8.0, gt=0, le=300)
+    renew_deadline_seconds: float = Field(default=6.0, gt=0, le=300)
+    retry_period_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("insecure_registries", "allowed_registries", "watch_namespaces", mode="before")
     @classmethod
@@ -46,6 +57,16 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _election_timing(self) -> OperatorSettings:
+        problems = check_timing(self.lease_duration_seconds, self.renew_deadline_seconds, self.retry_period_seconds)
+        if problems:
+            raise ValueError("leader election: " + "; ".join(problems))
+        return self
+
+    def election_timing(self) -> Timing:
+        return Timing(self.lease_duration_seconds, self.renew_deadline_seconds, self.retry_period_seconds)
 
     def registry(self) -> RegistrySettings:
         return RegistrySettings(
