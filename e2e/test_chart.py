@@ -110,6 +110,9 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
         "ClusterRoleBinding",
         "CustomResourceDefinition",
         "Deployment",
+        "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
     ]
@@ -119,6 +122,7 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
     assert _rules(role) == {**NAMESPACED_RULES, **CRD_RULES}
     binding = _one(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ar-apprelease-operator", "namespace": namespace}]
+    _assert_leader_election(docs, namespace)
     container = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "apprelease/operator:0.1.0"  # the tag defaults to appVersion
     assert _env(container) == {
@@ -128,7 +132,10 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
         "APPRELEASE_WATCH_NAMESPACES": "",
         "APPRELEASE_ALLOWED_REGISTRIES": "",
         "APPRELEASE_INSECURE_REGISTRIES": "",
+        **LEADER_ELECTION_ENV,
     }
+    downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
+    assert downward == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
 
     answered = _dry_run(testbed, rendered)
     assert sorted(o["kind"] for o in answered) == kinds
@@ -153,11 +160,14 @@ def test_namespaced_render_with_digest_is_accepted_by_the_api_server(
     rendered = _template(helm, tmp_path, namespace, values)
     docs = _docs(rendered)
     assert not [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "ar-apprelease-operator"]
-    roles = [d for d in docs if d["kind"] == "Role"]
+    _assert_leader_election(docs, namespace)
+    roles = [d for d in docs if d["kind"] == "Role" and not d["metadata"]["name"].endswith("-leader-election")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted([namespace, other_namespace])
     for role in roles:
         assert _rules(role) == NAMESPACED_RULES
-    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    bindings = [
+        d for d in docs if d["kind"] == "RoleBinding" and not d["metadata"]["name"].endswith("-leader-election")
+    ]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted([namespace, other_namespace])
     for binding in bindings:
         assert binding["roleRef"]["name"] == "ar-apprelease-operator"
@@ -207,9 +217,13 @@ def test_rendered_deployment_is_hardened_and_the_api_server_keeps_it_so(
     server_deployment = _one(_dry_run(testbed, rendered), "Deployment")
     for deployment in (rendered_deployment, server_deployment):
         spec = deployment["spec"]
-        assert spec["replicas"] == 1
-        assert spec["strategy"]["type"] == "Recreate"
+        # Two replicas with leader election: a rolling update starts the new pod before stopping an old one.
+        assert spec["replicas"] == 2
+        assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
         pod = spec["template"]["spec"]
+        [spread] = pod["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["maxSkew"] == 1
+        assert spread["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == 65532
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -297,6 +311,9 @@ def test_operator_with_only_the_charts_rbac_releases_upgrades_and_rolls_back(
         # Quick: kopf must not stall on a forbidden namespace listing (it retries for about a minute).
         status = wait_ready(testbed, namespace, "web", "v1.0.0", timeout=30)["status"]
         assert status["digest"] == v1 and status["revision"] == 1
+        # It led through the chart's Lease RBAC (a Role in its own namespace), under the chart's Lease name.
+        lease = testbed.kubectl_json("get", "lease", fullname, "-n", namespace)
+        assert lease["spec"]["holderIdentity"] == f"{fullname}-e2e"
         assert container_images(testbed, namespace, "web") == {"web": f"{repository}@{v1}"}
 
         patch_release(testbed, namespace, "web", {"version": "v1.1.0"})
@@ -358,6 +375,12 @@ def test_cluster_wide_install_grants_no_more_than_the_operator_needs(
                 "create events",
             ]:
                 assert _can_i(kubeconfig, allowed, ns), f"{allowed} in {ns}"
+        # Leases: in the operator's own namespace only, and only the verbs the elector uses.
+        for verb in ("get", "create", "update"):
+            assert _can_i(kubeconfig, f"{verb} leases.coordination.k8s.io", namespace), verb
+            assert not _can_i(kubeconfig, f"{verb} leases.coordination.k8s.io", other_namespace), verb
+        for verb in ("delete", "list", "watch", "patch"):
+            assert not _can_i(kubeconfig, f"{verb} leases.coordination.k8s.io", namespace), verb
             for denied in [
                 "list secrets",
                 "delete deployments.apps",
@@ -400,6 +423,37 @@ NAMESPACED_RULES = {
     ("", "events"): {"create"},
 }
 CRD_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
+LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+LEADER_ELECTION_ENV = {
+    "APPRELEASE_LEADER_ELECTION": "true",
+    "APPRELEASE_LEADER_ELECTION_NAME": "ar-apprelease-operator",
+    "APPRELEASE_LEASE_DURATION_SECONDS": "8",
+    "APPRELEASE_RENEW_DEADLINE_SECONDS": "6",
+    "APPRELEASE_RETRY_PERIOD_SECONDS": "2",
+    "POD_NAME": "",  # valueFrom: the downward API
+    "POD_NAMESPACE": "",
+}
+
+
+def _assert_leader_election(docs: list[dict[str, Any]], namespace: str) -> None:
+    """Lease RBAC is a Role in the release's namespace (never cluster-wide), plus a PodDisruptionBudget."""
+    role = next(
+        d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "ar-apprelease-operator-leader-election"
+    )
+    assert role["metadata"]["namespace"] == namespace and _rules(role) == LEASE_RULES
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == role["metadata"]["name"])
+    assert binding["metadata"]["namespace"] == namespace
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert not any(r["kind"] == "ClusterRole" and ("coordination.k8s.io", "leases") in _rules(r) for r in docs)
+    pdb = _one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == _one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+
+
 NAMESPACE_RULES = {("", "namespaces"): {"list", "watch"}}  # namespaced mode only: kopf lists them, see rbac.yaml
 
 
@@ -453,6 +507,9 @@ def _operator_env_from_installed_chart(
     """The env the chart gives the operator container, with the CA bundle file taken from the chart's ConfigMap."""
     deployment = testbed.kubectl_json("get", "deployment", fullname, "-n", namespace)
     env = _env(deployment["spec"]["template"]["spec"]["containers"][0])
+    # What the downward API would give the pod: its name (the candidate's identity) and namespace (the Lease's).
+    if "POD_NAMESPACE" in env:
+        env.update(POD_NAME=f"{fullname}-e2e", POD_NAMESPACE=namespace)
     if "APPRELEASE_CA_BUNDLE" in env:
         config_map = testbed.kubectl_json("get", "configmap", f"{fullname}-ca", "-n", namespace)
         ca_file = tmp_path / "ca.crt"
