@@ -35,7 +35,7 @@ from kubernetes import client, watch
 from apprelease.controller.kubeclient import connect
 from apprelease.core.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings
-from e2e import bench_intake, bench_safety
+from e2e import bench_ha, bench_intake, bench_safety
 from e2e.counting_proxy import CountingProxy
 from e2e.images import build_and_push, make_app_repo
 from e2e.releases import deployment_manifest, release_manifest
@@ -285,6 +285,8 @@ def main() -> None:  # noqa: C901 - one benchmark script read top to bottom (not
         operator.stop()
         proxy.stop()
         subprocess.run([*kubectl, "delete", "namespace", NAMESPACE, "--wait=false"], capture_output=True)
+    # High availability: failover over BENCH_HA_KILLS leader kills, its own namespace and operators.
+    results += bench_ha.report(bench_ha.measure(testbed), summary)
     out = ROOT / ".testbed" / "bench.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"results in {out}")

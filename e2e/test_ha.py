@@ -1,0 +1,136 @@
+"""Two operator replicas with leader election against the real API server (issue 19): a killed leader is
+replaced and the rollout completes; a frozen leader stops acting and exits; SIGTERM hands over at once.
+Only polls, no timing asserts (the failover times are in `make bench`, e2e/bench_ha.py)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from e2e.ha import Replicas
+from e2e.images import Pushed
+from e2e.releases import (
+    apply,
+    container_images,
+    deployment_manifest,
+    get_release,
+    patch_release,
+    release_manifest,
+    wait_ready,
+)
+from e2e.support import Operator, Testbed, wait_until
+
+
+@pytest.fixture
+def replicas(testbed: Testbed, operator: Operator, namespace: str) -> Iterator[Replicas]:
+    # The session's operator (no election, every namespace) would act on these AppReleases too: pause it.
+    operator.stop()
+    pair = Replicas(testbed, namespace)
+    try:
+        yield pair
+    finally:
+        pair.stop_all()
+        operator.start()
+
+
+def _leader_and_follower(replicas: Replicas) -> tuple[str, str]:
+    first = replicas.start(0)
+    replicas.wait_holder(first)
+    second = replicas.start(1)
+    return first, second
+
+
+def _release_at_v1(testbed: Testbed, namespace: str, web: dict[str, Pushed], min_ready: int) -> str:
+    """web at v1.0.0 (revision 1); `min_ready` seconds per new pod make the next rollout last a while."""
+    repository = web["v1.0.0"].repository
+    manifest = deployment_manifest(
+        namespace, "web", {"web": f"{repository}:v1.0.0"}, release="web", min_ready_seconds=min_ready
+    )
+    apply(testbed, manifest)
+    apply(testbed, release_manifest(namespace, "web", repository, "v1.0.0", [{"kind": "Deployment", "name": "web"}]))
+    wait_ready(testbed, namespace, "web", "v1.0.0")
+    return repository
+
+
+def _in_progress(testbed: Testbed, namespace: str, revision: int) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        release = get_release(testbed, namespace, "web")
+        history = release.get("status", {}).get("history") or []
+        if history and history[0].get("revision") == revision and history[0].get("outcome") == "InProgress":
+            return release
+        return None
+
+    return wait_until(check, timeout=60, what=f"revision {revision} InProgress")
+
+
+def _assert_history_unique_and_contiguous(release: dict[str, Any], newest: int) -> None:
+    revisions = [entry["revision"] for entry in release["status"]["history"]]
+    assert revisions == list(range(newest, 0, -1)), revisions
+
+
+def test_a_killed_leader_is_replaced_and_the_rollout_completes(
+    testbed: Testbed, replicas: Replicas, namespace: str, web: dict[str, Pushed]
+) -> None:
+    leader, follower = _leader_and_follower(replicas)
+    repository = _release_at_v1(testbed, namespace, web, min_ready=8)
+    assert replicas.holder() == leader
+
+    patch_release(testbed, namespace, "web", {"version": "v1.1.0"})
+    recorded = _in_progress(testbed, namespace, 2)
+    replicas.signal(leader, signal.SIGKILL)
+
+    replicas.wait_holder(follower)
+    # The next status write can only be the follower's: the leader is dead.
+    release = wait_ready(testbed, namespace, "web", "v1.1.0", timeout=120)
+    assert release["metadata"]["resourceVersion"] != recorded["metadata"]["resourceVersion"]
+    assert release["status"]["history"][0]["outcome"] == "Succeeded"
+    _assert_history_unique_and_contiguous(release, 2)
+    assert container_images(testbed, namespace, "web") == {"web": f"{repository}@{web['v1.1.0'].digest}"}
+    assert "now leads" in replicas.log(follower)
+
+
+def test_a_frozen_leader_stops_acting_and_exits_without_a_duplicate_revision(
+    testbed: Testbed, replicas: Replicas, namespace: str, web: dict[str, Pushed]
+) -> None:
+    leader, follower = _leader_and_follower(replicas)
+    _release_at_v1(testbed, namespace, web, min_ready=8)
+    generation_at_v1 = testbed.kubectl_json("get", "deployment", "web", "-n", namespace)["metadata"]["generation"]
+
+    patch_release(testbed, namespace, "web", {"version": "v1.1.0"})
+    _in_progress(testbed, namespace, 2)
+    replicas.signal(leader, signal.SIGSTOP)
+    replicas.wait_holder(follower)
+    time.sleep(20)  # the issue's 20 s freeze: well past the lease
+    replicas.signal(leader, signal.SIGCONT)
+
+    wait_until(lambda: replicas.exit_code(leader) is not None, timeout=60, what="the old leader exits")
+    assert replicas.exit_code(leader) == 1
+    assert "lost Lease" in replicas.log(leader)
+
+    release = wait_ready(testbed, namespace, "web", "v1.1.0", timeout=120)
+    _assert_history_unique_and_contiguous(release, 2)
+    # One patch for revision 2: the Deployment's spec changed once since v1 (a second patch of another
+    # template would have moved its generation again).
+    deployment = testbed.kubectl_json("get", "deployment", "web", "-n", namespace)
+    assert deployment["metadata"]["generation"] == generation_at_v1 + 1
+    assert replicas.holder() == follower
+
+
+def test_sigterm_releases_the_lease_and_the_follower_takes_over(
+    testbed: Testbed, replicas: Replicas, namespace: str, web: dict[str, Pushed]
+) -> None:
+    leader, follower = _leader_and_follower(replicas)
+    _release_at_v1(testbed, namespace, web, min_ready=0)
+    replicas.signal(leader, signal.SIGTERM)
+    wait_until(lambda: replicas.exit_code(leader) is not None, timeout=30, what="the leader stops")
+    assert replicas.exit_code(leader) == 0
+    assert "released Lease" in replicas.log(leader)
+    replicas.wait_holder(follower, timeout=10)  # no waiting out the lease: it was released
+
+    patch_release(testbed, namespace, "web", {"version": "v1.1.0"})
+    release = wait_ready(testbed, namespace, "web", "v1.1.0")
+    _assert_history_unique_and_contiguous(release, 2)
