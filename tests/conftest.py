@@ -8,12 +8,14 @@ import copy
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
+from apprelease.controller.fencing import Conflict
 from apprelease.controller.reconciler import Reconciler, Result
 from apprelease.core.api import (
     LABEL_RELEASE,
@@ -113,17 +115,40 @@ class FakeCluster:
     # What others see, in order: "status", "event <reason>", "deployment/<name>" (a workload patch).
     effects: list[str] = field(default_factory=list)
     crash_on_deployment_patch: bool = False
+    last_version: int = 0  # the API server's resourceVersion counter (AppReleases only)
+    before_status_write: list[Callable[[], object]] = field(default_factory=list)  # each runs once, first in line
 
     def get_apprelease(self, namespace: str, name: str) -> dict[str, Any] | None:
         assert namespace == NS
-        obj = self.appreleases.get(name)
-        return copy.deepcopy(obj) if obj is not None else None
+        if name not in self.appreleases:
+            return None
+        self._version(name)
+        return copy.deepcopy(self.appreleases[name])
 
-    def patch_apprelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_apprelease_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str = ""
+    ) -> str:
+        if self.before_status_write:
+            self.before_status_write.pop(0)()  # another writer (a second replica) gets in first
+        # As the API server: a write carrying a resourceVersion that is no longer current is a 409.
+        if resource_version and resource_version != self._version(name):
+            self.calls.append("conflict")
+            raise Conflict(f"{name} is at {self._version(name)}, not {resource_version}")
         obj = self.appreleases[name]
         self.appreleases[name] = merge_patch(obj, {"status": status})  # the status subresource: no new generation
         self.calls.append("status")
         self.effects.append("status")
+        return self.touch(name)
+
+    def touch(self, name: str) -> str:
+        """Someone wrote the AppRelease: a new resourceVersion."""
+        self.last_version += 1
+        self.appreleases[name].setdefault("metadata", {})["resourceVersion"] = str(self.last_version)
+        return str(self.last_version)
+
+    def _version(self, name: str) -> str:
+        meta = self.appreleases[name].setdefault("metadata", {})
+        return str(meta["resourceVersion"]) if "resourceVersion" in meta else self.touch(name)
 
     def _store(self, kind: Kind) -> dict[str, dict[str, Any]]:
         return self.deployments if kind == Kind.DEPLOYMENT else self.others.setdefault(kind, {})
@@ -307,6 +332,7 @@ class World:
         obj = self.cluster.appreleases[NAME]
         obj["spec"].update(spec)
         obj["metadata"]["generation"] += 1
+        self.cluster.touch(NAME)
 
     def reconcile(self) -> Result:
         return self.reconciler.reconcile(NS, NAME)

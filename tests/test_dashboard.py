@@ -39,6 +39,7 @@ def label_names() -> dict[str, set[str]]:
         "apprelease_reconcile_duration_seconds_count": set(m.reconcile_duration._labelnames),
         "apprelease_registry_requests_total": set(m.registry_requests._labelnames),
         "apprelease_workqueue_depth": set(m.workqueue_depth._labelnames),
+        "apprelease_leader": set(m.leader._labelnames),
     }
 
 

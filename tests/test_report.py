@@ -79,7 +79,7 @@ def test_an_event_without_a_status_change_is_still_posted_at_the_end_of_the_pass
 
 
 def test_no_event_goes_out_when_the_status_write_fails(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(namespace: str, name: str, status: object) -> None:
+    def refuse(namespace: str, name: str, status: object, resource_version: str = "") -> str:
         raise Crash("the API server refused the status write")
 
     monkeypatch.setattr(world.cluster, "patch_apprelease_status", refuse)

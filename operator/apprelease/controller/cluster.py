@@ -14,7 +14,9 @@ from typing import Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from apprelease.controller.fencing import Conflict, conditional
 from apprelease.core.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from apprelease.core.fields import Fields
 from apprelease.core.workloads import Kind
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ Patch = dict[str, object]  # a JSON (merge or strategic-merge) patch body
 
 class Cluster(Protocol):
     def get_apprelease(self, namespace: str, name: str) -> JsonObject | None: ...
-    def patch_apprelease_status(self, namespace: str, name: str, status: Patch) -> None: ...
+    def patch_apprelease_status(self, namespace: str, name: str, status: Patch, resource_version: str = "") -> str: ...
     def get_workload(self, kind: Kind, namespace: str, name: str) -> JsonObject | None: ...
     def patch_workload(self, kind: Kind, namespace: str, name: str, body: Patch) -> JsonObject: ...
     def list_pods(self, namespace: str, selector: str) -> list[JsonObject]: ...
@@ -67,9 +69,20 @@ class KubernetesCluster:
             raise
         return obj if isinstance(obj, dict) else None
 
-    def patch_apprelease_status(self, namespace: str, name: str, status: Patch) -> None:
+    def patch_apprelease_status(self, namespace: str, name: str, status: Patch, resource_version: str = "") -> str:
+        """Merge-patch the status, conditional on `resource_version` when given (see `fencing`); returns the
+        new resourceVersion. Raises `fencing.Conflict` when the AppRelease changed since (409)."""
         # A merge patch replaces lists whole, so history and conditions are written as one consistent unit.
-        self._merge_patch(self._custom.patch_namespaced_custom_object_status, namespace, name, {"status": status})
+        body = conditional({"status": status}, resource_version)
+        try:
+            written = self._merge_patch(self._custom.patch_namespaced_custom_object_status, namespace, name, body)
+        except ApiException as err:
+            if err.status == 409:
+                raise Conflict(
+                    f"AppRelease {namespace}/{name} changed since resourceVersion {resource_version}"
+                ) from err
+            raise
+        return str(Fields(written).sub("metadata").text("resourceVersion"))
 
     def patch_apprelease_spec(self, namespace: str, name: str, spec: Patch, field_manager: str) -> None:
         self._merge_patch(self._custom.patch_namespaced_custom_object, namespace, name, {"spec": spec}, field_manager)
@@ -85,9 +98,9 @@ class KubernetesCluster:
         name: str,
         body: Patch,
         field_manager: str = FIELD_MANAGER,
-    ) -> None:
-        """A JSON merge patch of one AppRelease (or its status) through the generated client."""
-        call(
+    ) -> object:
+        """A JSON merge patch of one AppRelease (or its status) through the generated client; the object."""
+        return call(
             GROUP,
             VERSION,
             namespace,

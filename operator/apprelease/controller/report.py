@@ -41,6 +41,7 @@ class Report:
         self._ar = ar
         self.now = now
         self._written = ar.status.to_k8s()
+        self._resource_version = ar.resource_version  # every write is conditional on it (fencing)
         self.status = ar.status.model_copy(deep=True)
         self._pending: list[_Event] = []
 
@@ -101,7 +102,12 @@ class Report:
         rendered = self.status.to_k8s()
         if rendered != self._written:
             patch = _with_nulls(rendered, self._written)
-            self._cluster.patch_apprelease_status(self._ar.namespace, self._ar.name, patch)
+            # Conditional on the version this pass decided from, then on our own last write: a replica that
+            # lost the lease, or a pass overtaken by another writer, gets fencing.Conflict (and posts no
+            # Events) instead of overwriting.
+            self._resource_version = self._cluster.patch_apprelease_status(
+                self._ar.namespace, self._ar.name, patch, self._resource_version
+            )
             self._written = rendered
         self._post_pending()
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 
 from apprelease.controller.cluster import KubernetesCluster
+from apprelease.controller.fencing import Conflict
 from apprelease.controller.kubeclient import Connection, connect
 from apprelease.controller.metrics import Metrics
 from apprelease.controller.reconciler import Reconciler
@@ -137,6 +138,10 @@ class Runtime:
         try:
             result = await asyncio.to_thread(self.reconciler.reconcile, *key)
             outcome = "retry" if result.retry else "stalled" if result.stalled else "ok"
+        except Conflict as err:  # fenced: another writer got in first; the next pass reads it afresh
+            outcome = "retry"
+            delay = self.queue.add_rate_limited(key)
+            log.info("%s/%s: %s; requeued in %.0fs", *key, err, delay)
         except Exception:
             delay = self.queue.add_rate_limited(key)
             log.exception("reconcile of %s/%s failed; retrying in %.0fs", *key, delay)
