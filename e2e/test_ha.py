@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from apprelease.controller.cluster import KubernetesCluster
+from apprelease.controller.fencing import Conflict
 from e2e.ha import Replicas
 from e2e.images import Pushed
 from e2e.releases import (
@@ -134,3 +136,22 @@ def test_sigterm_releases_the_lease_and_the_follower_takes_over(
     patch_release(testbed, namespace, "web", {"version": "v1.1.0"})
     release = wait_ready(testbed, namespace, "web", "v1.1.0")
     _assert_history_unique_and_contiguous(release, 2)
+
+
+def test_the_api_server_refuses_a_status_write_from_a_stale_resource_version(
+    testbed: Testbed, replicas: Replicas, api: Any, namespace: str
+) -> None:
+    """Fencing on the real API server: the operator's own adapter, a status write conditional on a
+    resourceVersion that another write has since replaced, is refused (409 -> Conflict) and changes nothing."""
+    apply(testbed, release_manifest(namespace, "fenced", "127.0.0.1:5000/e2e/web", "v1.0.0", [{"name": "none"}]))
+    cluster = KubernetesCluster(api, timeout_seconds=10)
+    read = cluster.get_apprelease(namespace, "fenced")
+    assert read is not None
+    stale = read["metadata"]["resourceVersion"]
+    fresh = cluster.patch_apprelease_status(namespace, "fenced", {"revision": 1}, stale)
+    assert fresh != stale
+    with pytest.raises(Conflict):
+        cluster.patch_apprelease_status(namespace, "fenced", {"revision": 2}, stale)  # decided from the old read
+    after = get_release(testbed, namespace, "fenced")
+    assert after["status"]["revision"] == 1 and after["metadata"]["resourceVersion"] == fresh
+    assert cluster.patch_apprelease_status(namespace, "fenced", {"revision": 2}, fresh) != fresh
