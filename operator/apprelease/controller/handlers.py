@@ -25,9 +25,11 @@ from typing import Any
 import kopf
 
 from apprelease.controller.runtime import Key, Runtime
+from apprelease.controller.settings import OperatorSettings
 from apprelease.core.api import ANNOTATION_RETRY, GROUP, LABEL_RELEASE, PLURAL, VERSION
 from apprelease.core.fields import Fields
 from apprelease.core.workloads import KINDS, Kind
+from apprelease.election import shards
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,23 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings.watching.label_selectors[group, version, info.plural] = LABEL_RELEASE
     # Reading kubeconfig and settings is file I/O: off the event loop too.
     runtime = await asyncio.to_thread(Runtime.from_environment)
+    watch_shard(settings, runtime.settings)
     memo.runtime = runtime
     await runtime.start()
+
+
+def watch_shard(kopf_settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    """kopf's side of chunked lists and sharding (see `election.shards`): the first list of a replica comes in
+    pages; a shard label narrows the AppRelease watch; a shard range narrows every watch to its namespaces."""
+    kopf_settings.watching.chunk_size = ours.list_chunk_size or None
+    if ours.shard:
+        kopf_settings.watching.label_selectors[GROUP, VERSION, PLURAL] = shards.label_selector(ours.shard)
+    if ours.shard_range:
+        selector = shards.range_selector(ours.shard_range)
+        kopf_settings.watching.shard_selectors[GROUP, VERSION, PLURAL] = selector
+        for info in KINDS.values():
+            group, version = info.api_version.split("/")
+            kopf_settings.watching.shard_selectors[group, version, info.plural] = selector
 
 
 @kopf.on.cleanup()
@@ -152,4 +169,5 @@ __all__ = [
     "releases_by_workload",
     "release_key",
     "startup",
+    "watch_shard",
 ]

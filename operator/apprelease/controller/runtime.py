@@ -166,7 +166,7 @@ def _elector(settings: OperatorSettings, connection: Connection, metrics: Metric
     store = KubernetesLeaseStore(
         connection.api_client,
         namespace,
-        settings.leader_election_name,
+        settings.lease_name(),
         timeout_seconds=max(1.0, timing.renew_deadline / 3),  # two tries fit in one renew deadline
     )
     return Elector(store, candidate_identity(), timing, on_change=metrics.set_leader)

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from apprelease.election import shards
 from apprelease.election.rules import Timing, check_timing
 from apprelease.registry.client import RegistrySettings
 
@@ -50,6 +51,12 @@ class OperatorSettings(BaseSettings):
     lease_duration_seconds: float = Field(default=8.0, gt=0, le=300)
     renew_deadline_seconds: float = Field(default=6.0, gt=0, le=300)
     retry_period_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Large fleets (README "High availability"): one operator Deployment per shard, each with its own Lease.
+    shard: str | None = Field(default=None, description="Only AppReleases labelled apprelease.dev/shard=<this>.")
+    shard_range: str | None = Field(
+        default=None, description="0xSTART-0xEND: namespaces whose FNV-1a hash is in range (ShardedListAndWatch)."
+    )
+    list_chunk_size: int = Field(default=500, ge=0, le=10000, description="Initial list page size; 0: one list.")
 
     @field_validator("insecure_registries", "allowed_registries", "watch_namespaces", mode="before")
     @classmethod
@@ -63,7 +70,15 @@ class OperatorSettings(BaseSettings):
         problems = check_timing(self.lease_duration_seconds, self.renew_deadline_seconds, self.retry_period_seconds)
         if problems:
             raise ValueError("leader election: " + "; ".join(problems))
+        if self.shard is not None:
+            shards.check_shard(self.shard)
+        if self.shard_range is not None:
+            shards.parse_range(self.shard_range)
         return self
+
+    def lease_name(self) -> str:
+        """This Deployment's Lease: one per shard."""
+        return shards.lease_name(self.leader_election_name, self.shard, self.shard_range)
 
     def election_timing(self) -> Timing:
         return Timing(self.lease_duration_seconds, self.renew_deadline_seconds, self.retry_period_seconds)

@@ -1,0 +1,75 @@
+"""Sharding rules (issue 19): shard labels and hash ranges as the API server's selectors, one Lease per shard,
+ranges that split the namespaces with no overlap and no gap, and kopf's watch settings they become."""
+
+from __future__ import annotations
+
+import kopf
+import pytest
+
+from apprelease.controller.handlers import watch_shard
+from apprelease.controller.settings import OperatorSettings
+from apprelease.election import shards
+
+
+def test_fnv1a64_is_the_hash_the_api_server_reads() -> None:
+    # The published FNV-1a 64-bit test vectors.
+    assert shards.fnv1a64("") == 0xCBF29CE484222325
+    assert shards.fnv1a64("a") == 0xAF63DC4C8601EC8C
+    assert shards.fnv1a64("foobar") == 0x85944171F73967E8
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_split_ranges_give_every_namespace_exactly_one_shard(count: int) -> None:
+    ranges = [shards.parse_range(text) for text in shards.split(count)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == 1 << 64
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))  # contiguous: no gap, no overlap
+    for i in range(1000):
+        digest = shards.fnv1a64(f"team-{i}")
+        assert sum(start <= digest < end for start, end in ranges) == 1
+
+
+def test_range_selector_and_lease_names() -> None:
+    low, high = shards.split(2)
+    assert shards.range_selector(low) == (
+        "shardRange(object.metadata.namespace, '0x0000000000000000', '0x8000000000000000')"
+    )
+    assert high.endswith("-0x10000000000000000")
+    names = {
+        shards.lease_name("apprelease", None, None),
+        shards.lease_name("apprelease", "a", None),
+        shards.lease_name("apprelease", "b", None),
+        shards.lease_name("apprelease", None, low),
+        shards.lease_name("apprelease", None, high),
+    }
+    assert len(names) == 5 and "apprelease" in names
+    assert shards.label_selector("eu-1") == "apprelease.dev/shard=eu-1"
+
+
+@pytest.mark.parametrize("text", ["", "0x10", "0x20-0x10", "0x0-0x20000000000000000", "10-20", "0x0-0xZZ"])
+def test_bad_ranges_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="shard range"):
+        shards.parse_range(text)
+    with pytest.raises(ValueError, match="shard range"):
+        OperatorSettings(shard_range=text)
+
+
+@pytest.mark.parametrize("shard", ["", "-a", "a b", "x" * 64, "a,b=c"])
+def test_bad_shard_labels_are_refused(shard: str) -> None:
+    with pytest.raises(ValueError, match="label value"):
+        OperatorSettings(shard=shard)
+
+
+def test_kopf_watches_only_the_shard() -> None:
+    kopf_settings = kopf.OperatorSettings()
+    watch_shard(kopf_settings, OperatorSettings(shard="a", list_chunk_size=200))
+    assert kopf_settings.watching.chunk_size == 200
+    assert list(kopf_settings.watching.label_selectors.values()) == ["apprelease.dev/shard=a"]
+    assert not list(kopf_settings.watching.shard_selectors.values())
+
+    kopf_settings = kopf.OperatorSettings()
+    low = shards.split(2)[0]
+    watch_shard(kopf_settings, OperatorSettings(shard_range=low, list_chunk_size=0))
+    assert kopf_settings.watching.chunk_size is None
+    selectors = list(kopf_settings.watching.shard_selectors.values())
+    assert len(selectors) == 5 and set(selectors) == {shards.range_selector(low)}  # AppReleases + 4 kinds
+    assert OperatorSettings(shard_range=low, leader_election_name="op").lease_name() == "op-0000000000000000"
