@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import signal
+import urllib.request
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.support import Operator, Testbed, wait_until
 
@@ -36,13 +39,13 @@ class Replicas:
             "APPRELEASE_METRICS_PORT": str(self.base_port + 10 + slot),
         }
 
-    def start(self, slot: int) -> str:
-        """Start a new candidate in port slot `slot` (0..9); returns its identity."""
+    def start(self, slot: int, env: dict[str, str] | None = None) -> str:
+        """Start a new candidate in port slot `slot` (0..9), with more `env`; returns its identity."""
         identity = f"{self.prefix}-{self._serial}"
         self._serial += 1
         log = LOGS / f"operator-{identity}.log"
         log.unlink(missing_ok=True)
-        operator = Operator(self.testbed, log, extra_env=self.env(identity, slot))
+        operator = Operator(self.testbed, log, extra_env={**self.env(identity, slot), **(env or {})})
         operator.start()
         self.started[identity] = operator
         return identity
@@ -58,6 +61,18 @@ class Replicas:
         return wait_until(
             lambda: identity if self.holder() == identity else None, timeout=timeout, what=f"{identity} leads"
         )
+
+    def served_releases(self, slot: int) -> set[str]:
+        """Names of the AppReleases in the `apprelease_info` series that the replica in `slot` serves."""
+        url = f"http://127.0.0.1:{self.base_port + 10 + slot}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return {
+            sample.labels["name"]
+            for family in text_string_to_metric_families(text)
+            if family.name == "apprelease_info"
+            for sample in family.samples
+        }
 
     def signal(self, identity: str, sig: signal.Signals) -> None:
         process = self.started[identity].process

@@ -155,3 +155,28 @@ def test_the_api_server_refuses_a_status_write_from_a_stale_resource_version(
     after = get_release(testbed, namespace, "fenced")
     assert after["status"]["revision"] == 1 and after["metadata"]["resourceVersion"] == fresh
     assert cluster.patch_apprelease_status(namespace, "fenced", {"revision": 2}, fresh) != fresh
+
+
+def test_two_shards_split_the_appreleases_with_no_overlap_and_no_gap(
+    testbed: Testbed, replicas: Replicas, namespace: str, web: dict[str, Pushed]
+) -> None:
+    """Two operators, shards a and b (the label), each with its own Lease: every AppRelease is reconciled, and
+    each is in exactly one operator's per-AppRelease metrics (each leader serves what it watches)."""
+    repository = web["v1.0.0"].repository
+    names = [f"app-{i}" for i in range(6)]
+    for slot, shard in enumerate(("a", "b")):
+        replicas.start(slot, {"APPRELEASE_SHARD": shard})
+    for i, name in enumerate(names):
+        apply(testbed, deployment_manifest(namespace, name, {"web": f"{repository}:v1.0.0"}, release=name, replicas=1))
+        manifest = release_manifest(namespace, name, repository, "v1.0.0", [{"kind": "Deployment", "name": name}])
+        manifest["metadata"]["labels"] = {"apprelease.dev/shard": "ab"[i % 2]}
+        apply(testbed, manifest)
+    for name in names:
+        wait_ready(testbed, namespace, name, "v1.0.0")
+    leases = {
+        lease["metadata"]["name"]: lease["spec"]["holderIdentity"]
+        for lease in testbed.kubectl_json("get", "leases", "-n", namespace)["items"]
+    }
+    assert leases == {f"{replicas.lease}-a": "ha-0", f"{replicas.lease}-b": "ha-1"}
+    served = [replicas.served_releases(slot) for slot in (0, 1)]
+    assert served[0] == set(names[0::2]) and served[1] == set(names[1::2])
