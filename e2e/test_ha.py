@@ -13,6 +13,7 @@ import pytest
 
 from apprelease.controller.cluster import KubernetesCluster
 from apprelease.controller.fencing import Conflict
+from apprelease.core.fields import Fields
 from e2e.ha import Replicas
 from e2e.images import Pushed
 from e2e.releases import (
@@ -147,7 +148,8 @@ def test_the_api_server_refuses_a_status_write_from_a_stale_resource_version(
     cluster = KubernetesCluster(api, timeout_seconds=10)
     read = cluster.get_apprelease(namespace, "fenced")
     assert read is not None
-    stale = read["metadata"]["resourceVersion"]
+    stale = Fields(read).sub("metadata").text("resourceVersion")
+    assert stale
     fresh = cluster.patch_apprelease_status(namespace, "fenced", {"revision": 1}, stale)
     assert fresh != stale
     with pytest.raises(Conflict):
