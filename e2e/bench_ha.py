@@ -29,6 +29,7 @@ from e2e.support import Operator, Testbed, load_testbed, wait_until
 
 NAMESPACE = "bench-ha"
 KILLS = int(os.environ.get("BENCH_HA_KILLS", "10"))
+SETTLE = 4.0  # seconds: two renewals
 FAILOVER = "leader SIGKILL -> other replica holds the Lease"
 BASELINE = "single replica SIGKILL -> restarted process healthy"
 
@@ -73,6 +74,7 @@ def _failovers(testbed: Testbed, leases: client.CoordinationV1Api, kills: int) -
             replicas.started[leader].process.wait(timeout=10)  # type: ignore[union-attr]
             slot = slots.pop(leader)
             slots[replicas.start(slot)] = slot  # the new follower, in the killed one's ports
+            time.sleep(SETTLE)  # the new follower has seen the Lease renewed before the next kill
             print(f"  failover {len(times)}: {times[-1]:.0f} ms")
     finally:
         replicas.stop_all()
