@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.support import Operator, Testbed, wait_until
@@ -62,17 +63,20 @@ class Replicas:
             lambda: identity if self.holder() == identity else None, timeout=timeout, what=f"{identity} leads"
         )
 
-    def served_releases(self, slot: int) -> set[str]:
-        """Names of the AppReleases in the `apprelease_info` series that the replica in `slot` serves."""
+    def _families(self, slot: int) -> dict[str, Metric]:
         url = f"http://127.0.0.1:{self.base_port + 10 + slot}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()
-        return {
-            sample.labels["name"]
-            for family in text_string_to_metric_families(text)
-            if family.name == "apprelease_info"
-            for sample in family.samples
-        }
+        return {family.name: family for family in text_string_to_metric_families(text)}
+
+    def served_releases(self, slot: int) -> set[str]:
+        """Names of the AppReleases in the `apprelease_info` series that the replica in `slot` serves."""
+        info = self._families(slot).get("apprelease_info")
+        return {sample.labels["name"] for sample in info.samples} if info else set()
+
+    def leader_gauge(self, slot: int) -> float:
+        """`apprelease_leader` of the replica in `slot`."""
+        return float(self._families(slot)["apprelease_leader"].samples[0].value)
 
     def signal(self, identity: str, sig: signal.Signals) -> None:
         process = self.started[identity].process

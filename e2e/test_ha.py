@@ -81,6 +81,10 @@ def test_a_killed_leader_is_replaced_and_the_rollout_completes(
     leader, follower = _leader_and_follower(replicas)
     repository = _release_at_v1(testbed, namespace, web, min_ready=8)
     assert replicas.holder() == leader
+    # Per-AppRelease series from the leader only; apprelease_leader says who leads.
+    wait_until(lambda: replicas.served_releases(0) == {"web"}, timeout=30, what="the leader serves web's series")
+    assert replicas.served_releases(1) == set()
+    assert (replicas.leader_gauge(0), replicas.leader_gauge(1)) == (1.0, 0.0)
 
     patch_release(testbed, namespace, "web", {"version": "v1.1.0"})
     recorded = _in_progress(testbed, namespace, 2)
@@ -94,6 +98,8 @@ def test_a_killed_leader_is_replaced_and_the_rollout_completes(
     _assert_history_unique_and_contiguous(release, 2)
     assert container_images(testbed, namespace, "web") == {"web": f"{repository}@{web['v1.1.0'].digest}"}
     assert "now leads" in replicas.log(follower)
+    wait_until(lambda: replicas.leader_gauge(1) == 1.0, timeout=30, what="apprelease_leader 1 on the new leader")
+    assert replicas.served_releases(1) == {"web"}
 
 
 def test_a_frozen_leader_stops_acting_and_exits_without_a_duplicate_revision(
