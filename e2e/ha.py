@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import signal
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.support import Operator, Testbed, wait_until
+from e2e.support import ROOT, Operator, Testbed, wait_until
 
-LOGS = Path(__file__).resolve().parent / ".logs"
+LOGS = ROOT / ".testbed" / "logs"  # next to the other operators' logs: a failed test shows their tails
 
 
 class Replicas:
