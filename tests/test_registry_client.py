@@ -460,7 +460,13 @@ def test_429_honours_retry_after_capped() -> None:
             manifest_head(INDEX_DIGEST),
         ]
     )
-    h = harness(lambda request: next(responses), max_attempts=3, max_retry_after_seconds=30, timeout_seconds=60)
+    h = harness(
+        lambda request: next(responses),
+        max_attempts=3,
+        max_retry_after_seconds=30,
+        timeout_seconds=60,
+        resolution_timeout_seconds=60,
+    )
     assert h.client.resolve(REF).digest == INDEX_DIGEST
     assert h.sleeps == [7.0, 30.0]
     assert len(h.requests) == 3
@@ -486,14 +492,23 @@ def test_5xx_is_retried_then_unavailable() -> None:
     h = harness(lambda request: httpx.Response(503))
     with pytest.raises(RegistryUnavailable, match="HTTP 503 after 3 attempt"):
         h.client.resolve(REF)
-    assert len(h.requests) == 3
+    # A HEAD's 5xx is not retried: one GET decides, and that GET is retried.
+    assert [r.method for r in h.requests] == ["HEAD", "GET", "GET", "GET"]
     assert len(h.sleeps) == 2 and all(0 < s <= 5 for s in h.sleeps)
 
 
 def test_5xx_then_success() -> None:
-    responses = iter([httpx.Response(502), manifest_head(INDEX_DIGEST)])
+    body = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}'
+    responses = iter(
+        [
+            httpx.Response(502),
+            httpx.Response(502),
+            httpx.Response(200, headers={"Content-Type": OCI_INDEX}, content=body),
+        ]
+    )
     h = harness(lambda request: next(responses))
-    assert h.client.resolve(REF).digest == INDEX_DIGEST
+    assert h.client.resolve(REF).digest == sha(body)
+    assert [r.method for r in h.requests] == ["HEAD", "GET", "GET"]
     assert len(h.sleeps) == 1
 
 
@@ -559,7 +574,7 @@ def test_use_cache_false_bypasses_but_stores() -> None:
 
 
 def test_failures_are_not_cached() -> None:
-    responses = iter([httpx.Response(404), manifest_head(INDEX_DIGEST)])
+    responses = iter([httpx.Response(404), httpx.Response(404), manifest_head(INDEX_DIGEST)])
     h = harness(lambda request: next(responses))
     with pytest.raises(TagNotFound):
         h.client.resolve(REF)

@@ -20,6 +20,8 @@ from apprelease.core.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings, RegistryUnavailable, Unauthorized
 from tests.conftest import IMAGE, NS, Clock, FakeCluster, FakeRegistry, deployment
 
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
 RELEASES = 1000
 WORKERS = 8
 
@@ -123,7 +125,9 @@ def test_on_request_sees_every_request_with_registry_method_and_status() -> None
         if request.headers.get("Authorization") != "Bearer t0ken":
             return httpx.Response(401, headers={"WWW-Authenticate": f'Bearer realm="{token_realm}"'})
         if request.url.path.endswith("/v1"):
-            return httpx.Response(200, headers={"Docker-Content-Digest": "sha256:" + "1" * 64, "Content-Type": "x"})
+            return httpx.Response(
+                200, headers={"Docker-Content-Digest": "sha256:" + "1" * 64, "Content-Type": OCI_INDEX}
+            )
         raise httpx.ConnectError("refused", request=request)
 
     client = RegistryClient(
@@ -152,7 +156,9 @@ def test_a_failing_observer_never_breaks_a_request() -> None:
         RegistrySettings(),
         observer,
         transport=httpx.MockTransport(
-            lambda r: httpx.Response(200, headers={"Docker-Content-Digest": "sha256:" + "2" * 64, "Content-Type": "x"})
+            lambda r: httpx.Response(
+                200, headers={"Docker-Content-Digest": "sha256:" + "2" * 64, "Content-Type": OCI_INDEX}
+            )
         ),
     )
     assert client.resolve(parse(f"{IMAGE}:v1")).digest == "sha256:" + "2" * 64

@@ -21,10 +21,20 @@ from apprelease.core import conditions as cond
 from apprelease.core import decisions, limits, registrypolicy
 from apprelease.core.api import LABEL_REVISION, AppRelease, HistoryEntry, Outcome, Provenance, Source
 from apprelease.core.conditions import EventReason, Problem, Reason
+from apprelease.core.reference import Reference
 from apprelease.core.spec import ReleaseSpec
 from apprelease.core.validation import check_spec
 from apprelease.core.workloads import Rollout, Workload
-from apprelease.registry import Credential, RegistryClient, RegistryError, TagNotFound, Unauthorized
+from apprelease.registry import (
+    Credential,
+    PlatformLabels,
+    RegistryClient,
+    RegistryError,
+    Resolved,
+    TagNotFound,
+    Unauthorized,
+    UnsupportedManifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,27 +214,43 @@ class _Deploy:
         names = pullsecrets.secret_names(self.spec, [w.pod_spec() for w in workloads], self.o.cluster, namespace)
         return pullsecrets.find_credentials(self.o.cluster, namespace, self.spec.repository, names)
 
-    def _resolve_new_version(self, workloads: list[Workload]) -> None | Problem:
-        repo = self.spec.repository
+    def _platforms(
+        self, pinned: Reference, resolved: Resolved, credential: Credential | None
+    ) -> list[PlatformLabels] | Problem:
+        """The labels of every platform the pinned image runs as; none when provenance is Disabled and they
+        cannot be read (but a manifest of a media type not asked for is refused whatever provenance says)."""
         try:
-            resolved, credential = pullsecrets.resolve_as_the_kubelet(
-                self.o.registry, self.spec.tagged, self._credentials(workloads)
-            )
+            return self.o.registry.platform_labels(pinned, credential)
         except RegistryError as err:
-            return _registry_problem(err)
-        mismatch = decisions.check_digest(self.spec, resolved.digest)
-        if mismatch:
-            return mismatch
-        labels: dict[str, str] = {}
-        try:
-            labels = self.o.registry.labels(repo.with_digest(resolved.digest), credential)
-        except RegistryError as err:
-            if self.spec.provenance != Provenance.DISABLED:
+            if self.spec.provenance != Provenance.DISABLED or isinstance(err, UnsupportedManifest):
                 return _registry_problem(err)
             log.info("labels of %s unreadable (provenance Disabled): %s", resolved.pinned, err)
-        provenance = decisions.check_provenance(self.spec.provenance, self.spec.version, labels)
+            return []
+
+    def _resolve_new_version(self, workloads: list[Workload]) -> None | Problem:
+        repo = self.spec.repository
+        # One deadline for every registry request of this resolution (tag, token, manifests, configs).
+        with self.o.registry.resolution():
+            try:
+                resolved, credential = pullsecrets.resolve_as_the_kubelet(
+                    self.o.registry, self.spec.tagged, self._credentials(workloads)
+                )
+            except RegistryError as err:
+                return _registry_problem(err)
+            mismatch = decisions.check_digest(self.spec, resolved.digest)
+            if mismatch:
+                return mismatch
+            platforms = self._platforms(repo.with_digest(resolved.digest), resolved, credential)
+        if isinstance(platforms, Problem):
+            return platforms
+        provenance = decisions.check_platforms_provenance(
+            self.spec.provenance, self.spec.version, [(p.platform, p.labels) for p in platforms]
+        )
         if provenance:
             return provenance
+        # The revision (gitCommit) is read where labels were read before: linux/amd64, else the first platform.
+        preferred = next((p for p in platforms if p.platform == "linux/amd64"), platforms[0] if platforms else None)
+        labels = preferred.labels if preferred is not None else {}
         revision_label = labels.get(LABEL_REVISION)
         git_commit = limits.git_commit(revision_label)
         if revision_label is not None and git_commit is None:
@@ -337,6 +363,8 @@ def _refuse(report: Report, problem: Problem) -> Result:
 
 
 def _registry_problem(err: RegistryError) -> Problem:
+    if isinstance(err, UnsupportedManifest):
+        return Problem(Reason.UNSUPPORTED_MANIFEST, f"{err}; nothing was deployed")
     if isinstance(err, TagNotFound):
         return Problem(Reason.TAG_NOT_FOUND, f"{err}; it is deployed as soon as it is pushed")
     if isinstance(err, Unauthorized):

@@ -38,6 +38,7 @@ class Reason(StrEnum):
     PROVENANCE_MISMATCH = "ProvenanceMismatch"
     DIGEST_MISMATCH = "DigestMismatch"
     REGISTRY_NOT_ALLOWED = "RegistryNotAllowed"  # spec.image is outside the operator's allowedRegistries
+    UNSUPPORTED_MANIFEST = "UnsupportedManifest"  # a media type not asked for (Docker schema 1 included)
     # Ready=False and retried with backoff: the world may fix these.
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     UNAUTHORIZED = "Unauthorized"
@@ -76,6 +77,7 @@ _CLASSES: dict[Reason, ReasonClass] = {
             Reason.PROVENANCE_MISMATCH,
             Reason.DIGEST_MISMATCH,
             Reason.REGISTRY_NOT_ALLOWED,
+            Reason.UNSUPPORTED_MANIFEST,
         ),
         ReasonClass.STALLED,
     ),

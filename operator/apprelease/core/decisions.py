@@ -126,6 +126,20 @@ def check_provenance(mode: str, version: str, labels: dict[str, str]) -> Problem
     return None
 
 
+def check_platforms_provenance(
+    mode: str, version: str, platforms: Sequence[tuple[str, Mapping[str, str]]]
+) -> Problem | None:
+    """``check_provenance`` for every platform an image runs as (``(platform, labels)``, e.g. each platform child
+    of a multi-arch index): the pinned index digest runs them all, so each must pass (DESIGN: Provenance)."""
+    for platform, labels in platforms:
+        problem = check_provenance(mode, version, dict(labels))
+        if problem is not None:
+            if len(platforms) > 1 or platform:
+                return Problem(problem.reason, f"platform {limits.quoted(platform or 'unnamed')}: {problem.message}")
+            return problem
+    return None
+
+
 # --- history ------------------------------------------------------------------------------------------
 def record_revision(
     status: AppReleaseStatus,

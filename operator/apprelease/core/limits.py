@@ -18,6 +18,9 @@ MAX_VERSION = 128  # an image tag
 MAX_DIGEST = len("sha512:") + 128
 MAX_TIMESTAMP = len("2006-01-02T15:04:05Z")
 MAX_RETRY_TOKEN = 64  # the apprelease.dev/retry annotation value recorded in status
+# Platform children of an image index whose provenance is checked (each costs a manifest and a config read);
+# an index listing more is refused. Docker Hub's official images list at most about a dozen.
+MAX_PLATFORMS = 64
 
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

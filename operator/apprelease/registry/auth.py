@@ -24,7 +24,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from . import jsonbounds
-from .caches import Lru
+from .caches import Cache
 from .credentials import Credential
 from .errors import RegistryError, RegistryUnavailable, Unauthorized, unreachable
 from .transport import HopRules
@@ -98,25 +98,39 @@ def basic_authorization(credential: Credential | None) -> str | None:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
+_PARAM_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")  # an RFC 9110 token
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _param(element: str) -> tuple[str, str] | None:
+    """``name=value`` or ``name="quoted value"`` (RFC 9110 auth-param); None for anything else."""
+    name, sep, value = element.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not _PARAM_NAME.fullmatch(name):
+        return None
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = _QUOTED_PAIR.sub(r"\1", value[1:-1])
+    return name.lower(), value
+
+
 def parse_challenges(values: list[str]) -> list[tuple[str, dict[str, str]]]:
     """``WWW-Authenticate`` values as (scheme, params), with the standard library's RFC 2068 list parsing.
 
     Several challenges may share one header value (``Basic realm="a", Bearer realm="b"``): an element
-    that starts with a bare word followed by a space opens a new challenge."""
+    that starts with a bare word followed by a space opens a new challenge. Never raises: a malformed
+    parameter (``Bearer =``, an unterminated quote) is skipped, so at worst no challenge is usable."""
     challenges: list[tuple[str, dict[str, str]]] = []
     for value in values:
         for element in urllib.request.parse_http_list(value):
             head, sep, rest = element.strip().partition(" ")
-            if "=" not in head and head:
+            if "=" not in head and _PARAM_NAME.fullmatch(head):
                 challenges.append((head.lower(), {}))
                 element = rest if sep else ""
             if not element.strip() or not challenges:
                 continue
-            try:
-                params = urllib.request.parse_keqv_list([element.strip()])
-            except ValueError:
-                continue
-            challenges[-1][1].update({k.strip().lower(): v for k, v in params.items()})
+            param = _param(element)
+            if param is not None:
+                challenges[-1][1][param[0]] = param[1]
     return challenges
 
 
@@ -145,8 +159,8 @@ class AuthMemory:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, max_entries: int = 4096) -> None:
         self.clock = clock
-        self._challenges: Lru[str, Challenge] = Lru(max_entries, clock=clock)
-        self._tokens: Lru[_TokenKey, str] = Lru(max_entries, clock=clock)
+        self._challenges: Cache[str, Challenge] = Cache(max_entries, clock=clock)
+        self._tokens: Cache[_TokenKey, str] = Cache(max_entries, clock=clock)
         self._lock = threading.Lock()
 
     def challenge(self, base_url: str) -> Challenge | None:
@@ -230,13 +244,15 @@ class RegistryAuth(httpx.Auth):
     def _realm(self, challenge: Challenge) -> httpx.URL:
         try:
             url = httpx.URL(challenge.realm)
-        except httpx.InvalidURL:
+        except (httpx.InvalidURL, ValueError, TypeError):
             raise RegistryUnavailable(f"registry {self._target.domain} sent an invalid token realm") from None
         problem = self._target.rules.problem(url)
         if problem is not None:
             # Credentials would travel in clear text, or to a place the registry has no business sending us.
             raise RegistryUnavailable(
-                f"token realm must use https (registry {self._target.domain} sent {url.scheme}://{url.host}: {problem})"
+                f"registry {self._target.domain} sent token realm {url.scheme}://{url.host}, refused: {problem} "
+                "(a token realm must use https, and lead to no link-local or loopback address, nor a private one "
+                "unless the registry itself is in that network or the operator allows it)"
             )
         return url
 

@@ -1,18 +1,24 @@
-"""The registry client's public face: resolve a tag to a digest, read an image's labels.
+"""The registry client's public face: resolve a tag to a digest, read an image's labels (every platform's).
 
 It composes the parts: ``transport`` (hop rules, byte limits, retries; sockets with a deadline in
-``network``), ``auth`` (an httpx.Auth flow per registry and credential), ``oci`` (media types and
-documents) and ``caches``. It talks to the OCI distribution API directly (never the Docker daemon).
+``network``), ``auth`` (an httpx.Auth flow per registry and credential), ``oci`` (media types and the
+facts read from documents) and ``caches``. It talks to the OCI distribution API directly (never the
+Docker daemon).
 
-Request economy, since 1,000 AppReleases often name one image: content behind a digest (manifests,
-configs) is fetched at most once per process (bounded LRU, keyed by repository and digest); a tag's
-resolution is cached for ``cache_ttl_seconds`` per (repository, tag, credential); concurrent callers of
-one key share one request (single-flight). Every failure is a ``RegistryError``.
+Request economy, since 1,000 AppReleases often name one image: content behind a digest is fetched at most
+once per process and only its facts are kept (bounded by what they cost in memory, keyed by repository and
+digest); a tag's resolution is cached for ``cache_ttl_seconds`` per (repository, tag, credential);
+concurrent callers of one key share one request (single-flight).
+
+Time: one deadline per resolution (``resolution_timeout_seconds``) covers every request of it (HEAD, GET,
+token, configs, index children); ``resolution()`` lets a caller put several calls under one. Every failure
+is a ``RegistryError``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import ssl
 import threading
@@ -25,17 +31,19 @@ import certifi
 import httpx
 from pydantic import BaseModel, Field
 
+from .. import limits
 from ..reference import Reference, is_valid_digest, registry_api_host
 from . import oci
 from .auth import MAX_TOKEN_REPLY_BYTES, AuthMemory, RegistryAuth, Target, denied, fingerprint
-from .caches import Lru, SingleFlight
+from .caches import Cache, SingleFlight
 from .credentials import Credential
-from .errors import RegistryError, RegistryUnavailable, TagNotFound, Unauthorized, unreachable
-from .network import Deadline, GuardedTransport
-from .transport import HopRules, Observer, Reply, Sender, is_loopback_host
+from .errors import RegistryError, RegistryUnavailable, TagNotFound, Unauthorized, UnsupportedManifest, unreachable
+from .network import Deadline, GuardedTransport, Resolver
+from .transport import AddressPolicy, HopRules, Observer, Reply, Sender, private_networks
 
 __all__ = [
     "MANIFEST_MEDIA_TYPES",
+    "PlatformLabels",
     "RegistryClient",
     "RegistryError",
     "RegistrySettings",
@@ -43,6 +51,7 @@ __all__ = [
     "Resolved",
     "TagNotFound",
     "Unauthorized",
+    "UnsupportedManifest",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,15 +64,19 @@ _USER_AGENT = "apprelease"
 class RegistrySettings(BaseModel):
     insecure_registries: list[str] = Field(default_factory=list)
     ca_bundle: str | None = None
-    # The overall deadline of one registry request, auth round trips, redirects and retries included.
+    # The deadline of one registry request, auth round trips, redirects and retries included ...
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # ... and of a whole resolution: every request it makes (HEAD, GET, token, config, index children).
+    resolution_timeout_seconds: float = Field(default=30.0, gt=0)
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_config_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     cache_ttl_seconds: float = Field(default=60.0, ge=0)
     max_retry_after_seconds: float = Field(default=30.0, ge=0)
     max_attempts: int = Field(default=3, ge=1)
-    digest_cache_entries: int = Field(default=2048, ge=1)
-    digest_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # What the facts kept by digest may cost in memory, in bytes (see oci.ManifestFacts.size).
+    digest_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # Private, shared, ULA and NAT64 networks (CIDR) that token realms and redirects may lead to.
+    allowed_private_networks: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,9 +90,20 @@ class Resolved:
         return f"{self.reference.repository}@{self.digest}"
 
 
+@dataclass(frozen=True)
+class PlatformLabels:
+    """The config labels of one image: ``platform`` is ``os/architecture[/variant]`` for a child of an index
+    ('' for a plain image manifest, or a child that names none); ``digest`` is that image manifest's."""
+
+    platform: str
+    digest: str
+    labels: dict[str, str]
+
+
 _ResolveKey = tuple[str, str, str]  # repository, tag, credential fingerprint
 _DigestKey = tuple[str, str]  # repository, digest
-_Content = tuple[oci.Manifest | oci.ImageConfig, str]  # a parsed document and its media type
+_Facts = oci.ManifestFacts | oci.ConfigFacts
+_current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("registry_resolution", default=None)
 
 
 def _effective(credential: Credential | None) -> Credential | None:
@@ -101,7 +125,8 @@ class RegistryClient:
     """Synchronous, thread-safe client for the parts of the OCI distribution API the operator needs.
 
     ``on_request(registry, method, status)`` is called for every HTTP request made (token requests and
-    redirect hops included; status None when no response came), e.g. to count requests for metrics."""
+    redirect hops included; status None when no response came), e.g. to count requests for metrics.
+    ``resolver`` looks host names up (tests map names to addresses with it; default: the system's)."""
 
     def __init__(
         self,
@@ -109,16 +134,19 @@ class RegistryClient:
         on_request: Observer | None = None,
         *,
         transport: httpx.BaseTransport | None = None,
+        resolver: Resolver | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings or RegistrySettings()
         self._clock = clock
         self._insecure = frozenset(_normalize_host(h) for h in self._settings.insecure_registries)
+        self._allowed_private = private_networks(self._settings.allowed_private_networks)
         self._closed = False
-        self._transports: dict[bool, httpx.BaseTransport] = {}
+        self._transports: dict[AddressPolicy, httpx.BaseTransport] = {}
         self._transports_lock = threading.Lock()
         self._override = transport
+        self._resolver = resolver or Resolver()
         self._ssl = None if transport is not None else self._ssl_context(self._settings.ca_bundle)
         self._sender = Sender(
             self._transport_for,
@@ -130,12 +158,12 @@ class RegistryClient:
         )
         self._auth = AuthMemory(clock)
         # Kept past the cache period (bounded by count), for callers that accept an older answer (max_age).
-        self._resolved: Lru[_ResolveKey, tuple[Resolved, float]] = Lru(4096, clock=clock)
-        self._content: Lru[_DigestKey, _Content] = Lru(
-            self._settings.digest_cache_entries, self._settings.digest_cache_bytes, clock=clock
+        self._resolved: Cache[_ResolveKey, tuple[Resolved, float]] = Cache(4096, clock=clock)
+        self._content: Cache[_DigestKey, _Facts] = Cache(
+            self._settings.digest_cache_bytes, getsizeof=lambda facts: facts.size(), clock=clock
         )
         self._resolving: SingleFlight[_ResolveKey, Resolved] = SingleFlight()
-        self._fetching: SingleFlight[_DigestKey, _Content] = SingleFlight()
+        self._fetching: SingleFlight[_DigestKey, _Facts] = SingleFlight()
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -158,6 +186,20 @@ class RegistryClient:
 
     # -- public API ------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def resolution(self) -> Iterator[Deadline]:
+        """One deadline (``resolution_timeout_seconds``) for every request made in the block, by this thread;
+        a block inside another keeps the outer deadline."""
+        current = _current.get()
+        if current is not None:
+            yield current
+            return
+        token = _current.set(Deadline(self._clock() + self._settings.resolution_timeout_seconds, self._clock))
+        try:
+            yield _current.get() or Deadline(0, self._clock)
+        finally:
+            _current.reset(token)
+
     def resolve(
         self,
         ref: Reference,
@@ -178,31 +220,48 @@ class RegistryClient:
             limit = self._settings.cache_ttl_seconds if max_age is None else max_age
             if cached is not None and self._clock() - cached[1] < limit:
                 return cached[0]
-        with self._guarded(ref.domain):
-            return self._resolving.do(key, lambda: self._resolve(ref, tag, credential, key))
+        with self._guarded(ref.domain), self.resolution() as until:
+            return self._resolving.do(key, lambda: self._resolve(ref, tag, credential, key), until.remaining())
 
     def labels(self, ref: Reference, credential: Credential | None = None) -> dict[str, str]:
-        """Labels of the image's config (for an index: the linux/amd64 child, else the first)."""
-        identifier = ref.digest or ref.tag
-        if identifier is None:
-            raise ValueError(f"cannot read labels of {ref}: the reference has neither a digest nor a tag")
+        """Labels of the image's config (for an index: the linux/amd64 child, else the first platform)."""
+        identifier = self._identifier(ref)
         credential = _effective(credential)
-        with self._guarded(ref.domain):
+        with self._guarded(ref.domain), self.resolution():
             target = self._target(ref)
-            manifest, media_type = self._manifest(target, identifier, ref.digest, credential)
+            facts = self._manifest(target, identifier, ref.digest, credential)
             for _ in range(_MAX_INDEX_DEPTH):
-                if not manifest.is_index(media_type):
+                if not facts.is_index:
                     break
-                child = oci.pick_child(manifest)
+                child = facts.preferred()
                 if child is None:
                     raise RegistryError(f"image index in {target.repository} lists no usable manifests")
-                manifest, media_type = self._manifest(target, child, child, credential)
+                facts = self._manifest(target, child.digest, child.digest, credential)
             else:
-                if manifest.is_index(media_type):
+                if facts.is_index:
                     raise RegistryError(f"image index in {target.repository} nests more than {_MAX_INDEX_DEPTH} deep")
-            if manifest.config is None:
+            if facts.config is None:
                 raise RegistryError(f"manifest in {target.repository} has no config descriptor")
-            return self._config(target, manifest.config.digest, credential).labels()
+            return self._config(target, facts.config, credential).as_dict()
+
+    def platform_labels(self, ref: Reference, credential: Credential | None = None) -> list[PlatformLabels]:
+        """The config labels of every platform an image runs as: one entry for an image manifest; for an
+        index, one per platform child (nested indexes followed ``_MAX_INDEX_DEPTH`` deep), attestation
+        manifests skipped wherever they sit. An index listing more than ``limits.MAX_PLATFORMS`` platforms
+        is ``UnsupportedManifest``; one listing none is a ``RegistryError``."""
+        identifier = self._identifier(ref)
+        credential = _effective(credential)
+        with self._guarded(ref.domain), self.resolution():
+            target = self._target(ref)
+            top = self._manifest(target, identifier, ref.digest, credential)
+            images: list[tuple[str, str, str]] = []  # platform, manifest digest, config digest
+            self._walk(target, top, ref.digest or identifier, "", credential, 0, images)
+            if not images:
+                raise RegistryError(f"image index in {target.repository} lists no usable manifests")
+            return [
+                PlatformLabels(platform, digest, self._config(target, config, credential).as_dict())
+                for platform, digest, config in images
+            ]
 
     # -- resolution ------------------------------------------------------------------------------------
 
@@ -211,56 +270,85 @@ class RegistryClient:
         subject = f"tag {tag!r}"
         digest: str | None = None
         media_type = ""
+        # HEAD is an optimisation (it does not count as a pull on Docker Hub): whatever it fails with but
+        # 401, 429 or the network, one GET decides, as containerd, crane and Docker's client do.
         head = self._request(target, credential, "HEAD", target.url("manifests", tag), oci.MANIFEST_ACCEPT, 0)
         if head.status == 200:
             header = head.headers.get("docker-content-digest", "")
-            media_type = head.content_type()
-            # Without a digest (or a media type) HEAD cannot answer the question, so ask with GET.
-            if is_valid_digest(header) and media_type:
-                digest = header
-        elif head.status != 405:
-            self._raise_for_status(head, target, subject)
+            if is_valid_digest(header) and head.content_type() in oci.MANIFEST_MEDIA_TYPES:
+                digest, media_type = header, head.content_type()
+        else:
+            log.debug("registry %s: HEAD %s answered %d; asking with GET", target.domain, subject, head.status)
         if digest is None:
             reply, digest = self._get_manifest(target, tag, None, credential, subject)
             # Parsed (and kept by digest, for the labels read that usually follows): a 200 that is not a
-            # manifest is no resolution.
-            _, media_type = self._remember_manifest(target, reply, digest)
+            # manifest of a media type asked for is no resolution.
+            media_type = self._remember_manifest(target, reply, digest, subject).media_type
         resolved = Resolved(Reference(domain=ref.domain, path=ref.path, tag=tag), digest, media_type)
         self._resolved.put(key, (resolved, self._clock()))
         return resolved
+
+    def _walk(
+        self,
+        target: Target,
+        facts: oci.ManifestFacts,
+        digest: str,
+        platform: str,
+        credential: Credential | None,
+        depth: int,
+        images: list[tuple[str, str, str]],
+    ) -> None:
+        if not facts.is_index:
+            if facts.config is None:
+                raise RegistryError(f"manifest {digest} in {target.repository} has no config descriptor")
+            images.append((platform, digest, facts.config))
+            return
+        if depth >= _MAX_INDEX_DEPTH:
+            raise RegistryError(f"image index in {target.repository} nests more than {_MAX_INDEX_DEPTH} deep")
+        if facts.platforms + len(images) > limits.MAX_PLATFORMS:
+            raise UnsupportedManifest(
+                f"image index {digest} in {target.repository} lists {facts.platforms} platforms; "
+                f"at most {limits.MAX_PLATFORMS} are checked"
+            )
+        for child in facts.children:
+            found = self._manifest(target, child.digest, child.digest, credential)
+            self._walk(target, found, child.digest, child.platform or platform, credential, depth + 1, images)
 
     # -- content behind a digest -----------------------------------------------------------------------
 
     def _manifest(
         self, target: Target, identifier: str, expected: str | None, credential: Credential | None
-    ) -> tuple[oci.Manifest, str]:
+    ) -> oci.ManifestFacts:
         subject = f"manifest {identifier}" if expected else f"tag {identifier!r}"
 
-        def fetch() -> _Content:
+        def fetch() -> _Facts:
             reply, digest = self._get_manifest(target, identifier, expected, credential, subject)
-            return self._remember_manifest(target, reply, digest)
+            return self._remember_manifest(target, reply, digest, subject)
 
-        found, media_type = fetch() if expected is None else self._content_for(target, expected, fetch)
-        if not isinstance(found, oci.Manifest):
+        found = fetch() if expected is None else self._content_for(target, expected, fetch)
+        if not isinstance(found, oci.ManifestFacts):
             raise RegistryError(f"{subject} in {target.repository} is not a manifest")
-        return found, media_type
+        return found
 
-    def _remember_manifest(self, target: Target, reply: Reply, digest: str) -> _Content:
+    def _remember_manifest(self, target: Target, reply: Reply, digest: str, subject: str) -> oci.ManifestFacts:
         try:
-            manifest = oci.parse_manifest(reply.content, self._settings.max_manifest_bytes)
+            facts = oci.parse_manifest(
+                reply.content, reply.content_type(), self._settings.max_manifest_bytes, limits.MAX_PLATFORMS
+            )
+        except oci.Unsupported as refused:
+            raise UnsupportedManifest(
+                f"{subject} in {target.repository} has media type {limits.quoted(refused.media_type)}: "
+                f"{refused.what}; only OCI image manifests and indexes, Docker v2 manifests and manifest lists "
+                "are accepted"
+            ) from None
         except ValueError as exc:
             log.debug("registry %s: %s %s", target.domain, digest, exc)
             raise unreachable(target.domain) from None
-        media_type = manifest.media_type or reply.content_type()
-        if media_type not in oci.MANIFEST_MEDIA_TYPES and manifest.config is None and manifest.manifests is None:
-            log.debug("registry %s: %s is no manifest (%s)", target.domain, digest, media_type)
-            raise unreachable(target.domain)
-        content: _Content = (manifest, media_type)
-        self._content.put((target.repository, digest), content, len(reply.content))
-        return content
+        self._content.put((target.repository, digest), facts)
+        return facts
 
-    def _config(self, target: Target, digest: str, credential: Credential | None) -> oci.ImageConfig:
-        def fetch() -> _Content:
+    def _config(self, target: Target, digest: str, credential: Credential | None) -> oci.ConfigFacts:
+        def fetch() -> _Facts:
             url = target.url("blobs", digest)
             reply = self._request(target, credential, "GET", url, None, self._settings.max_config_bytes)
             if reply.status != 200:
@@ -271,19 +359,18 @@ class RegistryClient:
             except ValueError as exc:
                 log.debug("registry %s: config %s: %s", target.domain, digest, exc)
                 raise unreachable(target.domain) from None
-            content: _Content = (config, "")
-            self._content.put((target.repository, digest), content, len(reply.content))
-            return content
+            self._content.put((target.repository, digest), config)
+            return config
 
-        found, _ = self._content_for(target, digest, fetch)
-        if not isinstance(found, oci.ImageConfig):
+        found = self._content_for(target, digest, fetch)
+        if not isinstance(found, oci.ConfigFacts):
             raise RegistryError(f"config blob {digest} in {target.repository} is not an image config")
         return found
 
-    def _content_for(self, target: Target, digest: str, fetch: Callable[[], _Content]) -> _Content:
+    def _content_for(self, target: Target, digest: str, fetch: Callable[[], _Facts]) -> _Facts:
         key = (target.repository, digest)
         cached = self._content.get(key)
-        return cached if cached is not None else self._fetching.do(key, fetch)
+        return cached if cached is not None else self._fetching.do(key, fetch, self._until().remaining())
 
     def _get_manifest(
         self, target: Target, identifier: str, expected: str | None, credential: Credential | None, subject: str
@@ -329,11 +416,19 @@ class RegistryClient:
 
     # -- one request, with its auth round trips --------------------------------------------------------
 
+    def _until(self) -> Deadline:
+        """The current resolution's deadline, cut to ``timeout_seconds`` for one request."""
+        own = self._clock() + self._settings.timeout_seconds
+        resolution = _current.get()
+        return Deadline(own if resolution is None else min(own, resolution.expires_at), self._clock)
+
     def _request(
         self, target: Target, credential: Credential | None, method: str, url: str, accept: str | None, limit: int
     ) -> Reply:
-        """One registry request under one deadline, answering a 401 challenge once; 401/403 after that is final."""
-        until = Deadline(self._clock() + self._settings.timeout_seconds, self._clock)
+        """One registry request under the deadline, answering a 401 challenge once; a 401 after that is final
+        (and a 403 too, except for HEAD: a GET then decides). A HEAD's 5xx is not retried."""
+        until = self._until()
+        head = method == "HEAD"
         headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
         if accept:
             headers["Accept"] = accept
@@ -349,12 +444,13 @@ class RegistryClient:
                 rules=target.rules,
                 limit=limit if outgoing is request else MAX_TOKEN_REPLY_BYTES,
                 until=until,
+                retry_server_errors=not (head and outgoing is request),
             )
             try:
                 outgoing = flow.send(reply.as_httpx(outgoing))
             except StopIteration:
                 break
-        if reply.status in (401, 403):
+        if reply.status == 401 or (reply.status == 403 and not head):
             raise Unauthorized(denied(target, credential, reply.status))
         return reply
 
@@ -373,23 +469,30 @@ class RegistryClient:
 
     # -- plumbing --------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _identifier(ref: Reference) -> str:
+        identifier = ref.digest or ref.tag
+        if identifier is None:
+            raise ValueError(f"cannot read labels of {ref}: the reference has neither a digest nor a tag")
+        return identifier
+
     def _target(self, ref: Reference) -> Target:
         insecure = _normalize_host(ref.domain) in self._insecure
         scheme = "http" if insecure else "https"
         api_host = registry_api_host(ref.domain)
-        rules = HopRules(self._insecure, loopback_ok=is_loopback_host(httpx.URL(f"{scheme}://{api_host}").host))
+        rules = HopRules.for_registry(
+            httpx.URL(f"{scheme}://{api_host}"), self._insecure, self._allowed_private, self._resolver
+        )
         return Target(domain=ref.domain, path=ref.path, base_url=f"{scheme}://{api_host}", rules=rules)
 
-    def _transport_for(self, allow_loopback: bool) -> httpx.BaseTransport:
+    def _transport_for(self, policy: AddressPolicy) -> httpx.BaseTransport:
         if self._override is not None:
             return self._override
         with self._transports_lock:
-            transport = self._transports.get(allow_loopback)
+            transport = self._transports.get(policy)
             if transport is None:
                 assert self._ssl is not None
-                transport = self._transports[allow_loopback] = GuardedTransport(
-                    self._ssl, allow_loopback=allow_loopback
-                )
+                transport = self._transports[policy] = GuardedTransport(self._ssl, policy, self._resolver)
             return transport
 
     @staticmethod

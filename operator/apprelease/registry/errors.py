@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["RegistryError", "RegistryUnavailable", "TagNotFound", "Unauthorized", "unreachable"]
+__all__ = [
+    "RegistryError",
+    "RegistryUnavailable",
+    "TagNotFound",
+    "Unauthorized",
+    "UnsupportedManifest",
+    "unreachable",
+]
 
 
 class RegistryError(Exception):
@@ -19,6 +26,14 @@ class Unauthorized(RegistryError):
 
 class TagNotFound(RegistryError):
     """The tag (or manifest) does not exist in the repository."""
+
+
+class UnsupportedManifest(RegistryError):
+    """The registry serves a document of a media type the operator did not ask for (Docker schema 1 included).
+
+    Not retried: the content behind a tag or digest does not turn into a pullable image by waiting
+    (current containerd refuses schema 1 since 2.0). The message names the media type.
+    """
 
 
 def unreachable(domain: str) -> RegistryUnavailable:

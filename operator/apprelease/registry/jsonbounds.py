@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_ITEMS", "load"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "check", "load"]
 
 MAX_DEPTH = 32
 # Containers plus separators: a manifest with 1,000 layers or an image config with 1,000 history entries
@@ -27,6 +27,17 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 def load(content: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> Any:
     """Parse JSON text or raise ValueError (never RecursionError, never a huge allocation)."""
     raw = content.encode("utf-8") if isinstance(content, str) else content
+    check(raw, max_bytes=max_bytes, max_depth=max_depth, max_items=max_items)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        # ValueError covers JSONDecodeError, whose .doc holds the whole text: never chain it.
+        raise ValueError("not valid JSON") from None
+
+
+def check(raw: bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> None:
+    """ValueError when JSON text is over the size, item or depth bounds (whether it parses is not checked:
+    callers that parse elsewhere, e.g. pydantic straight from the text, use this first)."""
     if len(raw) > max_bytes:
         raise ValueError(f"JSON document larger than {max_bytes} bytes")
     structure = _STRING.sub(b'""', raw)
@@ -44,8 +55,3 @@ def load(content: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH, ma
     else:
         if brackets.replace(b"[]", b"") != brackets:
             raise ValueError(f"JSON document nested deeper than {max_depth} levels")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError, UnicodeDecodeError):
-        # ValueError covers JSONDecodeError, whose .doc holds the whole text: never chain it.
-        raise ValueError("not valid JSON") from None

@@ -1,9 +1,10 @@
 """One registry request on the wire: redirects followed hop by hop under rules, bodies bounded, retries.
 
 - Redirects are followed here, never by httpx: each hop is checked (https, or http only for insecure
-  registries; loopback only when allowed; never link-local or unspecified addresses), at most
-  ``MAX_REDIRECTS`` of them. A hop to another origin carries no Authorization header, and a request with
-  a body (the refresh-token POST) is never re-sent to another origin.
+  registries; loopback only when allowed; never link-local or unspecified addresses; private, shared, ULA
+  and NAT64 addresses only for the registry's own host, networks the registry itself is in, or networks
+  the operator allows), at most ``MAX_REDIRECTS`` of them. A hop to another origin carries no
+  Authorization header, and a request with a body (the refresh-token POST) is never re-sent to another origin.
 - No cookie jar: requests are sent straight to the transport, so nothing one tenant's reply sets is
   replayed for another.
 - Bodies are read within a byte limit counted AFTER decoding: ``Accept-Encoding: identity`` is asked for,
@@ -24,10 +25,28 @@ from datetime import UTC, datetime
 
 import httpx
 
-from .errors import RegistryUnavailable, unreachable
-from .network import Deadline, address_problem, deadline
+from .errors import RegistryError, RegistryUnavailable, unreachable
+from .network import (
+    AddressPolicy,
+    Deadline,
+    IPNetwork,
+    Refused,
+    Resolver,
+    address_problem,
+    deadline,
+    networks_of,
+)
 
-__all__ = ["MAX_ERROR_BODY_BYTES", "MAX_REDIRECTS", "HopRules", "Reply", "Sender", "TooLarge"]
+__all__ = [
+    "MAX_ERROR_BODY_BYTES",
+    "MAX_REDIRECTS",
+    "AddressPolicy",
+    "HopRules",
+    "Reply",
+    "Sender",
+    "TooLarge",
+    "private_networks",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +98,54 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def private_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """Networks (CIDR) the operator allows hops to; RegistryError naming a value that is not one."""
+    networks: list[IPNetwork] = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise RegistryError(f"allowed private network {value!r} is not a network (CIDR, e.g. 10.0.0.0/8)") from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class HopRules:
     """Which URLs one registry's requests may reach (the registry itself, its token realm, redirect hops)."""
 
     insecure: frozenset[str]  # host[:port] spelled as configured, lower case
     loopback_ok: bool  # the registry itself was named by a loopback address (a local or test registry)
+    host: str = ""  # the registry's own host: it may be anywhere but link-local and the like
+    allowed: tuple[IPNetwork, ...] = ()  # networks the operator allows hops to
+    resolver: Resolver | None = None  # to find out where the registry itself is, for hops elsewhere
+
+    @classmethod
+    def for_registry(
+        cls, base: httpx.URL, insecure: frozenset[str], allowed: tuple[IPNetwork, ...], resolver: Resolver
+    ) -> HopRules:
+        return cls(insecure, is_loopback_host(base.host), base.host.lower(), allowed, resolver)
 
     def allows_loopback(self, url: httpx.URL) -> bool:
         return self.loopback_ok or self._insecure(url)
+
+    def policy(self, url: httpx.URL) -> AddressPolicy:
+        """Where a request to ``url`` may connect: the registry's own host anywhere allowed; another host
+        (a token realm, a redirect target) not into private ranges, unless the registry itself is in that
+        range or the operator allows it."""
+        loopback = self.allows_loopback(url)
+        if url.host.lower() == self.host:
+            return AddressPolicy(loopback, private=True)
+        return AddressPolicy(loopback, allowed=self.allowed + self._home())
+
+    def _home(self) -> tuple[IPNetwork, ...]:
+        """The special networks the registry's own addresses are in (none when they cannot be looked up)."""
+        if self.resolver is None or not self.host:
+            return ()
+        try:
+            addresses = self.resolver.resolve(self.host, None)
+        except Exception:  # httpcore's lookup errors: no home, so the stricter rule applies
+            return ()
+        return tuple(dict.fromkeys(net for address in addresses for net in networks_of(address)))
 
     def problem(self, url: httpx.URL) -> str | None:
         host = url.host
@@ -103,8 +161,8 @@ class HopRules:
         except ValueError:
             if is_loopback_host(host) and not self.allows_loopback(url):
                 return "a loopback address"
-            return None  # names are checked again at connect time, by address
-        return address_problem(address, self.allows_loopback(url))
+            return None  # names are checked at connect time, by address
+        return address_problem(address, self.policy(url))
 
     def _insecure(self, url: httpx.URL) -> bool:
         host = url.host.lower()
@@ -159,7 +217,7 @@ class Sender:
 
     def __init__(
         self,
-        transport_for: Callable[[bool], httpx.BaseTransport],
+        transport_for: Callable[[AddressPolicy], httpx.BaseTransport],
         *,
         max_attempts: int,
         max_retry_after_seconds: float,
@@ -174,11 +232,23 @@ class Sender:
         self._clock = clock
         self._observer = observer
 
-    def send(self, request: httpx.Request, *, domain: str, rules: HopRules, limit: int, until: Deadline) -> Reply:
-        """The final reply; 2xx bodies within ``limit``, others truncated to their first bytes."""
+    def send(
+        self,
+        request: httpx.Request,
+        *,
+        domain: str,
+        rules: HopRules,
+        limit: int,
+        until: Deadline,
+        retry_server_errors: bool = True,
+    ) -> Reply:
+        """The final reply; 2xx bodies within ``limit``, others truncated to their first bytes. A 5xx is
+        retried unless ``retry_server_errors`` is False (then it is returned: a HEAD's caller asks with GET)."""
         for attempt in range(1, self._max_attempts + 1):
             try:
                 reply = self._follow(request, domain, rules, limit, until)
+            except Refused as exc:
+                raise RegistryUnavailable(f"registry {domain}: refused to connect: {exc}") from None
             except (httpx.TransportError, _BadReply, zlib.error) as exc:
                 log.debug(
                     "%s %s for registry %s failed: %s: %s",
@@ -197,6 +267,8 @@ class Sender:
             except TooLarge:
                 log.debug("%s %s for registry %s: reply over %d bytes", request.method, request.url.path, domain, limit)
                 raise unreachable(domain) from None
+            if reply.status >= 500 and not retry_server_errors:
+                return reply
             if reply.status == 429 or reply.status >= 500:
                 if attempt >= self._max_attempts:
                     reason = "is rate limiting requests" if reply.status == 429 else "is failing"
@@ -261,10 +333,10 @@ class Sender:
         return httpx.Request(method, target, headers=headers, content=content, extensions=request.extensions)
 
     def _exchange(self, request: httpx.Request, domain: str, rules: HopRules, limit: int, until: Deadline) -> Reply:
-        transport = self._transport_for(rules.allows_loopback(request.url))
         status: int | None = None
         try:
             with deadline(until):
+                transport = self._transport_for(rules.policy(request.url))
                 response = transport.handle_request(request)
                 try:
                     status = response.status_code
