@@ -35,3 +35,14 @@ def test_nonsense_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APPRELEASE_RESYNC_SECONDS", "-1")
     with pytest.raises(ValidationError):
         OperatorSettings()
+
+
+def test_allowed_private_networks_and_the_resolution_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPRELEASE_ALLOWED_PRIVATE_NETWORKS", "10.20.0.0/16, fd00:1::/64")
+    monkeypatch.setenv("APPRELEASE_REGISTRY_RESOLUTION_TIMEOUT_SECONDS", "12")
+    registry = OperatorSettings().registry()
+    assert registry.allowed_private_networks == ["10.20.0.0/16", "fd00:1::/64"]
+    assert registry.resolution_timeout_seconds == 12
+    monkeypatch.setenv("APPRELEASE_ALLOWED_PRIVATE_NETWORKS", "10.20.0.0/33")
+    with pytest.raises(ValidationError):
+        OperatorSettings()

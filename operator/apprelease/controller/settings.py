@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
@@ -27,6 +28,11 @@ class OperatorSettings(BaseSettings):
         description="Registries AppReleases may name: host, host:port or *.suffix, comma-separated; empty: any.",
     )
     ca_bundle: str | None = Field(default=None, description="PEM file of extra CAs for registries over https.")
+    allowed_private_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Private, shared, ULA or NAT64 networks (CIDR, comma-separated) that token realms and "
+        "redirects of any registry may lead to; a registry's own network is always allowed for its own hops.",
+    )
     watch_namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Namespaces to watch, comma-separated; empty means the whole cluster."
     )
@@ -35,6 +41,9 @@ class OperatorSettings(BaseSettings):
     retry_base_seconds: float = Field(default=2.0, gt=0, description="First retry delay after a transient error.")
     retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
     registry_timeout_seconds: float = Field(default=10.0, gt=0)
+    registry_resolution_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="One deadline for every registry request of one resolution."
+    )
     kube_timeout_seconds: float = Field(default=30.0, gt=0, description="Deadline of each Kubernetes API call.")
     registry_cache_seconds: float = Field(default=60.0, ge=0)
     workers: int = Field(default=4, ge=1, le=64, description="AppReleases reconciled in parallel.")
@@ -58,11 +67,20 @@ class OperatorSettings(BaseSettings):
     )
     list_chunk_size: int = Field(default=500, ge=0, le=10000, description="Initial list page size; 0: one list.")
 
-    @field_validator("insecure_registries", "allowed_registries", "watch_namespaces", mode="before")
+    @field_validator(
+        "insecure_registries", "allowed_registries", "watch_namespaces", "allowed_private_networks", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_private_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the value: refused at start
         return value
 
     @model_validator(mode="after")
@@ -88,5 +106,7 @@ class OperatorSettings(BaseSettings):
             insecure_registries=self.insecure_registries,
             ca_bundle=self.ca_bundle,
             timeout_seconds=self.registry_timeout_seconds,
+            resolution_timeout_seconds=self.registry_resolution_timeout_seconds,
+            allowed_private_networks=self.allowed_private_networks,
             cache_ttl_seconds=self.registry_cache_seconds,
         )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import certifi
+import httpcore
 import httpx
 from pydantic import BaseModel, Field
 
@@ -126,7 +127,8 @@ class RegistryClient:
 
     ``on_request(registry, method, status)`` is called for every HTTP request made (token requests and
     redirect hops included; status None when no response came), e.g. to count requests for metrics.
-    ``resolver`` looks host names up (tests map names to addresses with it; default: the system's)."""
+    ``resolver`` looks host names up (tests map names to addresses with it; default: the system's);
+    ``network_backend`` opens the sockets once the addresses passed the checks (a seam for tests)."""
 
     def __init__(
         self,
@@ -135,6 +137,7 @@ class RegistryClient:
         *,
         transport: httpx.BaseTransport | None = None,
         resolver: Resolver | None = None,
+        network_backend: httpcore.NetworkBackend | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -147,6 +150,7 @@ class RegistryClient:
         self._transports_lock = threading.Lock()
         self._override = transport
         self._resolver = resolver or Resolver()
+        self._backend = network_backend
         self._ssl = None if transport is not None else self._ssl_context(self._settings.ca_bundle)
         self._sender = Sender(
             self._transport_for,
@@ -492,7 +496,9 @@ class RegistryClient:
             transport = self._transports.get(policy)
             if transport is None:
                 assert self._ssl is not None
-                transport = self._transports[policy] = GuardedTransport(self._ssl, policy, self._resolver)
+                transport = self._transports[policy] = GuardedTransport(
+                    self._ssl, policy, self._resolver, self._backend
+                )
             return transport
 
     @staticmethod
