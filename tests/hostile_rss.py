@@ -1,18 +1,33 @@
-"""Peak RSS of a fresh process under each hostile-registry case (numbers for reports, never asserted).
+"""RSS of a fresh process: under each hostile-registry case, and resolving many distinct hostile images.
 
     .venv/bin/python tests/hostile_rss.py
 
 Each case of tests/test_registry_hostile.py runs in its own interpreter, with tracemalloc off, and prints the
 process's resident memory before the case and at its peak (ru_maxrss).
+
+``images_rss`` runs the operator's registry client in a fresh interpreter (with the operator's modules
+loaded, so its baseline is the operator's) against an ``ImageRegistry`` served from this process: distinct
+images whose manifests or configs are as big as the client's limits allow, made of small JSON objects (the
+shape that costs the most memory once parsed). tests/test_registry_memory.py and `make bench` use it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
+import socket
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from tests.hostile import OCI_MANIFEST, Request, Server, respond
+
+MiB = 1024 * 1024
+KINDS = ("ordinary", "fat-manifests", "fat-configs")
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,6 +73,132 @@ print(json.dumps({{"before_mib": before / 1024, "peak_mib": peak / 1024, "second
 """
 
 
+def _sha(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def _filler(target_bytes: int, seed: int, key: str) -> list[dict[str, object]]:
+    """Small objects (about 200 bytes each) up to ``target_bytes`` of JSON: under the client's item bound."""
+    one = {"digest": "sha256:" + hashlib.sha256(f"{seed}".encode()).hexdigest(), "size": 1234, key: "x" * 100}
+    per = len(json.dumps(one)) + 2
+    return [{**one, "size": i} for i in range(target_bytes // per)]
+
+
+@functools.lru_cache(maxsize=8)
+def image(kind: str, number: int) -> tuple[bytes, bytes]:
+    """(manifest, config) of image ``number``: distinct digests for every number."""
+    labels = {"org.opencontainers.image.version": "v1", "org.opencontainers.image.revision": f"{number:040x}"}
+    config_doc: dict[str, object] = {"architecture": "amd64", "os": "linux", "config": {"Labels": labels}}
+    if kind == "fat-configs":
+        config_doc["history"] = _filler(8 * MiB - 64 * 1024, number, "created_by")
+    config = json.dumps(config_doc, separators=(",", ":")).encode()
+    manifest_doc: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": _sha(config),
+            "size": len(config),
+        },
+        "layers": _filler(4 * MiB - 64 * 1024, number, "mediaType") if kind == "fat-manifests" else [],
+        "annotations": {"number": str(number)},
+    }
+    return json.dumps(manifest_doc, separators=(",", ":")).encode(), config
+
+
+@dataclass
+class ImageRegistry:
+    """A registry on loopback serving ``image(kind, n)`` as ``<kind>/img<n>:v1``; ``delay`` seconds before
+    every answer (a slow registry)."""
+
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.server = Server(self._handle)
+
+    def _handle(self, conn: socket.socket, request: Request) -> None:
+        if self.delay:
+            time.sleep(self.delay)
+        parts = request.path.split("/")  # /v2/<kind>/img<n>/<manifests|blobs>/<ref>
+        try:
+            kind, number, what, ref = parts[2], int(parts[3].removeprefix("img")), parts[4], parts[5]
+        except (IndexError, ValueError):
+            respond(conn, 404)
+            return
+        manifest, config = image(kind, number)
+        if what == "manifests" and ref in ("v1", _sha(manifest)):
+            headers = {
+                "Content-Type": OCI_MANIFEST,
+                "Docker-Content-Digest": _sha(manifest),
+                "Content-Length": str(len(manifest)),
+            }
+            respond(conn, 200, headers, b"" if request.method == "HEAD" else manifest)
+        elif what == "blobs" and ref == _sha(config):
+            respond(conn, 200, {"Content-Type": "application/octet-stream"}, config)
+        else:
+            respond(conn, 404)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+_IMAGES_CHILD = """
+import json, resource, sys
+from concurrent.futures import ThreadPoolExecutor
+sys.path[:0] = [{root!r}]
+import apprelease.runtime  # the operator's modules: its baseline, not a bare interpreter's
+from apprelease.reference import parse
+from apprelease.registry import RegistryClient, RegistryError, RegistrySettings
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1048576
+
+before = rss()
+client = RegistryClient(RegistrySettings(insecure_registries=[{netloc!r}]))
+failures = []
+
+def one(ref_text):
+    ref = parse(ref_text)
+    try:  # what the reconciler does for a new version: resolve the tag, read the image's labels
+        resolved = client.resolve(ref)
+        client.labels(ref.with_digest(resolved.digest))
+    except RegistryError as exc:
+        failures.append(str(exc))
+
+with ThreadPoolExecutor({workers}) as pool:  # the operator's workers
+    list(pool.map(one, {refs!r}))
+print(json.dumps({{"before_mib": before, "after_mib": rss(),
+                   "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "failures": failures}}))
+"""
+
+
+@dataclass(frozen=True)
+class Rss:
+    before_mib: float  # the operator's modules loaded, no image resolved
+    after_mib: float  # after every image, caches full
+    peak_mib: float  # at the worst moment (ru_maxrss)
+    failures: list[str]
+
+
+def images_rss(kind: str, count: int = 20, workers: int = 4) -> Rss:
+    """RSS of a fresh process whose registry client resolved ``count`` distinct images of ``kind`` (and read
+    their labels), ``workers`` at a time."""
+    registry = ImageRegistry()
+    try:
+        netloc = registry.server.netloc
+        refs = [f"{netloc}/{kind}/img{n}:v1" for n in range(count)]
+        code = _IMAGES_CHILD.format(root=str(HERE.parent), netloc=netloc, refs=refs, workers=workers)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    finally:
+        registry.close()
+    try:
+        line = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeError(f"the measuring process failed: {result.stderr.strip()[-2000:]}") from None
+    return Rss(line["before_mib"], line["after_mib"], line["peak_mib"], line["failures"])
+
+
 def main() -> None:
     print(f"{'case':<84} {'RSS before':>10} {'peak':>8} {'secs':>5}  outcome")
     for name, params in CASES:
@@ -72,6 +213,12 @@ def main() -> None:
             )
             continue
         print(f"{name}: no result ({result.stderr.strip()[-300:]})")
+    print(f"\n{'20 distinct images, 4 workers':<40} {'before':>8} {'after':>8} {'peak':>8}  failures")
+    for kind in KINDS:
+        rss = images_rss(kind)
+        print(
+            f"{kind:<40} {rss.before_mib:>6.1f}Mi {rss.after_mib:>6.1f}Mi {rss.peak_mib:>6.1f}Mi  {len(rss.failures)}"
+        )
 
 
 if __name__ == "__main__":

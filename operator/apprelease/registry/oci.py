@@ -1,8 +1,8 @@
 """OCI image-spec and Docker v2 media types, and the few facts the operator reads from manifests and configs.
 
-Everything here is pure: bytes in, facts or errors out. Documents are checked with JSON bounds first
-(``jsonbounds``) and then validated by pydantic straight from the JSON text, leniently (unknown fields are
-skipped without ever becoming Python objects, so a 4 MB manifest of small layer objects costs little).
+Everything here is pure: bytes in, facts or errors out. Documents are decoded by msgspec into structs that
+name only the members read; every other member is skipped without becoming an object (so a 4 MB manifest
+of small layer objects costs kilobytes while read, and its depth and item count cost nothing).
 What is kept (``ManifestFacts``, ``ConfigFacts``) is only what later steps read: digests, the media type,
 the platform children of an index, the string labels of a config; ``size()`` is what it costs in memory.
 """
@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from ..reference import is_valid_digest
 from . import jsonbounds
@@ -63,7 +63,6 @@ _ATTESTATION = "attestation-manifest"
 _MAX_PLATFORM_PART = 64
 
 _ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-_LENIENT = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 
 class Unsupported(ValueError):
@@ -125,122 +124,141 @@ class ConfigFacts:
 
 
 # -- what is read (and then dropped) ----------------------------------------------------------------------
+# msgspec decodes straight from the bytes into these structs and skips every member they do not name (a
+# manifest's layers, a config's history) without creating an object for it, in C: a 4 MB manifest of small
+# objects costs kilobytes and milliseconds, not the hundreds of MB that json.loads builds. Nesting too deep
+# for the decoder is a RecursionError, which callers see as ValueError.
 
 
-class _WireDescriptor(BaseModel):
-    model_config = _LENIENT
+class _Descriptor(msgspec.Struct):
     digest: Any = None
 
 
-class _WireChild(BaseModel):
-    """An index entry, typed loosely: one odd child must not hide the others."""
+class _Platform(msgspec.Struct):
+    os: Any = None
+    architecture: Any = None
+    variant: Any = None
 
-    model_config = _LENIENT
+
+class _Annotations(msgspec.Struct, rename={"reference_type": _REFERENCE_TYPE}):
+    reference_type: Any = None
+
+
+class _Child(msgspec.Struct):
     digest: Any = None
-    platform: Any = None
-    annotations: Any = None
+    platform: _Platform | None = None
+    annotations: _Annotations | None = None
 
 
-class _WireManifest(BaseModel):
-    model_config = _LENIENT
-    schema_version: Any = Field(default=None, alias="schemaVersion")
-    media_type: Any = Field(default=None, alias="mediaType")
-    config: _WireDescriptor | None = None
-    manifests: list[_WireChild] | None = None
+class _Manifest(msgspec.Struct, rename={"schema_version": "schemaVersion", "media_type": "mediaType"}):
+    schema_version: Any = None
+    media_type: Any = None
+    config: _Descriptor | None = None
+    # Each entry decoded on its own (``_child``): one odd entry must not hide the others.
+    manifests: list[msgspec.Raw] | None = None
 
 
-class _WireContainer(BaseModel):
-    model_config = _LENIENT
-    labels: dict[str, Any] | None = Field(default=None, alias="Labels")
+class _Container(msgspec.Struct, rename={"labels": "Labels"}):
+    labels: dict[str, msgspec.Raw] | None = None
 
 
-class _WireConfig(BaseModel):
-    model_config = _LENIENT
-    config: _WireContainer | None = None
+class _Config(msgspec.Struct):
+    config: _Container | None = None
 
 
 def content_digest(algorithm: str, content: bytes) -> str:
     return f"{algorithm}:{hashlib.new(algorithm, content).hexdigest()}"
 
 
-_Model = TypeVar("_Model", bound=BaseModel)
+_T = TypeVar("_T")
 
 
-def _validated(model: type[_Model], content: bytes, max_bytes: int, what: str) -> _Model:
+def _decode(content: bytes | msgspec.Raw, model: type[_T], what: str) -> _T:
     try:
-        jsonbounds.check(content, max_bytes=max_bytes)
-    except ValueError as exc:
-        raise ValueError(f"{what}: {exc}") from None
-    try:
-        return model.model_validate_json(content)
-    except ValidationError:
-        # Its errors quote the input: never chain them.
-        raise ValueError(f"{what}: not a JSON object of the expected structure") from None
-    except RecursionError:  # pragma: no cover - jsonbounds bounds the depth first
-        raise ValueError(f"{what}: nested too deep") from None
+        return msgspec.json.decode(content, type=model)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # Their messages may quote the input: never chain them.
+        raise ValueError(f"{what}: not JSON of the expected structure") from None
 
 
-def _media_type(wire: _WireManifest, content_type: str) -> str:
+def _media_type(document: _Manifest, content_type: str) -> str:
     """The document's media type, or ``Unsupported`` naming what it is instead."""
-    declared = wire.media_type if isinstance(wire.media_type, str) and wire.media_type else content_type
-    if wire.schema_version == 1 or declared in SCHEMA1_MEDIA_TYPES:
+    declared = document.media_type if isinstance(document.media_type, str) and document.media_type else content_type
+    if document.schema_version == 1 or declared in SCHEMA1_MEDIA_TYPES:
         shown = declared if declared in SCHEMA1_MEDIA_TYPES else f"{declared or 'no media type'}, schemaVersion 1"
         raise Unsupported(shown, "a Docker schema 1 manifest, which current container runtimes cannot pull")
     if declared in MANIFEST_MEDIA_TYPES:
         return declared
     if declared in _GENERIC_TYPES:
         # OCI made mediaType optional before image-spec 1.1: the structure tells an index from a manifest.
-        if wire.manifests is not None and wire.config is None:
+        if document.manifests is not None and document.config is None:
             return OCI_INDEX
-        if wire.config is not None and wire.manifests is None:
+        if document.config is not None and document.manifests is None:
             return OCI_MANIFEST
     raise Unsupported(declared or "no media type", "not a media type the operator asked for")
 
 
-def _platform(raw: Any) -> str:
-    if not isinstance(raw, dict):
+def _platform(platform: _Platform | None) -> str:
+    if platform is None:
         return ""
-    parts = [raw.get(k) for k in ("os", "architecture", "variant")]
-    text = [p[:_MAX_PLATFORM_PART] for p in parts if isinstance(p, str) and p]
-    return "/".join(text)
+    parts = (platform.os, platform.architecture, platform.variant)
+    return "/".join(p[:_MAX_PLATFORM_PART] for p in parts if isinstance(p, str) and p)
 
 
-def _is_attestation(child: _WireChild, platform: str) -> bool:
-    annotations = child.annotations if isinstance(child.annotations, dict) else {}
-    return platform == "unknown/unknown" or annotations.get(_REFERENCE_TYPE) == _ATTESTATION
+def _child(raw: msgspec.Raw) -> Child | None:
+    """An index entry's facts; None for an attestation manifest or an entry that is not a descriptor."""
+    try:
+        entry = _decode(raw, _Child, "index entry")
+    except ValueError:
+        return None
+    if not isinstance(entry.digest, str) or not is_valid_digest(entry.digest):
+        return None
+    platform = _platform(entry.platform)
+    attestation = entry.annotations is not None and entry.annotations.reference_type == _ATTESTATION
+    if platform == "unknown/unknown" or attestation:
+        return None
+    return Child(entry.digest, sys.intern(platform))
 
 
 def parse_manifest(content: bytes, content_type: str, max_bytes: int, max_children: int) -> ManifestFacts:
     """The facts of a manifest or index. ``Unsupported`` for a media type not asked for, ValueError (naming
     no content) for anything that is not a manifest. At most ``max_children`` children are kept."""
-    wire = _validated(_WireManifest, content, max_bytes, "manifest")
-    media_type = _media_type(wire, content_type)
+    if len(content) > max_bytes:
+        raise ValueError(f"manifest: larger than {max_bytes} bytes")
+    document = _decode(content, _Manifest, "manifest")
+    media_type = sys.intern(_media_type(document, content_type))
     if media_type not in INDEX_MEDIA_TYPES:
-        digest = wire.config.digest if wire.config is not None else None
-        if wire.config is not None and (not isinstance(digest, str) or not is_valid_digest(digest)):
+        if document.config is None:
+            return ManifestFacts(media_type=media_type)
+        digest = document.config.digest
+        if not isinstance(digest, str) or not is_valid_digest(digest):
             raise ValueError("manifest: invalid config descriptor")
-        return ManifestFacts(media_type=sys.intern(media_type), config=digest)
-    if wire.manifests is None:
+        return ManifestFacts(media_type=media_type, config=digest)
+    if document.manifests is None:
         raise ValueError("image index: no manifests list")
     children: list[Child] = []
     platforms = 0
-    for raw in wire.manifests:
-        if not isinstance(raw.digest, str) or not is_valid_digest(raw.digest):
-            continue
-        platform = _platform(raw.platform)
-        if _is_attestation(raw, platform):
+    for raw in document.manifests:
+        found = _child(raw)
+        if found is None:
             continue
         platforms += 1
         if len(children) < max_children:
-            children.append(Child(raw.digest, sys.intern(platform)))
-    return ManifestFacts(media_type=sys.intern(media_type), children=tuple(children), platforms=platforms)
+            children.append(found)
+    return ManifestFacts(media_type=media_type, children=tuple(children), platforms=platforms)
 
 
 def parse_config(content: bytes, max_bytes: int) -> ConfigFacts:
-    """The string labels of an image config; ValueError when it is not one."""
-    wire = _validated(_WireConfig, content, max_bytes, "image config")
-    raw = wire.config.labels if wire.config is not None else None
-    return ConfigFacts(tuple((k, v) for k, v in (raw or {}).items() if isinstance(v, str)))
+    """The string labels of an image config (``config.Labels``); ValueError when it is not one."""
+    if len(content) > max_bytes:
+        raise ValueError(f"image config: larger than {max_bytes} bytes")
+    document = _decode(content, _Config, "image config")
+    raw = document.config.labels if document.config is not None else None
+    labels: list[tuple[str, str]] = []
+    for key, value in (raw or {}).items():
+        if bytes(value).lstrip()[:1] == b'"':  # only string labels; others are never decoded
+            labels.append((key, _decode(value, str, "label")))
+    return ConfigFacts(tuple(labels))
 
 
 def error_codes(content: bytes) -> list[str]:
