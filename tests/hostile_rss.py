@@ -143,16 +143,19 @@ class ImageRegistry:
 
 
 _IMAGES_CHILD = """
-import json, resource, sys
+import json, sys
 from concurrent.futures import ThreadPoolExecutor
 sys.path[:0] = [{root!r}]
-import apprelease.runtime  # the operator's modules: its baseline, not a bare interpreter's
+import apprelease.controller.runtime  # the operator's modules: its baseline, not a bare interpreter's
 from apprelease.reference import parse
 from apprelease.registry import RegistryClient, RegistryError, RegistrySettings
 
+def status(field):  # VmRSS now, VmHWM the peak: unlike ru_maxrss, not inherited from the parent across exec
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(field + ":"))
+
 def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 1048576
+    return status("VmRSS")
 
 before = rss()
 client = RegistryClient(RegistrySettings(insecure_registries=[{netloc!r}]))
@@ -169,7 +172,7 @@ def one(ref_text):
 with ThreadPoolExecutor({workers}) as pool:  # the operator's workers
     list(pool.map(one, {refs!r}))
 print(json.dumps({{"before_mib": before, "after_mib": rss(),
-                   "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "failures": failures}}))
+                   "peak_mib": status("VmHWM"), "failures": failures}}))
 """
 
 
@@ -177,7 +180,7 @@ print(json.dumps({{"before_mib": before, "after_mib": rss(),
 class Rss:
     before_mib: float  # the operator's modules loaded, no image resolved
     after_mib: float  # after every image, caches full
-    peak_mib: float  # at the worst moment (ru_maxrss)
+    peak_mib: float  # at the worst moment (VmHWM)
     failures: list[str]
 
 

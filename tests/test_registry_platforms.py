@@ -14,15 +14,12 @@ from typing import Any
 
 import pytest
 
-from apprelease.conditions import Reason
-from apprelease.limits import MAX_PLATFORMS
+from apprelease.core.conditions import Reason
+from apprelease.core.limits import MAX_PLATFORMS
 from apprelease.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings, UnsupportedManifest
-from tests import test_reconciler
+from tests.conftest import OCI_MANIFEST, World, assert_stalled
 from tests.hostile import Request, Server, respond, sha
-from tests.test_reconciler import OCI_MANIFEST, World, assert_stalled
-
-world = test_reconciler.world  # the fixture: the reconciler's in-memory world
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"

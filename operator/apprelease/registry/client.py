@@ -32,7 +32,7 @@ import httpcore
 import httpx
 from pydantic import BaseModel, Field
 
-from .. import limits
+from ..core import limits
 from ..reference import Reference, is_valid_digest, registry_api_host
 from . import oci
 from .auth import MAX_TOKEN_REPLY_BYTES, AuthMemory, RegistryAuth, Target, denied, fingerprint

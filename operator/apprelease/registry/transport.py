@@ -357,7 +357,10 @@ class Sender:
         encoding = response.headers.get("content-encoding", "")
         if not truncate and not encoding and declared.isdigit() and int(declared) > limit:
             raise TooLarge()
-        body = bytearray()
+        # Pieces joined once at the end: a growing buffer would be copied as it grows, and the copies of
+        # several concurrent multi-MB bodies fragment the heap (RSS that is never given back).
+        pieces: list[bytes] = []
+        size = 0
         try:
             chunks: Iterable[bytes] = [response.content]  # already in memory: an in-process test transport
         except httpx.ResponseNotRead:
@@ -367,15 +370,17 @@ class Sender:
             decoder = _Decoder("", limit)  # httpx decoded it already
         try:
             for chunk in chunks:
-                body += decoder.feed(chunk)
-                if len(body) > limit:
+                piece = decoder.feed(chunk)
+                pieces.append(piece)
+                size += len(piece)
+                if size > limit:
                     raise TooLarge()
         except TooLarge:
             if not truncate:
                 raise
-        if len(body) > limit:
-            del body[limit:]
-        return bytes(body)
+        body = b"".join(pieces)
+        del pieces
+        return body[:limit] if len(body) > limit else body
 
     def _observe(self, domain: str, method: str, status: int | None) -> None:
         if self._observer is None:
