@@ -9,6 +9,8 @@ handlers kept before (issue 13). Then, against the real API server and registry 
   the new digest) while RELEASES are resident, next to a raw `kubectl patch` of a Deployment in the same run
   (both timed from the start of the kubectl command to the watch event showing the change);
 - the registry client's resolve time against the local registry, and the operator's resident memory;
+- the registry client's memory with 20 ordinary vs 20 hostile images, and a healthy resolution's time while
+  25 slow registries and 4 blackholed names are being resolved, next to the same alone (e2e/bench_registry.py);
 - release safety: from the first failing pod of a bad release to the automatic rollback patched, and to Ready
   again (e2e/bench_safety.py; kwok chaos stages make the pods fail).
 
@@ -35,7 +37,7 @@ from kubernetes import client, watch
 from apprelease.controller.kubeclient import connect
 from apprelease.core.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings
-from e2e import bench_ha, bench_intake, bench_safety
+from e2e import bench_ha, bench_intake, bench_registry, bench_safety
 from e2e.counting_proxy import CountingProxy
 from e2e.images import build_and_push, make_app_repo
 from e2e.releases import deployment_manifest, release_manifest
@@ -173,6 +175,7 @@ def main() -> None:  # noqa: C901 - one benchmark script read top to bottom (not
             cached.append((time.perf_counter() - started) * 1000)
     results.append(summary("resolve, uncached", cold))
     results.append(summary("resolve, cached", cached, "ms"))
+    results += bench_registry.measure(testbed.registry, f"bench/app:{v1}")
 
     proxy = CountingProxy(testbed.registry)
     proxy.start()
