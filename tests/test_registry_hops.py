@@ -19,8 +19,8 @@ from pydantic import SecretStr
 
 from apprelease.reference import parse
 from apprelease.registry import Credential, RegistryClient, RegistrySettings, RegistryUnavailable, Resolver
+from apprelease.registry.hops import HopRules
 from apprelease.registry.network import AddressPolicy, address_problem
-from apprelease.registry.transport import HopRules
 from tests.hostile import OCI_MANIFEST, Request, Server, respond
 
 ALICE = Credential(username="alice", password=SecretStr("alice-Secret"))

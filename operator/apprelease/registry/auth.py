@@ -27,7 +27,7 @@ from . import jsonbounds
 from .caches import Cache
 from .credentials import Credential
 from .errors import RegistryError, RegistryUnavailable, Unauthorized, unreachable
-from .transport import HopRules
+from .hops import HopRules
 
 __all__ = [
     "MAX_TOKEN_REPLY_BYTES",

@@ -20,27 +20,25 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from types import TracebackType
 
-import certifi
 import httpcore
 import httpx
-from pydantic import BaseModel, Field
 
 from ..core import limits
 from ..reference import Reference, is_valid_digest, registry_api_host
-from . import oci
+from . import oci, replies
 from .auth import MAX_TOKEN_REPLY_BYTES, AuthMemory, RegistryAuth, Target, denied, fingerprint
 from .caches import Cache, SingleFlight
 from .credentials import Credential
 from .errors import RegistryError, RegistryUnavailable, TagNotFound, Unauthorized, UnsupportedManifest, unreachable
-from .network import Deadline, GuardedTransport, Resolver
-from .transport import AddressPolicy, HopRules, Observer, Reply, Sender, private_networks
+from .hops import HopRules, normalize_host, private_networks
+from .models import PlatformLabels, RegistrySettings, Resolved
+from .network import Deadline, Resolver
+from .pools import Transports
+from .transport import Observer, Reply, Sender
 
 __all__ = [
     "MANIFEST_MEDIA_TYPES",
@@ -62,45 +60,6 @@ _MAX_INDEX_DEPTH = 3
 _USER_AGENT = "apprelease"
 
 
-class RegistrySettings(BaseModel):
-    insecure_registries: list[str] = Field(default_factory=list)
-    ca_bundle: str | None = None
-    # The deadline of one registry request, auth round trips, redirects and retries included ...
-    timeout_seconds: float = Field(default=10.0, gt=0)
-    # ... and of a whole resolution: every request it makes (HEAD, GET, token, config, index children).
-    resolution_timeout_seconds: float = Field(default=30.0, gt=0)
-    max_manifest_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
-    max_config_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
-    cache_ttl_seconds: float = Field(default=60.0, ge=0)
-    max_retry_after_seconds: float = Field(default=30.0, ge=0)
-    max_attempts: int = Field(default=3, ge=1)
-    # What the facts kept by digest may cost in memory, in bytes (see oci.ManifestFacts.size).
-    digest_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
-    # Private, shared, ULA and NAT64 networks (CIDR) that token realms and redirects may lead to.
-    allowed_private_networks: list[str] = Field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Resolved:
-    reference: Reference
-    digest: str
-    media_type: str
-
-    @property
-    def pinned(self) -> str:
-        return f"{self.reference.repository}@{self.digest}"
-
-
-@dataclass(frozen=True)
-class PlatformLabels:
-    """The config labels of one image: ``platform`` is ``os/architecture[/variant]`` for a child of an index
-    ('' for a plain image manifest, or a child that names none); ``digest`` is that image manifest's."""
-
-    platform: str
-    digest: str
-    labels: dict[str, str]
-
-
 _ResolveKey = tuple[str, str, str]  # repository, tag, credential fingerprint
 _DigestKey = tuple[str, str]  # repository, digest
 _Facts = oci.ManifestFacts | oci.ConfigFacts
@@ -113,13 +72,6 @@ def _effective(credential: Credential | None) -> Credential | None:
     if credential.username is None and credential.password is None and credential.identity_token is None:
         return None
     return credential
-
-
-def _normalize_host(host: str) -> str:
-    host = host.strip().lower()
-    if "://" in host:
-        host = host.split("://", 1)[1]
-    return host.rstrip("/")
 
 
 class RegistryClient:
@@ -143,17 +95,13 @@ class RegistryClient:
     ) -> None:
         self._settings = settings or RegistrySettings()
         self._clock = clock
-        self._insecure = frozenset(_normalize_host(h) for h in self._settings.insecure_registries)
+        self._insecure = frozenset(normalize_host(h) for h in self._settings.insecure_registries)
         self._allowed_private = private_networks(self._settings.allowed_private_networks)
         self._closed = False
-        self._transports: dict[AddressPolicy, httpx.BaseTransport] = {}
-        self._transports_lock = threading.Lock()
-        self._override = transport
         self._resolver = resolver or Resolver()
-        self._backend = network_backend
-        self._ssl = None if transport is not None else self._ssl_context(self._settings.ca_bundle)
+        self._transports = Transports(self._settings.ca_bundle, self._resolver, network_backend, transport)
         self._sender = Sender(
-            self._transport_for,
+            self._transports.for_policy,
             max_attempts=self._settings.max_attempts,
             max_retry_after_seconds=self._settings.max_retry_after_seconds,
             sleep=sleep,
@@ -173,12 +121,7 @@ class RegistryClient:
 
     def close(self) -> None:
         self._closed = True
-        with self._transports_lock:
-            for transport in self._transports.values():
-                transport.close()
-            self._transports.clear()
-        if self._override is not None:
-            self._override.close()
+        self._transports.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -356,8 +299,8 @@ class RegistryClient:
             url = target.url("blobs", digest)
             reply = self._request(target, credential, "GET", url, None, self._settings.max_config_bytes)
             if reply.status != 200:
-                self._raise_for_status(reply, target, f"config blob {digest}")
-            self._verify(reply, digest, target, "config blob")
+                replies.raise_for_status(reply, target, f"config blob {digest}")
+            replies.verify(reply, digest, target, "config blob")
             try:
                 config = oci.parse_config(reply.content, self._settings.max_config_bytes)
             except ValueError as exc:
@@ -383,40 +326,8 @@ class RegistryClient:
         url = target.url("manifests", identifier)
         reply = self._request(target, credential, "GET", url, oci.MANIFEST_ACCEPT, self._settings.max_manifest_bytes)
         if reply.status != 200:
-            self._raise_for_status(reply, target, subject)
-        return reply, self._verify(reply, expected, target, subject)
-
-    @staticmethod
-    def _verify(reply: Reply, expected: str | None, target: Target, subject: str) -> str:
-        """Check the body against the digest we asked for and the one the registry claims;
-        return the content's digest."""
-        header = reply.headers.get("docker-content-digest")
-        if header is not None and not is_valid_digest(header):
-            raise RegistryUnavailable(
-                f"registry {target.domain} sent an invalid Docker-Content-Digest for {subject} in {target.repository}"
-            )
-        for claimed, source in ((expected, "requested"), (header, "Docker-Content-Digest")):
-            if claimed is None:
-                continue
-            actual = oci.content_digest(claimed.split(":", 1)[0], reply.content)
-            if actual != claimed:
-                raise RegistryUnavailable(
-                    f"digest verification failed for {subject} in {target.repository}: "
-                    f"{source} digest is {claimed} but the content hashes to {actual}"
-                )
-        return expected or header or oci.content_digest("sha256", reply.content)
-
-    @staticmethod
-    def _raise_for_status(reply: Reply, target: Target, subject: str) -> None:
-        codes = oci.error_codes(reply.content)
-        if reply.status == 404:
-            hint = " (the repository does not exist)" if "NAME_UNKNOWN" in codes else ""
-            raise TagNotFound(f"{subject} not found in {target.repository}{hint}")
-        detail = f" ({', '.join(codes)})" if codes else ""
-        raise RegistryError(
-            f"registry {target.domain} rejected the request for {subject} in {target.repository}: "
-            f"HTTP {reply.status}{detail}"
-        )
+            replies.raise_for_status(reply, target, subject)
+        return reply, replies.verify(reply, expected, target, subject)
 
     # -- one request, with its auth round trips --------------------------------------------------------
 
@@ -481,32 +392,8 @@ class RegistryClient:
         return identifier
 
     def _target(self, ref: Reference) -> Target:
-        insecure = _normalize_host(ref.domain) in self._insecure
+        insecure = normalize_host(ref.domain) in self._insecure
         scheme = "http" if insecure else "https"
-        api_host = registry_api_host(ref.domain)
-        rules = HopRules.for_registry(
-            httpx.URL(f"{scheme}://{api_host}"), self._insecure, self._allowed_private, self._resolver
-        )
-        return Target(domain=ref.domain, path=ref.path, base_url=f"{scheme}://{api_host}", rules=rules)
-
-    def _transport_for(self, policy: AddressPolicy) -> httpx.BaseTransport:
-        if self._override is not None:
-            return self._override
-        with self._transports_lock:
-            transport = self._transports.get(policy)
-            if transport is None:
-                assert self._ssl is not None
-                transport = self._transports[policy] = GuardedTransport(
-                    self._ssl, policy, self._resolver, self._backend
-                )
-            return transport
-
-    @staticmethod
-    def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=certifi.where())
-        if ca_bundle:
-            try:
-                context.load_verify_locations(cafile=ca_bundle)
-            except (OSError, ssl.SSLError) as exc:
-                raise RegistryError(f"cannot load CA bundle {ca_bundle!r}: {exc}") from exc
-        return context
+        base = f"{scheme}://{registry_api_host(ref.domain)}"
+        rules = HopRules.for_registry(httpx.URL(base), self._insecure, self._allowed_private, self._resolver)
+        return Target(domain=ref.domain, path=ref.path, base_url=base, rules=rules)
