@@ -199,7 +199,8 @@ class Sender:
         )
         first = request
         for _hop in range(MAX_REDIRECTS + 1):
-            problem = rules.problem(request.url)
+            with deadline(until):  # the check may look the registry's own host up (HopRules.policy)
+                problem = rules.problem(request.url)
             if problem is not None:
                 raise self._refused(domain, request, first, problem)
             reply = self._exchange(request, domain, rules, limit, until)
