@@ -11,6 +11,7 @@ import socket
 import string
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from apprelease.reference import parse
@@ -210,3 +211,48 @@ def test_the_challenge_parser_never_raises_on_garbled_headers() -> None:
         for scheme, params in parsed:
             assert scheme and scheme == scheme.lower()
             assert all(isinstance(k, str) and isinstance(v, str) for k, v in params.items())
+
+
+_HEADER_NAMES = ["WWW-Authenticate", "Docker-Content-Digest", "Content-Type", "Location", "Retry-After"]
+_HEADER_PIECES = [
+    *_PIECES,
+    "sha256:",
+    "a" * 64,
+    "application/vnd.oci.image.index.v1+json",
+    "/v2/",
+    "http://",
+    "-1",
+    "1e9",
+]
+
+
+def test_garbled_headers_in_every_reply_are_registry_errors_never_exceptions() -> None:
+    """Seeded fuzz of the client's header handling: any mix of garbled auth, digest, type, redirect and
+    retry headers, with statuses that make the client read them, ends as a result or a RegistryError."""
+    rng = random.Random(1515)
+    for _ in range(1500):
+        status = rng.choice([200, 200, 401, 307, 429, 404, 500])
+        headers = {
+            name: "".join(rng.choice(_HEADER_PIECES) for _ in range(rng.randint(0, 6)))
+            for name in rng.sample(_HEADER_NAMES, rng.randint(1, len(_HEADER_NAMES)))
+        }
+        body = rng.choice([b"", b"{}", b'{"schemaVersion": 2, "manifests": []}', b"\xff\xfe", b'{"token": "t"}'])
+
+        def reply(
+            request: httpx.Request, status: int = status, headers: dict[str, str] = headers, body: bytes = body
+        ) -> httpx.Response:
+            return httpx.Response(status, headers=headers, content=b"" if request.method == "HEAD" else body)
+
+        client = RegistryClient(
+            RegistrySettings(max_attempts=2, resolution_timeout_seconds=5),
+            transport=httpx.MockTransport(reply),
+            sleep=lambda _: None,
+        )
+        try:
+            with client:
+                ref = parse("registry.example.com/shop/web:v1")
+                client.labels(ref.with_digest(client.resolve(ref).digest))
+        except RegistryError:
+            pass
+        except Exception as exc:  # pragma: no cover - the failure report
+            raise AssertionError(f"{status} {headers!r}: {type(exc).__name__}: {exc}") from None
