@@ -157,7 +157,10 @@ class Sender:
             try:
                 reply = self._follow(request, domain, rules, limit, until)
             except Refused as exc:
-                raise RegistryUnavailable(f"registry {domain}: refused to connect: {exc}") from None
+                raise RegistryUnavailable(
+                    f"registry {domain}: refused to connect: {exc} (a token realm or redirect may lead to a private "
+                    "network only when the registry itself is in it or the operator allows it)"
+                ) from None
             except (httpx.TransportError, _BadReply, zlib.error) as exc:
                 log.debug(
                     "%s %s for registry %s failed: %s: %s",
