@@ -88,8 +88,9 @@ def test_chart_crd_is_byte_identical_to_the_single_source() -> None:
             "caBundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
             "insecureRegistries": ["r:5000"],
         },
+        {"allowedPrivateNetworks": ["10.20.0.0/16", "fd00:1::/64"], "registryResolutionTimeoutSeconds": 20},
     ],
-    ids=["defaults", "namespaced-digest", "ca-bundle"],
+    ids=["defaults", "namespaced-digest", "ca-bundle", "private-networks"],
 )
 def test_helm_lint_is_clean(helm: Helm, tmp_path: Path, values: dict[str, Any]) -> None:
     result = helm("lint", "--strict", str(CHART), "-f", _values_file(tmp_path / "values.yaml", values), check=False)
@@ -132,6 +133,8 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
         "APPRELEASE_WATCH_NAMESPACES": "",
         "APPRELEASE_ALLOWED_REGISTRIES": "",
         "APPRELEASE_INSECURE_REGISTRIES": "",
+        "APPRELEASE_ALLOWED_PRIVATE_NETWORKS": "",
+        "APPRELEASE_REGISTRY_RESOLUTION_TIMEOUT_SECONDS": "30",
         **LEADER_ELECTION_ENV,
     }
     downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
