@@ -13,7 +13,14 @@ import pytest
 from apprelease.core.reference import parse
 from apprelease.registry import Credential, RegistryClient, RegistrySettings, Unauthorized
 from e2e.images import bake, skopeo_digest
-from e2e.releases import apply, container_images, deployment_manifest, release_manifest, wait_ready
+from e2e.releases import (
+    apply,
+    container_images,
+    deployment_manifest,
+    release_manifest,
+    wait_condition,
+    wait_ready,
+)
 from e2e.support import Operator, Testbed
 
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -68,15 +75,33 @@ def test_a_multi_arch_image_resolves_to_its_index_digest(testbed: Testbed, multi
     assert labels["org.opencontainers.image.version"] == "v5.0.0"  # the linux/amd64 child's, not the first's
 
 
-def test_operator_pins_the_index_digest_with_provenance_from_the_amd64_child(
+def test_operator_pins_the_index_digest_and_checks_provenance_on_every_platform(
     testbed: Testbed, operator: Operator, namespace: str, multi_arch: tuple[str, str, str]
 ) -> None:
     repository, index_digest, _ = multi_arch
+    # The arm64 child says v5.0.0-arm64: the pinned index runs it too, so Required refuses the whole index.
+    apply(testbed, deployment_manifest(namespace, "checked", {"web": f"{repository}:v0"}, release="checked"))
+    apply(
+        testbed,
+        release_manifest(
+            namespace,
+            "checked",
+            repository,
+            "v5.0.0",
+            [{"kind": "Deployment", "name": "checked"}],
+            provenance="Required",
+        ),
+    )
+    stalled = wait_condition(testbed, namespace, "checked", "Stalled", "True", "ProvenanceMismatch")
+    message = next(c["message"] for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
+    assert "linux/arm64" in message and "v5.0.0-arm64" in message
+    assert container_images(testbed, namespace, "checked") == {"web": f"{repository}:v0"}  # nothing deployed
+    # Without provenance, the index digest is pinned: every node pulls its own platform from it.
     apply(testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v0"}, release="web"))
     apply(
         testbed,
         release_manifest(
-            namespace, "web", repository, "v5.0.0", [{"kind": "Deployment", "name": "web"}], provenance="Required"
+            namespace, "web", repository, "v5.0.0", [{"kind": "Deployment", "name": "web"}], provenance="Disabled"
         ),
     )
     release = wait_ready(testbed, namespace, "web", "v5.0.0")
