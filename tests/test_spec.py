@@ -158,6 +158,7 @@ def test_every_reason_has_a_class() -> None:
         Reason.PROVENANCE_MISMATCH,
         Reason.DIGEST_MISMATCH,
         Reason.REGISTRY_NOT_ALLOWED,
+        Reason.UNSUPPORTED_MANIFEST,
     }
     assert {r for r in Reason if r.failed_rollout} == {Reason.ROLLOUT_FAILED, Reason.ROLLED_BACK}
     assert Reason.TAG_NOT_FOUND.reason_class == ReasonClass.RETRIED
