@@ -107,7 +107,7 @@ def test_crlf_line_endings_and_a_last_line_without_newline_are_kept() -> None:
 def test_refusals_name_the_problem_and_change_nothing() -> None:
     head = "apiVersion: apprelease.dev/v1alpha1\nkind: AppRelease\nmetadata: {name: web}\n"
     cases = {
-        head + "x: &v v2\nspec: {version: *v}\n": "anchor or alias",
+        head + "x: &v v2\nspec: {version: *v}\n": r"YAML alias \(\*v\) on line 5",
         head + "spec:\n  version: &v v2\n": "anchor or alias",
         head + "spec:\n  version: |\n    v2\n": "not a one-line value",
         head + "spec:\n  image: x\n": "has no spec.version",
@@ -133,3 +133,45 @@ def test_the_diff_is_a_unified_diff_of_the_two_lines() -> None:
     added = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
     assert removed == ["-  version: v1.4.2     # current", f"-  digest: '{OLD}'"]
     assert added == ["+  version: v1.4.1     # current", f"+  digest: '{NEW}'"]
+
+
+HEAD = "apiVersion: apprelease.dev/v1alpha1\nkind: AppRelease\nmetadata: {name: web}\n"
+# The issue's bomb was 556 bytes; this one is of the same family: 12 levels of 9 aliases, 9**12 strings once
+# expanded (a deep comparison of two readings of it runs for hours).
+ALIAS_BOMB = (
+    "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(11))
+    + "---\n"
+    + HEAD
+    + "spec: {version: v2}\n"
+)
+
+
+def test_yaml_aliases_anywhere_in_the_file_are_refused_with_their_line() -> None:
+    # A bomb expands to a billion nodes when a reader compares or copies it: refused before any reader does.
+    with pytest.raises(ManifestEditError, match=r"YAML alias \(\*a\) on line 2"):
+        set_version(ALIAS_BOMB, name="web", namespace=None, version="v1", digest=NEW)
+    # Even a harmless alias in another document: neither reader is let near expansion.
+    other = "apiVersion: v1\nkind: ConfigMap\ndata: {a: &x hi, b: *x}\n---\n" + HEAD + "spec: {version: v2}\n"
+    with pytest.raises(ManifestEditError, match=r"YAML alias \(\*x\) on line 3"):
+        set_version(other, name="web", namespace=None, version="v1", digest=NEW)
+    merge = HEAD + "base: &base {version: v2}\nspec:\n  <<: *base\n  image: x\n"
+    with pytest.raises(ManifestEditError, match="alias"):
+        set_version(merge, name="web", namespace=None, version="v1", digest=NEW)
+
+
+def test_duplicate_keys_are_refused_naming_the_line() -> None:
+    # The YAML reader keeps the last `spec`, the editor found the first: a rollback that rolls nothing back.
+    twice = HEAD + "spec:\n  version: v2\nspec:\n  version: v3\n"
+    with pytest.raises(ManifestEditError, match=r"duplicate key 'spec' on line 6"):
+        set_version(twice, name="web", namespace=None, version="v1", digest=NEW)
+    inner = HEAD + "spec:\n  version: v2\n  digest: x\n  version: v3\n"
+    with pytest.raises(ManifestEditError, match=r"duplicate key 'version' on line 7"):
+        set_version(inner, name="web", namespace=None, version="v1", digest=NEW)
+    # YAML 1.1 (Kubernetes' reading) sees `yes` and `true` as one key, YAML 1.2 as two: refused as well.
+    booleans = HEAD + "spec: {version: v2}\ndata: {yes: 1, true: 2}\n"
+    with pytest.raises(ManifestEditError, match=r"duplicate key .* on line 5"):
+        set_version(booleans, name="web", namespace=None, version="v1", digest=NEW)
+    elsewhere = "kind: ConfigMap\nkind: Secret\n---\n" + HEAD + "spec: {version: v2}\n"
+    with pytest.raises(ManifestEditError, match=r"duplicate key 'kind' on line 2"):
+        set_version(elsewhere, name="web", namespace=None, version="v1", digest=NEW)

@@ -4,6 +4,12 @@ Under GitOps a rollback is a commit, and a reviewer must see a two-line diff: so
 ruamel.yaml only finds where the two values are (its composer keeps exact character positions); the new values
 are spliced into the original text, so comments, order, other documents, quoting and line endings stay byte for
 byte what they were.
+
+The file may come from anyone who can open a pull request, so it is read defensively before either reader
+builds anything: no YAML alias anywhere (a 600-byte alias bomb expands to billions of nodes once a reader
+compares or copies it), and no duplicate key as either reader sees it (YAML 1.1, Kubernetes' reading, and 1.2
+disagree on `yes`/`true`): a reader that keeps the last `spec` while the editor found the first would report
+a rollback that changes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from dataclasses import dataclass
 
 import yaml as pyyaml
 from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from apprelease.core.api import GROUP, KIND
@@ -69,11 +77,56 @@ def unified_diff(old: str, new: str, path: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
+# --- reading -----------------------------------------------------------------------------------------------
+class _StrictLoader(pyyaml.SafeLoader):
+    """PyYAML's safe reading (YAML 1.1, as Kubernetes reads a manifest) that refuses a key given twice."""
+
+    def construct_mapping(self, node: pyyaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise ManifestEditError(_duplicate(str(key_node.value), line, seen[key]))
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class refuses it with its own error
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
+def _duplicate(key: str, line: int, first: int) -> str:
+    return f"duplicate key {key!r} on line {line} (first on line {first}): a YAML reader keeps only one of them"
+
+
+def _read(text: str) -> list[object]:
+    """Both readings of the file as documents, after the refusals above; ManifestEditError otherwise."""
+    try:
+        for event in YAML(typ="safe", pure=True).parse(text):
+            if isinstance(event, AliasEvent):
+                raise ManifestEditError(
+                    f"YAML alias (*{event.anchor}) on line {event.start_mark.line + 1}: rollback --file edits "
+                    "only files without aliases (a reader may expand them without bound); edit it by hand"
+                )
+        documents = list(pyyaml.load_all(text, Loader=_StrictLoader))
+        list(YAML(typ="safe", pure=True).load_all(text))  # YAML 1.2's idea of a duplicate key
+    except DuplicateKeyError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark else 0
+        first = err.context_mark.line + 1 if err.context_mark else 0
+        raise ManifestEditError(_duplicate(str(err.problem).split('"')[1], line, first)) from err
+    except (YAMLError, pyyaml.YAMLError) as err:
+        raise ManifestEditError(f"not valid YAML: {err}") from err
+    except RecursionError as err:
+        raise ManifestEditError("not valid YAML: nested too deeply") from err
+    return documents
+
+
 # --- locating ----------------------------------------------------------------------------------------------
 def _compose(text: str) -> list[Node]:
+    _read(text)
     try:
         return [n for n in YAML(typ="safe", pure=True).compose_all(text) if n is not None]
-    except YAMLError as err:
+    except YAMLError as err:  # pragma: no cover - _read has parsed it already
         raise ManifestEditError(f"not valid YAML: {err}") from err
 
 
@@ -189,9 +242,9 @@ def _plain_is_string(value: str) -> bool:
 
 def _check(old: str, new: str, version: str, digest: str) -> None:
     """The edit must change exactly the two fields of the one document, as both YAML readers see it."""
-    before = list(pyyaml.safe_load_all(old))
+    before = list(pyyaml.load_all(old, Loader=_StrictLoader))
     try:
-        after = list(pyyaml.safe_load_all(new))
+        after = list(pyyaml.load_all(new, Loader=_StrictLoader))
     except pyyaml.YAMLError as err:  # pragma: no cover - a bug in the splice, never user input
         raise ManifestEditError(f"the edit would break the file ({err}); nothing was written") from err
     hits = 0
