@@ -60,7 +60,13 @@ class FakeReleases:
                 "revision": 2,
                 "history": [
                     {"revision": 2, "version": "v2", "digest": D2, "outcome": "Succeeded"},
-                    {"revision": 1, "version": "v1", "digest": D1, "outcome": "Succeeded", "deployedAt": "T1"},
+                    {
+                        "revision": 1,
+                        "version": "v1",
+                        "digest": D1,
+                        "outcome": "Succeeded",
+                        "deployedAt": "2026-11-01T10:00:00Z",
+                    },
                 ],
             },
         }
@@ -108,7 +114,7 @@ def test_rollback_as_a_commit_changes_two_lines_and_names_the_revision(releases:
     assert "+  version: v1   # bumped by CI" in result.stdout
     message = git(repo, "log", "-1", "--format=%B")
     assert message.startswith("Roll back AppRelease shop/web to v1 (revision 1)\n\n")
-    assert f"spec.digest {D1}, recorded in revision 1 (deployed T1)" in message
+    assert f"spec.digest {D1}, recorded in revision 1 (deployed 2026-11-01T10:00:00Z)" in message
     assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["deploy/web.yaml"]
     assert git(repo, "status", "--porcelain").splitlines() == ["M  other.txt"]  # still staged, not committed
     assert releases.patches == []  # under GitOps the live object is left to the sync
@@ -191,3 +197,67 @@ def test_a_live_rollback_pins_the_digest_only_when_the_spec_pins_one(monkeypatch
     result = run("--to", "v1")
     assert result.exit_code == 0, result.output
     assert fake.patches == [{"version": "v1"}]  # a sync restoring v2 later must not meet v1's digest
+
+
+def test_a_hostile_previous_version_adds_no_trailer_to_the_commit(releases: FakeReleases, repo: Path) -> None:
+    path = repo / "deploy" / "web.yaml"
+    hostile = MANIFEST.format(digest=D2).replace(
+        "version: v2   # bumped by CI", 'version: "v2\\n\\nSigned-off-by: Boss <boss@example.com>"'
+    )
+    path.write_text(hostile)
+    git(repo, "commit", "-q", "-am", "a hostile edit")
+    result = run("--to", "v1", "--file", str(path), "--commit")
+    assert result.exit_code == 1
+    assert "spec.version in the file" in result.stderr and "is not a tag" in result.stderr
+    assert path.read_text() == hostile  # nothing written
+    assert git(repo, "log", "-1", "--format=%s") == "a hostile edit\n"
+
+
+def test_values_from_the_cluster_in_the_commit_message_are_checked(monkeypatch: pytest.MonkeyPatch, repo: Path) -> None:
+    fake = FakeReleases()
+    raw = fake.get_raw("web")
+    raw["status"]["history"][1]["deployedAt"] = "2026-11-01\n\nReviewed-by: Boss <boss@example.com>"
+    monkeypatch.setattr(fake, "get_raw", lambda name: raw)
+    monkeypatch.setattr(shared, "releases", lambda *_: fake)
+    path = repo / "deploy" / "web.yaml"
+    result = run("--to", "v1", "--file", str(path), "--commit")
+    assert result.exit_code == 1 and "deployedAt" in result.stderr and "not a date" in result.stderr
+    assert path.read_text() == MANIFEST.format(digest=D2)
+    assert git(repo, "log", "--format=%s").splitlines() == ["release v2"]
+
+
+def test_a_duplicated_spec_key_is_refused_not_a_silent_success(releases: FakeReleases, repo: Path) -> None:
+    path = repo / "deploy" / "web.yaml"
+    twice = MANIFEST.format(digest=D2).replace("  workloads:", "spec:\n  version: v2\n  workloads:", 1)
+    path.write_text(twice)
+    git(repo, "commit", "-q", "-am", "a second spec")
+    result = run("--to", "v1", "--file", str(path), "--commit")
+    assert result.exit_code == 1 and "duplicate key 'spec' on line 11" in result.stderr
+    assert path.read_text() == twice
+    assert git(repo, "log", "-1", "--format=%s") == "a second spec\n"
+
+
+def test_a_path_that_resolves_outside_the_repository_is_refused(
+    releases: FakeReleases, repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    target = outside / "web.yaml"
+    target.write_text(MANIFEST.format(digest=D2))
+    (repo / "deploy" / "linked.yaml").symlink_to(target)
+    (repo / "elsewhere").symlink_to(outside, target_is_directory=True)
+    for path in (repo / "deploy" / "linked.yaml", repo / "elsewhere" / "web.yaml"):
+        result = run("--to", "v1", "--file", str(path))
+        assert result.exit_code == 1, result.output
+        assert "outside the git repository" in result.stderr
+    assert target.read_text() == MANIFEST.format(digest=D2)
+
+
+def test_a_symlink_inside_the_repository_edits_and_commits_its_target(releases: FakeReleases, repo: Path) -> None:
+    (repo / "prod.yaml").symlink_to(Path("deploy") / "web.yaml")
+    git(repo, "add", "prod.yaml")
+    git(repo, "commit", "-q", "-m", "a link")
+    result = run("--to", "v1", "--file", str(repo / "prod.yaml"), "--commit")
+    assert result.exit_code == 0, result.output
+    assert f'digest: "{D1}"' in (repo / "deploy" / "web.yaml").read_text()
+    assert (repo / "prod.yaml").is_symlink()
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["deploy/web.yaml"]
