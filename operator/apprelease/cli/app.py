@@ -28,8 +28,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Tables are read by scripts and CI logs too: do not squeeze them to 80 columns when stdout is not a terminal.
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
+# emoji=False: a foreign ":warning:" is text, not a picture (markup of foreign text is escaped, emoji codes are not).
+out = Console(width=None if sys.stdout.isatty() else 200, emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 class Output(StrEnum):

@@ -88,7 +88,7 @@ def rollback_target(history: list[HistoryEntry], failed: HistoryEntry, image: st
 
 def mark_failed(history: list[HistoryEntry], revision: int, failure: str) -> list[HistoryEntry]:
     return [
-        entry.model_copy(update={"outcome": Outcome.FAILED, "failure": limits.truncate(failure, limits.MAX_FAILURE)})
+        entry.model_copy(update={"outcome": Outcome.FAILED, "failure": limits.shown(failure, limits.MAX_FAILURE)})
         if entry.revision == revision
         else entry
         for entry in history

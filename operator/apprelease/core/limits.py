@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from apprelease.core.text import inert
+
 MAX_MESSAGE = 1024  # condition messages and event messages
 MAX_QUOTED = 80  # a foreign value (label, tag, header) quoted inside a message
 MAX_FAILURE = 512  # a rollout failure kept in a history entry
@@ -23,7 +25,6 @@ MAX_RETRY_TOKEN = 64  # the apprelease.dev/retry annotation value recorded in st
 MAX_PLATFORMS = 64
 
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ELLIPSIS = "…"
 
 
@@ -35,9 +36,21 @@ def truncate(text: str, limit: int) -> str:
 
 
 def quoted(value: object, limit: int = MAX_QUOTED) -> str:
-    """A foreign value for a message: control characters made visible, bounded, in quotes."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
-    return f"'{truncate(text, limit)}'"
+    """A foreign value for a message: shown inert on one line (`apprelease.core.text`), bounded, in quotes."""
+    return f"'{truncate(inert(value), limit)}'"
+
+
+def shown(value: object, limit: int) -> str:
+    """Foreign text kept as it is said (no quotes): inert on one line, at most `limit` characters."""
+    return truncate(inert(value), limit)
+
+
+def message(text: str) -> str:
+    """A condition or Event message: inert on one line, at most MAX_MESSAGE characters.
+
+    Parts already passed through `quoted` are not escaped again (`inert` is idempotent).
+    """
+    return shown(text, MAX_MESSAGE)
 
 
 def git_commit(value: str | None) -> str | None:

@@ -220,7 +220,7 @@ _ON_DELETE = (Rollout.COMPLETE, "updateStrategy OnDelete: pods change only when 
 def _deployment(spec: Fields, status: Fields) -> _Judgement:
     for condition in status.items("conditions"):
         if condition.text("type") == "Progressing" and condition.text("reason") == "ProgressDeadlineExceeded":
-            why = limits.truncate(condition.text("message"), limits.MAX_QUOTED * 2)
+            why = limits.shown(condition.text("message"), limits.MAX_QUOTED * 2)
             return Rollout.FAILED, "exceeded its progress deadline (ProgressDeadlineExceeded)" + (
                 f": {why}" if why else ""
             )

@@ -11,7 +11,7 @@ from apprelease.cli.app import err, fail, out
 from apprelease.cli.checkout import OutsideRepository, resolve_inside_repository
 from apprelease.cli.gitinfo import GitError, commit_file, prepare_commit
 from apprelease.cli.manifest_edit import ManifestEditError, set_version, unified_diff
-from apprelease.cli.text import plain, safe
+from apprelease.cli.text import plain, plain_block, safe
 from apprelease.core import reference
 from apprelease.core.api import AppRelease, HistoryEntry
 
@@ -45,7 +45,7 @@ def rollback_in_file(path: Path, commit: bool, namespace: str, current: AppRelea
         )
         return
     real.write_bytes(edit.text.encode("utf-8"))
-    sys.stdout.write(plain(unified_diff(text, edit.text, str(path))))
+    sys.stdout.write(plain_block(unified_diff(text, edit.text, str(path))))
     sys.stdout.flush()
     if not commit:
         err.print(f"[green]edited[/] {safe(path)}: commit it; the GitOps sync then deploys {entry.version}")

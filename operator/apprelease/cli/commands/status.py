@@ -19,6 +19,7 @@ from apprelease.cli.app import (
 )
 from apprelease.cli.kube import KubeError, Releases
 from apprelease.cli.render import Json, WorkloadRow
+from apprelease.cli.text import safe
 from apprelease.core.fields import Fields
 from apprelease.core.workloads import Kind
 
@@ -55,5 +56,5 @@ def _around(releases: Releases, name: str, raw: Json) -> tuple[list[WorkloadRow]
         events = releases.events(name, uid if isinstance(uid, str) else None)
     except KubeError as problem:
         # What runs is still worth showing when RBAC hides workloads or Events from this user.
-        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        err.print(f"[yellow]warning:[/] {safe(problem)}", highlight=False, soft_wrap=True)
     return workloads, events
