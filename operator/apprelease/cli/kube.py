@@ -7,7 +7,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from apprelease.controller.cluster import KubernetesCluster
+from apprelease.controller.cluster import MERGE_PATCH, KubernetesCluster
 from apprelease.controller.kubeclient import KubeConfigError, connect
 from apprelease.core.api import KIND, AppRelease
 from apprelease.core.fieldowners import CLI_MANAGER as CLI_FIELD_MANAGER
@@ -15,6 +15,12 @@ from apprelease.core.fields import Fields
 from apprelease.core.workloads import Kind
 
 TIMEOUT_SECONDS = 30  # per API call: a CLI must not hang on a stuck connection
+_SNAKE = {
+    Kind.DEPLOYMENT: "deployment",
+    Kind.STATEFUL_SET: "stateful_set",
+    Kind.DAEMON_SET: "daemon_set",
+    Kind.CRON_JOB: "cron_job",
+}
 
 
 class KubeError(RuntimeError):
@@ -46,6 +52,34 @@ class Releases:
         if obj is None:
             raise KubeError(f"{what} not found")
         return obj
+
+    def uid(self, name: str) -> str | None:
+        """The uid of AppRelease `name`, or None when it does not exist."""
+        try:
+            obj = self._cluster.get_apprelease(self.namespace, name)
+        except ApiException as err:
+            raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
+        uid = Fields(obj or {}).sub("metadata").value("uid")
+        return uid if isinstance(uid, str) and uid else None
+
+    def patch_workload_metadata(
+        self, kind: Kind, name: str, labels: dict[str, str | None], annotations: dict[str, str | None]
+    ) -> None:
+        """Set (a value) or remove (None) labels and annotations of a workload: a JSON merge patch, as the CLI."""
+        api = self._batch if kind == Kind.CRON_JOB else self._apps
+        patch = getattr(api, f"patch_namespaced_{_SNAKE[kind]}")
+        body = {"metadata": {"labels": labels, "annotations": annotations}}
+        try:
+            patch(
+                name,
+                self.namespace,
+                body,
+                field_manager=CLI_FIELD_MANAGER,
+                _content_type=MERGE_PATCH,
+                _request_timeout=TIMEOUT_SECONDS,
+            )
+        except ApiException as err:
+            raise KubeError(_message(err, f"{kind} {self.namespace}/{name}")) from err
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         try:

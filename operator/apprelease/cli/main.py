@@ -7,7 +7,7 @@ It wires the commands, one module each under `apprelease.cli.commands`, onto the
 from __future__ import annotations
 
 from apprelease.cli.app import app
-from apprelease.cli.commands import build, history, resolve, retry, rollback, run, status
+from apprelease.cli.commands import build, history, optin, resolve, retry, rollback, run, status
 
 app.command("build")(build.build_command)
 app.command("resolve")(resolve.resolve)
@@ -15,6 +15,7 @@ app.command("status")(status.status)
 app.command("history")(history.history)
 app.command("rollback")(rollback.rollback)
 app.command("retry")(retry.retry)
+app.command("optin")(optin.optin)
 app.command("run")(run.run)
 
 __all__ = ["app", "main"]
