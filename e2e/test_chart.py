@@ -135,6 +135,7 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
         "APPRELEASE_INSECURE_REGISTRIES": "",
         "APPRELEASE_ALLOWED_PRIVATE_NETWORKS": "",
         "APPRELEASE_REGISTRY_RESOLUTION_TIMEOUT_SECONDS": "30",
+        "APPRELEASE_REQUIRE_UID_BINDING": "false",
         **LEADER_ELECTION_ENV,
     }
     downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
@@ -159,6 +160,7 @@ def test_namespaced_render_with_digest_is_accepted_by_the_api_server(
             "egress": [{"to": [{"ipBlock": {"cidr": "10.1.0.0/24"}}], "ports": [{"port": 443, "protocol": "TCP"}]}],
         },
         "logLevel": "DEBUG",
+        "tenancy": {"requireUidBinding": True},
     }
     rendered = _template(helm, tmp_path, namespace, values)
     docs = _docs(rendered)
@@ -187,6 +189,7 @@ def test_namespaced_render_with_digest_is_accepted_by_the_api_server(
     assert env["APPRELEASE_INSECURE_REGISTRIES"] == f"{testbed.registry},registry.local:5000"
     assert env["APPRELEASE_ALLOWED_REGISTRIES"] == f"{testbed.registry},*.registry.example"
     assert env["APPRELEASE_LOG_LEVEL"] == "DEBUG"
+    assert env["APPRELEASE_REQUIRE_UID_BINDING"] == "true"
     policy = _one(docs, "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert policy["podSelector"]["matchLabels"] == _one(docs, "Deployment")["spec"]["selector"]["matchLabels"]

@@ -46,3 +46,13 @@ def test_allowed_private_networks_and_the_resolution_deadline(monkeypatch: pytes
     monkeypatch.setenv("APPRELEASE_ALLOWED_PRIVATE_NETWORKS", "10.20.0.0/33")
     with pytest.raises(ValidationError):
         OperatorSettings()
+
+
+def test_uid_binding_is_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("APPRELEASE_REQUIRE_UID_BINDING", raising=False)
+    assert OperatorSettings().require_uid_binding is False
+    monkeypatch.setenv("APPRELEASE_REQUIRE_UID_BINDING", "true")  # what the chart renders
+    assert OperatorSettings().require_uid_binding is True
+    monkeypatch.setenv("APPRELEASE_REQUIRE_UID_BINDING", "maybe")
+    with pytest.raises(ValidationError):
+        OperatorSettings()

@@ -27,6 +27,11 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Registries AppReleases may name: host, host:port or *.suffix, comma-separated; empty: any.",
     )
+    require_uid_binding: bool = Field(
+        default=False,
+        description="Pin only workloads bound to the AppRelease's uid (annotation apprelease.dev/release-uid), "
+        "not by its name alone: a namesake created after a deletion is refused (apprelease.core.consent).",
+    )
     ca_bundle: str | None = Field(default=None, description="PEM file of extra CAs for registries over https.")
     allowed_private_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
