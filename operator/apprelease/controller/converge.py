@@ -153,7 +153,7 @@ class Converger:
     def _fail(self, workloads: list[Workload], entry: HistoryEntry, failure: str) -> Result:
         self._failed(entry, failure)
         # A retry is a new annotation value: the one present while this version failed is spent.
-        token = limits.truncate(self._ar.retry, limits.MAX_RETRY_TOKEN) if self._ar.retry else None
+        token = limits.retry_token(self._ar.retry)
         self._report.update(lambda s: s.model_copy(update={"last_handled_retry": token}))
         failed = f"{entry.version} (revision {entry.revision}) failed: {failure}"
         target = None

@@ -124,7 +124,7 @@ class _Pass:
         return registrypolicy.check_registry(spec.repository, self.o.allowed_registries)
 
     def _retry_requested(self) -> bool:
-        token = limits.truncate(self.ar.retry, limits.MAX_RETRY_TOKEN) if self.ar.retry else None
+        token = limits.retry_token(self.ar.retry)
         if token is None or token == self.report.status.last_handled_retry:
             return False
         self.report.update(lambda s: s.model_copy(update={"last_handled_retry": token}))

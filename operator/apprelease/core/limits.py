@@ -7,6 +7,7 @@ a known, small number (tests/test_limits.py computes it) instead of whatever a h
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from apprelease.core.text import inert
@@ -19,13 +20,14 @@ MAX_IMAGE = 255  # spec.image's maximum length (CRD)
 MAX_VERSION = 128  # an image tag
 MAX_DIGEST = len("sha512:") + 128
 MAX_TIMESTAMP = len("2006-01-02T15:04:05Z")
-MAX_RETRY_TOKEN = 64  # the apprelease.dev/retry annotation value recorded in status
+MAX_RETRY_TOKEN = 64  # status.lastHandledRetry (the CRD's maxLength: an installed CRD is not upgraded by Helm)
 # Platform children of an image index whose provenance is checked (each costs a manifest and a config read);
 # an index listing more is refused. Docker Hub's official images list at most about a dozen.
 MAX_PLATFORMS = 64
 
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _ELLIPSIS = "…"
+_HASHED = "sha256:"
 
 
 def truncate(text: str, limit: int) -> str:
@@ -51,6 +53,23 @@ def message(text: str) -> str:
     Parts already passed through `quoted` are not escaped again (`inert` is idempotent).
     """
     return shown(text, MAX_MESSAGE)
+
+
+def retry_token(value: str | None) -> str | None:
+    """What status.lastHandledRetry records for an apprelease.dev/retry value; None for none.
+
+    Each new value must act once, so values are compared in full. A value of at most MAX_RETRY_TOKEN characters
+    is kept as it is (readable: `apprelease retry` writes a timestamp, and a status written by an earlier
+    operator still matches); a longer one becomes "sha256:" and the first 57 hex digits (228 bits) of the SHA-256
+    of the whole value, which fits the CRD's 64 characters. A value that itself starts with "sha256:" is always
+    hashed, so a stored token has one meaning. Two values sharing their first 64 characters are different tokens.
+    """
+    if not value:
+        return None
+    if len(value) <= MAX_RETRY_TOKEN and not value.startswith(_HASHED):
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return _HASHED + digest[: MAX_RETRY_TOKEN - len(_HASHED)]
 
 
 def git_commit(value: str | None) -> str | None:
