@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from apprelease.core.conditions import READY, Reason
 from apprelease.core.consent import ANNOTATION_RELEASE_UID, optin_command, refusal
+from tests.conftest import NAME, World
 
 UID = "6f1c2a4e-0000-4000-8000-000000000001"
 OLD_UID = "6f1c2a4e-0000-4000-8000-00000000dead"
@@ -57,3 +59,28 @@ def test_optin_command() -> None:
     assert optin_command("DaemonSet", "agent", "node-agent", "ops") == (
         "apprelease optin daemonset/agent --release node-agent -n ops"
     )
+
+
+def test_the_reconciler_holds_a_workload_to_its_uid_binding(world: World) -> None:
+    world.reconciler.require_uid_binding = True
+    world.registry.release("v1")
+    world.create("v1")
+    before = world.cluster.images()
+    world.reconcile()
+    assert world.condition(READY) == ("False", Reason.WORKLOAD_NOT_OPTED_IN)
+    assert world.cluster.images() == before and world.status().revision == 0
+
+    world.cluster.deployments["web"]["metadata"]["annotations"] = {ANNOTATION_RELEASE_UID: "uid-shop"}
+    world.reconcile()
+    world.cluster.roll_out()
+    world.reconcile()
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+    pinned_now = world.cluster.images()
+
+    # Deleted and created again under the same name: another uid, not the owner's consent.
+    world.cluster.appreleases.pop(NAME)
+    world.create("v1")
+    world.cluster.appreleases[NAME]["metadata"]["uid"] = "uid-namesake"
+    world.reconcile()
+    assert world.condition(READY) == ("False", Reason.WORKLOAD_NOT_OPTED_IN)
+    assert world.cluster.images() == pinned_now and world.status().revision == 0

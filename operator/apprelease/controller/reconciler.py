@@ -56,9 +56,11 @@ class Reconciler:
         now: Callable[[], str] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         allowed_registries: list[str] | None = None,
+        require_uid_binding: bool = False,
     ) -> None:
         self.cluster = cluster
         self.allowed_registries = list(allowed_registries or [])
+        self.require_uid_binding = require_uid_binding
         self.registry = registry
         self.timing = Timing(resync_seconds=resync_seconds, poll_seconds=rollout_poll_seconds)
         self.now = now
@@ -198,7 +200,7 @@ class _Deploy:
                     f"{kind} {self.ar.namespace}/{wanted.name} does not exist (yet); "
                     "it is picked up as soon as it is created",
                 )
-            refused = decisions.check_opt_in(obj, kind, self.ar.name)
+            refused = decisions.check_opt_in(obj, kind, self.ar.name, self.ar.uid or None, self.o.require_uid_binding)
             if refused:
                 return refused
             workload = Workload(kind, obj, [])

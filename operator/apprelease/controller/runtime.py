@@ -57,6 +57,7 @@ class Runtime:
             resync_seconds=settings.resync_seconds,
             rollout_poll_seconds=settings.rollout_poll_seconds,
             allowed_registries=settings.allowed_registries,
+            require_uid_binding=settings.require_uid_binding,
         )
         leadership: Leadership | None = None
         if settings.leader_election:

@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from apprelease.core import limits, reference
+from apprelease.core import consent, limits, reference
 from apprelease.core.api import (
     ANNOTATION_CHANGE_CAUSE,
     ANNOTATION_RELEASE,
     ANNOTATION_REVISION,
     ANNOTATION_VERSION,
-    LABEL_RELEASE,
     LABEL_VERSION,
     AppReleaseStatus,
     Cause,
@@ -259,25 +258,17 @@ def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, 
     return WorkloadPatch(body=body, drifted=drifted)
 
 
-def check_opt_in(obj: Mapping[str, object], kind: str, release: str) -> Problem | None:
-    """A workload is pinned only when its owner labelled it for this AppRelease (never on the requester's say).
+def check_opt_in(
+    obj: Mapping[str, object], kind: str, release: str, uid: str | None = None, require_uid: bool = False
+) -> Problem | None:
+    """A workload is pinned only when its owner opted it in to this AppRelease (never on the requester's say):
+    by name (the label), and by uid where the workload carries a binding or the operator requires one.
 
     The operator holds patch rights on every workload; without this consent anyone allowed to create an
-    AppRelease could make it run any image under any workload's ServiceAccount.
+    AppRelease could make it run any image under any workload's ServiceAccount (`apprelease.core.consent`).
     """
-    meta = _mapping(obj.get("metadata"))
-    labels = _mapping(meta.get("labels"))
-    found = labels.get(LABEL_RELEASE)
-    if found == release:
-        return None
-    name, namespace = meta.get("name", "?"), meta.get("namespace", "")
-    now = f"it is labelled for AppRelease {limits.quoted(found)}" if found else "it has no such label"
-    return Problem(
-        Reason.WORKLOAD_NOT_OPTED_IN,
-        f"{kind} {name} is not opted in to AppRelease {release}: {now}. Its owner opts it in with "
-        f"`kubectl label {kind.lower()} {name} -n {namespace} {LABEL_RELEASE}={release} --overwrite`; "
-        "nothing is changed until then",
-    )
+    why = consent.refusal(_mapping(obj.get("metadata")), kind, release, uid, require_uid=require_uid)
+    return Problem(Reason.WORKLOAD_NOT_OPTED_IN, why) if why else None
 
 
 def runs_pinned(workload: Workload, pinned: str) -> bool:
