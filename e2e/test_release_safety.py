@@ -274,6 +274,32 @@ def test_retry_tries_the_failed_version_once(
     assert get_release(testbed, namespace, "shop")["status"]["revision"] == 5
 
 
+def test_retry_values_are_compared_in_full(
+    testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed]
+) -> None:
+    _start_good_then_upgrade(testbed, namespace, web, {"Deployment": "web"}, "CrashLoopBackOff")
+    _settled_rollback(testbed, namespace, "shop")
+    shared = "retry asked by the release pipeline of the shop team, run 2026-11-27, " * 2  # 142 characters
+
+    def retried_and_rolled_back(entries: int) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            release = get_release(testbed, namespace, "shop")
+            history = release["status"]["history"]
+            return release if len(history) >= entries and history[0]["outcome"] == "Succeeded" else None
+
+        result: dict[str, Any] = wait_until(check, timeout=90, what=f"revision {entries} rolled back and settled")
+        return result
+
+    for attempt, entries in (("1", 5), ("2", 7)):  # the second value shares its first 142 characters
+        value = f"apprelease.dev/retry={shared}{attempt}"
+        testbed.kubectl("annotate", "appreleases.apprelease.dev", "shop", "-n", namespace, value, "--overwrite")
+        release = retried_and_rolled_back(entries)
+        assert [h["version"] for h in release["status"]["history"][:2]] == [GOOD, BAD]
+        token = release["status"]["lastHandledRetry"]
+        assert token.startswith("sha256:") and len(token) == 64
+    assert sum(e.get("count") or 1 for e in events(testbed, namespace, "Retrying")) == 2
+
+
 def test_sigkill_during_an_automatic_rollback_converges_without_lost_or_duplicated_revisions(
     testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed]
 ) -> None:
