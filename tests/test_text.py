@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from apprelease.controller.report import Report
 from apprelease.core import limits
-from apprelease.core.api import HistoryEntry
+from apprelease.core.api import AppRelease, HistoryEntry
+from apprelease.core.conditions import set_condition
 from apprelease.core.failures import mark_failed
 from apprelease.core.text import inert, inert_block
 from apprelease.core.workloads import judge
+from tests.conftest import NAME, NS, FakeCluster
 
 HOSTILE: list[tuple[str, str]] = [
     ("a\x1b[2Jb", "a\\x1b[2Jb"),  # CSI: clear the screen
@@ -75,3 +78,17 @@ def test_what_the_operator_copies_from_workloads_is_inert() -> None:
     entry = HistoryEntry(revision=1, version="v1", digest="sha256:" + "a" * 64)
     [failed] = mark_failed([entry], 1, "pod web-1 is CrashLoopBackOff\n*2 v2 Succeeded\u200b")
     assert failed.failure == "pod web-1 is CrashLoopBackOff\\n*2 v2 Succeeded\\u200b"
+
+
+def test_conditions_and_events_the_operator_writes_are_inert() -> None:
+    [condition] = set_condition([], "Ready", "False", "X", "pulled\n\x1b[2J\u202e " + "y" * 2000, 1, "T")
+    assert condition.message.startswith("pulled\\n\\x1b[2J\\u202e y") and len(condition.message) == 1024
+    cluster = FakeCluster()
+    release = AppRelease.from_k8s(
+        {"metadata": {"name": NAME, "namespace": NS, "uid": "u"}, "spec": {"image": "r.example/a", "version": "v1"}}
+    )
+    report = Report(cluster, release, "T")
+    said = limits.quoted("a\u200bb")
+    report.event("Warning", "RolloutFailed", f"pod said {said}: line\nbreak")
+    report.finish()
+    assert [e.message for e in cluster.events] == ["pod said 'a\\u200bb': line\\nbreak"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from apprelease.controller.cluster import Cluster
 from apprelease.core import conditions as cond
+from apprelease.core import limits
 from apprelease.core.api import AppRelease, AppReleaseStatus, Condition
 from apprelease.core.conditions import Problem, Reason, ReasonClass
 
@@ -93,7 +94,7 @@ class Report:
         """Queue an Event on the AppRelease, and also on a workload when `about` names one; posted right after
         the next status write (or by `finish`). Queue it before the write that records what it tells, so it goes
         out with that write and not after later steps (which a crash may cut short)."""
-        self._pending.append(_Event(type_, str(reason), message, about))
+        self._pending.append(_Event(type_, str(reason), limits.message(message), about))
 
     # --- the write -------------------------------------------------------------------------------------
     def write(self) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from apprelease.core import limits
 from apprelease.core.api import Condition
-from apprelease.core.limits import MAX_MESSAGE, truncate
 
 READY = "Ready"
 RECONCILING = "Reconciling"
@@ -147,7 +147,7 @@ def set_condition(
         type=type_,
         status=status,
         reason=reason,
-        message=truncate(message, MAX_MESSAGE),
+        message=limits.message(message),  # inert, one line, bounded: parts quoted before stay as they are
         observedGeneration=generation,
         lastTransitionTime=transition,
     )
