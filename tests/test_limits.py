@@ -28,6 +28,9 @@ STRING_BOUNDS: dict[str, int] = {
     "short_digest": 12,
     "git_commit": 64,
     "deployed_at": limits.MAX_TIMESTAMP,
+    "bake_started_at": limits.MAX_TIMESTAMP,
+    "succeeded_at": limits.MAX_TIMESTAMP,
+    "paused_at": limits.MAX_TIMESTAMP,
     "failure": limits.MAX_FAILURE,
     "last_handled_retry": limits.MAX_RETRY_TOKEN,
     "source": len("Registry"),
@@ -78,11 +81,12 @@ def test_worst_case_status_is_under_budget() -> None:
         }
         for t in (READY, RECONCILING, STALLED)
     ]
-    status = _raw(AppReleaseStatus, {"history": [entry] * limits.MAX_HISTORY, "conditions": conditions})
+    # historyLimit + 1: the newest Succeeded entry is kept while a newer one is not yet Succeeded.
+    status = _raw(AppReleaseStatus, {"history": [entry] * (limits.MAX_HISTORY + 1), "conditions": conditions})
     size = len(json.dumps({"status": status}).encode())
     assert size < WORST_CASE_BUDGET, f"worst-case status is {size} bytes"
     # The model accepts it: these are the fields the operator really writes.
-    assert len(AppReleaseStatus.model_validate(status).history) == limits.MAX_HISTORY
+    assert len(AppReleaseStatus.model_validate(status).history) == limits.MAX_HISTORY + 1
 
 
 def test_condition_messages_are_capped() -> None:

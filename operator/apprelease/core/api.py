@@ -78,6 +78,7 @@ class Workload(_SpecModel):
 
 class RolloutPolicy(_SpecModel):
     timeout_seconds: int = Field(default=600, alias="timeoutSeconds")
+    bake_seconds: int = Field(default=30, alias="bakeSeconds")
     on_failure: str = Field(default=OnFailure.ROLLBACK.value, alias="onFailure")
 
 
@@ -123,6 +124,13 @@ class HistoryEntry(_Model):
     restored_from: int | None = Field(default=None, alias="restoredFrom")
     cause: Cause = Cause.SPEC
     deployed_at: str | None = Field(default=None, alias="deployedAt")
+    # When every workload's rollout was first seen complete: the bake starts here (persisted, so that an
+    # operator restarted mid-bake goes on with the same clock).
+    bake_started_at: str | None = Field(default=None, alias="bakeStartedAt")
+    succeeded_at: str | None = Field(default=None, alias="succeededAt")  # when the bake ended
+    # Pause accounting: the open pause's start, and the seconds of closed pauses; not counted by the timeout.
+    paused_at: str | None = Field(default=None, alias="pausedAt")
+    paused_seconds: int | None = Field(default=None, alias="pausedSeconds")
     outcome: Outcome = Outcome.IN_PROGRESS
     failure: str | None = None  # only on Failed entries: workload, pod, reason, exit code
 

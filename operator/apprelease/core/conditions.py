@@ -46,11 +46,13 @@ class Reason(StrEnum):
     WORKLOAD_NOT_FOUND = "WorkloadNotFound"
     WORKLOAD_NOT_OPTED_IN = "WorkloadNotOptedIn"  # the workload lacks the apprelease.dev/release label
     CONTAINER_NOT_FOUND = "ContainerNotFound"
+    PAUSED = "Paused"  # a person paused a workload's rollout (Deployment spec.paused); no clock runs meanwhile
     # Stalled after a failed rollout, until the spec changes or a retry is asked for (apprelease.dev/retry).
     ROLLOUT_FAILED = "RolloutFailed"  # onFailure Halt, or nothing to go back to
     ROLLED_BACK = "RolledBack"  # the last good revision was restored automatically
     # Progress and success.
     PROGRESSING = "Progressing"
+    BAKING = "Baking"  # the rollout is complete; the new pods must stay up for rollout.bakeSeconds
     SUCCEEDED = "Succeeded"
     SUSPENDED = "Suspended"
 
@@ -89,11 +91,12 @@ _CLASSES: dict[Reason, ReasonClass] = {
             Reason.WORKLOAD_NOT_FOUND,
             Reason.WORKLOAD_NOT_OPTED_IN,
             Reason.CONTAINER_NOT_FOUND,
+            Reason.PAUSED,
         ),
         ReasonClass.RETRIED,
     ),
     **dict.fromkeys((Reason.ROLLOUT_FAILED, Reason.ROLLED_BACK), ReasonClass.FAILED),
-    **dict.fromkeys((Reason.PROGRESSING, Reason.SUCCEEDED, Reason.SUSPENDED), ReasonClass.READY),
+    **dict.fromkeys((Reason.PROGRESSING, Reason.BAKING, Reason.SUCCEEDED, Reason.SUSPENDED), ReasonClass.READY),
 }
 
 

@@ -36,6 +36,7 @@ class ReleaseSpec:
     history_limit: int = 10  # 1..100
     suspend: bool = False
     timeout_seconds: int = 600  # 30..86400
+    bake_seconds: int = 30  # 0..3600: new pods must stay up this long after the rollout completed
     on_failure: OnFailure = OnFailure.ROLLBACK
 
     @property

@@ -63,6 +63,7 @@ def _typed(spec: AppReleaseSpec, image: Reference) -> ReleaseSpec:
         history_limit=spec.history_limit,
         suspend=spec.suspend,
         timeout_seconds=spec.rollout.timeout_seconds,
+        bake_seconds=spec.rollout.bake_seconds,
         on_failure=OnFailure(spec.rollout.on_failure),
     )
 
@@ -186,6 +187,8 @@ def _history_limit(spec: AppReleaseSpec) -> str | None:
 def _rollout(spec: AppReleaseSpec) -> str | None:
     if not 30 <= spec.rollout.timeout_seconds <= 86400:
         return f"spec.rollout.timeoutSeconds {spec.rollout.timeout_seconds} must be between 30 and 86400"
+    if not 0 <= spec.rollout.bake_seconds <= 3600:
+        return f"spec.rollout.bakeSeconds {spec.rollout.bake_seconds} must be between 0 and 3600"
     if spec.rollout.on_failure not in {o.value for o in OnFailure}:
         return f"spec.rollout.onFailure {limits.quoted(spec.rollout.on_failure)} must be Rollback or Halt"
     return None
