@@ -178,11 +178,14 @@ def test_the_patch_puts_each_container_in_its_own_list_and_nothing_else() -> Non
     web.containers = ["migrate", "web"]
     patch = plan_patch(web, pinned=PINNED, version="v1", revision=1, release="shop")
     assert patch is not None
-    spec = patch.body["spec"]["template"]["spec"]
-    assert spec == {
-        "initContainers": [{"name": "migrate", "image": PINNED}],
-        "containers": [{"name": "web", "image": PINNED}],
-    }
+    assert patch.body["spec"] == {"template": {"metadata": {"annotations": ANNOTATIONS_V1}, "spec": PINNED_LISTS}}
+
+
+ANNOTATIONS_V1 = {"apprelease.dev/version": "v1", ANNOTATION_REVISION: "1"}
+PINNED_LISTS = {
+    "initContainers": [{"name": "migrate", "image": PINNED}],
+    "containers": [{"name": "web", "image": PINNED}],
+}
 
 
 # --- drift whatever the annotations say --------------------------------------------------------------------
