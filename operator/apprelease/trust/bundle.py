@@ -26,10 +26,12 @@ MAX_BUNDLE_BYTES = 256 * 1024  # a keyless bundle with a certificate chain and a
 
 @dataclass(frozen=True)
 class BundleArtifact:
-    """A bundle's bytes and where they were found (for messages: a referrer manifest digest)."""
+    """A bundle's bytes and where they were found (for messages: a referrer manifest digest). ``too_large``: the
+    registry declared a bundle over MAX_BUNDLE_BYTES, which was not fetched (``content`` is then empty)."""
 
     content: bytes
     origin: str
+    too_large: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,9 @@ class Bundle:
     keyless: bool
 
 
-def parse_bundle(content: bytes) -> Bundle:
+def parse_bundle(content: bytes, *, too_large: bool = False) -> Bundle:
     """Parse and bound a bundle; SignatureInvalid when it is too large, malformed, not v0.3 or not DSSE."""
-    if len(content) > MAX_BUNDLE_BYTES:
+    if too_large or len(content) > MAX_BUNDLE_BYTES:
         raise SignatureInvalid(f"the signature bundle is larger than {MAX_BUNDLE_BYTES} bytes")
     try:
         model = _Bundle.model_validate(jsonbounds.load(content, max_bytes=MAX_BUNDLE_BYTES))

@@ -81,7 +81,7 @@ def _check_keyed(bundle_hint: str | None, envelope: dict[str, object], policy: T
 
 
 def _check_bundle(artifact: BundleArtifact, policy: TrustPolicy, keyless: KeylessVerifier | None) -> _Finding | None:
-    bundle = parse_bundle(artifact.content)
+    bundle = parse_bundle(artifact.content, too_large=artifact.too_large)
     if bundle.keyless:
         if not policy.identities:
             raise SignatureUntrusted("signed keyless, and spec.verify lists no keyless identity")
