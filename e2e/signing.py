@@ -1,0 +1,131 @@
+"""Signing on the test bed: small OCI images pushed straight to the registry, and cosign run offline with a key.
+
+cosign v3 signs offline with a signing config that names no transparency log and no timestamp authority; it
+needs a writable HOME (its TUF cache) even then, and an explicit (empty) trusted root, or it tries to refresh the
+public-good root over the network. Its proxy is set to a closed loopback port, so whatever it still tries to
+reach outside the test bed fails on loopback; the registry is on 127.0.0.1 (NO_PROXY).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from e2e.support import Testbed
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+TRUSTED_ROOT = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+_CLOSED = "http://127.0.0.1:9"
+
+
+def sha(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def push_image(registry: str, path: str, tag: str, labels: dict[str, str]) -> str:
+    """An image with one tiny layer and a config carrying ``labels``; returns its manifest digest."""
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": labels},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }
+    ).encode()
+    base = f"http://{registry}/v2/{path}"
+    for blob in (config,):
+        start = httpx.post(f"{base}/blobs/uploads/")
+        assert start.status_code == 202, start.text
+        location = httpx.URL(f"http://{registry}").join(start.headers["location"])
+        put = httpx.put(str(location.copy_merge_params({"digest": sha(blob)})), content=blob)
+        assert put.status_code == 201, put.text
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha(config),
+                "size": len(config),
+            },
+            "layers": [],
+        }
+    ).encode()
+    put = httpx.put(f"{base}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
+    assert put.status_code == 201, put.text
+    return sha(manifest)
+
+
+@dataclass
+class Cosign:
+    """cosign from the test bed's bin directory, with its own HOME and an offline signing config."""
+
+    binary: Path
+    home: Path
+
+    @classmethod
+    def ready(cls, testbed: Testbed, home: Path) -> Cosign:
+        binary = Path(testbed.bin_dir) / "cosign"
+        if not binary.exists():
+            raise AssertionError(f"cosign is not in the test bed ({binary}); e2e/testbed/build.sh builds it")
+        cosign = cls(binary, home)
+        (home / "trusted-root.json").write_text(json.dumps({"mediaType": TRUSTED_ROOT}))
+        cosign.run("signing-config", "create", "--out", str(home / "signing-config.json"))
+        cosign.run("generate-key-pair", cwd=home)
+        return cosign
+
+    @property
+    def key(self) -> Path:
+        return self.home / "cosign.key"
+
+    @property
+    def public_key(self) -> Path:
+        return self.home / "cosign.pub"
+
+    def run(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {
+            "HOME": str(self.home),
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "COSIGN_PASSWORD": "",
+            "COSIGN_YES": "true",
+            "HTTPS_PROXY": _CLOSED,
+            "HTTP_PROXY": _CLOSED,
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+        result = subprocess.run(
+            [str(self.binary), *args], cwd=cwd or self.home, env=env, capture_output=True, text=True, timeout=120
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"cosign {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        return result
+
+    def sign(self, image: str, *, legacy: bool = False, key: Path | None = None) -> None:
+        offline = (
+            ["--tlog-upload=false", "--new-bundle-format=false", "--use-signing-config=false"]
+            if legacy
+            else ["--signing-config", str(self.home / "signing-config.json")]
+        )
+        self.run("sign", "--key", str(key or self.key), "--allow-http-registry", *offline, image)
+
+    def attest(self, image: str, predicate: dict[str, object], *, key: Path | None = None) -> None:
+        path = self.home / "predicate.json"
+        path.write_text(json.dumps(predicate))
+        self.run(
+            "attest",
+            "--key",
+            str(key or self.key),
+            "--allow-http-registry",
+            "--type",
+            "slsaprovenance1",
+            "--predicate",
+            str(path),
+            "--signing-config",
+            str(self.home / "signing-config.json"),
+            image,
+        )

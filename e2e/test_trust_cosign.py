@@ -1,0 +1,205 @@
+"""Interoperability with cosign v3 on the test bed's registry (no referrers API: the referrers tag schema).
+
+Both ways: what cosign signs (Sigstore bundle, legacy .sig, SLSA attestation) apprelease's finder and trust wing
+verify; what `apprelease build --sign` attaches (cli.signing), `cosign verify --key` and `cosign
+verify-attestation` accept.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from apprelease.cli.signing import sign_release
+from apprelease.reference import parse
+from apprelease.registry import RegistryClient, RegistrySettings
+from apprelease.registry.push import Pusher
+from apprelease.registry.referrers import ReferrerFinder
+from apprelease.trust import (
+    Mode,
+    SignatureInvalid,
+    SignatureUntrusted,
+    TrustPolicy,
+    load_public_key,
+    verify,
+)
+from e2e.signing import Cosign, push_image
+from e2e.support import Testbed
+
+pytestmark = pytest.mark.e2e
+COMMIT = "0f3c2e1" + "b" * 33
+SLSA = {
+    "buildDefinition": {
+        "buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
+        "externalParameters": {"workflow": {"ref": "refs/tags/v1.4.2", "repository": "https://github.com/shop/web"}},
+        "resolvedDependencies": [
+            {"uri": "git+https://github.com/shop/web@refs/tags/v1.4.2", "digest": {"gitCommit": COMMIT}}
+        ],
+    },
+    "runDetails": {"builder": {"id": "https://github.com/actions/runner"}},
+}
+
+
+@pytest.fixture
+def cosign(testbed: Testbed, tmp_path: Path) -> Cosign:
+    return Cosign.ready(testbed, tmp_path)
+
+
+@pytest.fixture
+def image(testbed: Testbed) -> tuple[str, str]:
+    """A fresh repository with one image at v1.4.2: (repository, digest)."""
+    path = f"e2e/trust-{uuid.uuid4().hex[:8]}"
+    digest = push_image(testbed.registry, path, "v1.4.2", {"org.opencontainers.image.version": "v1.4.2"})
+    return f"{testbed.registry}/{path}", digest
+
+
+def finder(testbed: Testbed) -> ReferrerFinder:
+    return ReferrerFinder(RegistryClient(RegistrySettings(insecure_registries=[testbed.registry])))
+
+
+def policy(public_key: Path, *, provenance: bool = False) -> TrustPolicy:
+    key = load_public_key("cosign.pub", public_key.read_bytes())
+    return TrustPolicy(mode=Mode.REQUIRED, keys=(key,), provenance_required=provenance)
+
+
+def test_a_cosign_bundle_signature_verifies(testbed: Testbed, cosign: Cosign, image: tuple[str, str]) -> None:
+    repository, digest = image
+    cosign.sign(f"{repository}@{digest}")
+    found = finder(testbed).bundles(parse(repository), digest)
+    assert len(found) == 1
+    result = verify(digest, found, policy(cosign.public_key))
+    assert result.evidence == load_public_key("k", cosign.public_key.read_bytes()).fingerprint
+
+
+def test_a_cosign_legacy_signature_verifies(testbed: Testbed, cosign: Cosign, image: tuple[str, str]) -> None:
+    repository, digest = image
+    cosign.sign(f"{repository}@{digest}", legacy=True)
+    find = finder(testbed)
+    assert find.bundles(parse(repository), digest) == []
+    legacy = find.legacy(parse(repository), digest)
+    assert len(legacy) == 1
+    assert verify(digest, legacy, policy(cosign.public_key)).evidence is not None
+
+
+def test_a_cosign_slsa_attestation_gives_tag_and_commit(
+    testbed: Testbed, cosign: Cosign, image: tuple[str, str]
+) -> None:
+    repository, digest = image
+    cosign.attest(f"{repository}@{digest}", SLSA)
+    found = finder(testbed).bundles(parse(repository), digest)
+    result = verify(digest, found, policy(cosign.public_key, provenance=True), version="v1.4.2")
+    assert (result.tag, result.commit) == ("v1.4.2", COMMIT)
+
+
+def test_a_cosign_signature_by_another_key_is_untrusted(
+    testbed: Testbed, cosign: Cosign, image: tuple[str, str], tmp_path: Path
+) -> None:
+    repository, digest = image
+    cosign.sign(f"{repository}@{digest}")
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    (tmp_path / "other.pub").write_bytes(pem)
+    with pytest.raises(SignatureUntrusted):
+        verify(digest, finder(testbed).bundles(parse(repository), digest), policy(tmp_path / "other.pub"))
+
+
+def test_a_cosign_signature_replayed_onto_another_image_is_invalid(
+    testbed: Testbed, cosign: Cosign, image: tuple[str, str]
+) -> None:
+    """cosign signs image A; its referrer manifest is copied, subject rewritten, onto image B."""
+    repository, digest_a = image
+    path = repository.split("/", 1)[1]
+    digest_b = push_image(testbed.registry, path, "v1.4.3", {"org.opencontainers.image.version": "v1.4.3"})
+    cosign.sign(f"{repository}@{digest_a}")
+    base = f"http://{repository.split('/', 1)[0]}/v2/{path}"
+    index = httpx.get(
+        f"{base}/manifests/{digest_a.replace(':', '-')}", headers={"Accept": "application/vnd.oci.image.index.v1+json"}
+    ).json()
+    referrer = httpx.get(
+        f"{base}/manifests/{index['manifests'][0]['digest']}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).json()
+    subject = httpx.get(
+        f"{base}/manifests/{digest_b}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    )
+    referrer["subject"] = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest_b,
+        "size": len(subject.content),
+    }
+    body = json.dumps(referrer).encode()
+    from e2e.signing import sha
+
+    assert (
+        httpx.put(
+            f"{base}/manifests/{sha(body)}",
+            content=body,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        ).status_code
+        == 201
+    )
+    replayed = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{**index["manifests"][0], "digest": sha(body), "size": len(body)}],
+    }
+    put = httpx.put(
+        f"{base}/manifests/{digest_b.replace(':', '-')}",
+        content=json.dumps(replayed).encode(),
+        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"},
+    )
+    assert put.status_code == 201, put.text
+    with pytest.raises(SignatureInvalid, match="not this digest"):
+        verify(digest_b, finder(testbed).bundles(parse(repository), digest_b), policy(cosign.public_key))
+
+
+def test_what_build_sign_attaches_cosign_verifies(
+    testbed: Testbed, cosign: Cosign, image: tuple[str, str], tmp_path: Path
+) -> None:
+    repository, digest = image
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = tmp_path / "apprelease.pub"
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with Pusher(parse(repository), None, insecure=[testbed.registry]) as pusher:
+        sign_release(
+            pusher,
+            key,
+            repository=repository,
+            digest=digest,
+            source="https://git.example.com/shop/web",
+            tag="v1.4.2",
+            commit=COMMIT,
+        )
+    pinned = f"{repository}@{digest}"
+    verified = cosign.run(
+        "verify", "--key", str(public), "--insecure-ignore-tlog=true", "--allow-http-registry", pinned
+    )
+    assert digest in verified.stdout
+    attested = cosign.run(
+        "verify-attestation",
+        "--key",
+        str(public),
+        "--insecure-ignore-tlog=true",
+        "--allow-http-registry",
+        "--type",
+        "slsaprovenance1",
+        pinned,
+    )
+    assert (
+        COMMIT
+        in subprocess.run(
+            ["base64", "-d"],
+            input=json.loads(attested.stdout.splitlines()[0])["payload"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
