@@ -68,3 +68,14 @@ def test_identity_needs_one_subject_form_and_a_valid_pattern() -> None:
 )
 def test_a_tenant_cannot_lower_the_floor(requested: Mode, floor: Mode, effective: Mode) -> None:
     assert effective_mode(requested, floor) is effective
+
+
+def test_evidence_stays_bounded_a_longer_subject_is_not_trusted() -> None:
+    from apprelease.trust.policy import MAX_EVIDENCE, MAX_IDENTITY
+
+    identity = Identity(ISSUER, subject_regex=r"https://github\.com/shop/.*")
+    long_subject = "https://github.com/shop/" + "x" * MAX_IDENTITY
+    assert not identity.matches(ISSUER, long_subject)
+    assert len(keyless_evidence("i" * MAX_IDENTITY, "s" * MAX_IDENTITY)) == MAX_EVIDENCE
+    with pytest.raises(ValueError, match="longer than"):
+        Identity("i" * (MAX_IDENTITY + 1), subject="s")

@@ -19,7 +19,10 @@ from .keys import PublicKey
 __all__ = ["KEYLESS_PREFIX", "Identity", "Mode", "TrustPolicy", "effective_mode", "recheck"]
 
 KEYLESS_PREFIX = "keyless:"
-MAX_IDENTITY = 1024  # an issuer URL, a subject or a subject pattern
+MAX_IDENTITY = 255  # an issuer URL or an exact subject (a GitHub workflow identity is ~100 characters)
+MAX_PATTERN = 1024  # a subject pattern
+# The longest evidence recorded in a history entry (status stays bounded: 100 entries): an exact identity fits.
+MAX_EVIDENCE = len(KEYLESS_PREFIX) + 2 * MAX_IDENTITY + 1
 # Tenants write the pattern and signers (any CI job's certificate) the subject: the `regex` module's timeout keeps
 # a catastrophic pattern from holding the operator (Python's `re` has none).
 _REGEX_TIMEOUT_SECONDS = 0.05
@@ -54,9 +57,10 @@ class Identity:
     def __post_init__(self) -> None:
         if (self.subject is None) == (self.subject_regex is None):
             raise ValueError("an identity needs exactly one of subject and subjectRegex")
-        for value in (self.issuer, self.subject or "", self.subject_regex or ""):
-            if len(value) > MAX_IDENTITY:
-                raise ValueError(f"identity field longer than {MAX_IDENTITY} characters")
+        if len(self.issuer) > MAX_IDENTITY or len(self.subject or "") > MAX_IDENTITY:
+            raise ValueError(f"an issuer or subject longer than {MAX_IDENTITY} characters")
+        if len(self.subject_regex or "") > MAX_PATTERN:
+            raise ValueError(f"a subjectRegex longer than {MAX_PATTERN} characters")
         if self.subject_regex is not None:
             try:
                 regex.compile(self.subject_regex)
@@ -65,7 +69,7 @@ class Identity:
                 raise ValueError(f"subjectRegex {pattern} is not a regular expression: {exc}") from None
 
     def matches(self, issuer: str, subject: str) -> bool:
-        if issuer != self.issuer:
+        if issuer != self.issuer or len(subject) > MAX_IDENTITY:
             return False
         if self.subject is not None:
             return subject == self.subject
