@@ -105,27 +105,48 @@ class Cosign:
             raise AssertionError(f"cosign {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
         return result
 
+    @property
+    def offline(self) -> list[str]:
+        """Flags every registry command takes here: the empty trusted root, plain http to the test bed."""
+        return ["--trusted-root", str(self.home / "trusted-root.json"), "--allow-http-registry"]
+
     def sign(self, image: str, *, legacy: bool = False, key: Path | None = None) -> None:
-        offline = (
-            ["--tlog-upload=false", "--new-bundle-format=false", "--use-signing-config=false"]
-            if legacy
-            else ["--signing-config", str(self.home / "signing-config.json")]
+        """`cosign sign`: a Sigstore bundle referrer, or (legacy) the simple-signing `.sig` tag."""
+        if legacy:
+            mode = ["--new-bundle-format=false", "--tlog-upload=false", "--use-signing-config=false"]
+        else:
+            mode = ["--signing-config", str(self.home / "signing-config.json")]
+        self.run("sign", "--key", str(key or self.key), *self.offline, *mode, image)
+
+    def verify(self, image: str, public_key: Path) -> subprocess.CompletedProcess[str]:
+        return self.run("verify", "--key", str(public_key), "--insecure-ignore-tlog=true", *self.offline, image)
+
+    def verify_attestation(self, image: str, public_key: Path) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "verify-attestation",
+            "--key",
+            str(public_key),
+            "--insecure-ignore-tlog=true",
+            *self.offline,
+            "--type",
+            "slsaprovenance1",
+            image,
         )
-        self.run("sign", "--key", str(key or self.key), "--allow-http-registry", *offline, image)
 
     def attest(self, image: str, predicate: dict[str, object], *, key: Path | None = None) -> None:
         path = self.home / "predicate.json"
         path.write_text(json.dumps(predicate))
+        signing_config = str(self.home / "signing-config.json")
         self.run(
             "attest",
             "--key",
             str(key or self.key),
-            "--allow-http-registry",
+            *self.offline,
             "--type",
             "slsaprovenance1",
             "--predicate",
             str(path),
             "--signing-config",
-            str(self.home / "signing-config.json"),
+            signing_config,
             image,
         )

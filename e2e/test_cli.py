@@ -159,7 +159,8 @@ def test_build_passes_build_args_and_target(testbed: Testbed, tmp_path: Path) ->
 def test_resolve_prints_the_pinned_reference(testbed: Testbed, tmp_path: Path) -> None:
     repo = tmp_path / "res"
     make_app_repo(repo, testbed.base_image, ["v0.1.0"])
-    image = f"{testbed.registry}/cli/res"
+    # A repository of its own per run: a version is built once, and each run's commit is new.
+    image = f"{testbed.registry}/cli/res-{tmp_path.name[-12:].lower().strip('_')}"
     built = cli("build", "--image", image, "--push", "--quiet", str(repo))
     assert built.returncode == 0, built.stderr
     resolved = cli("resolve", f"{image}:v0.1.0", "--insecure-registry", testbed.registry)
