@@ -135,6 +135,59 @@ def _provenance(version: str | None, trusted: list[_Finding]) -> tuple[tuple[_Fi
     return matching, attested[0][1] if attested else None
 
 
+@dataclass
+class _Sorted:
+    """Each artifact's outcome: trusted findings, and why the others were refused."""
+
+    trusted: list[_Finding]
+    invalid: list[str]
+    untrusted: list[str]
+
+
+def _sort(digest: str, artifacts: Sequence[Artifact], policy: TrustPolicy, keyless: KeylessVerifier | None) -> _Sorted:
+    outcome = _Sorted([], [], [])
+    for artifact in artifacts[:MAX_ARTIFACTS]:
+        try:
+            if isinstance(artifact, BundleArtifact):
+                finding = _check_bundle(artifact, policy, keyless)
+            else:
+                finding = _check_legacy(artifact, policy)
+            if finding is not None:
+                _names(finding, artifact, digest)
+                outcome.trusted.append(finding)
+        except SignatureInvalid as exc:
+            outcome.invalid.append(f"{artifact.origin}: {exc}")
+        except SignatureUntrusted as exc:
+            outcome.untrusted.append(f"{artifact.origin}: {exc}")
+    return outcome
+
+
+def _nothing_trusted(digest: str, outcome: _Sorted, policy: TrustPolicy, found: int) -> Verified:
+    """Invalid before untrusted before missing; nothing at all passes only when nothing is required."""
+    if outcome.invalid:
+        raise SignatureInvalid(_summary(digest, outcome.invalid))
+    if outcome.untrusted:
+        raise SignatureUntrusted(_summary(digest, outcome.untrusted))
+    if policy.mode is Mode.REQUIRED or policy.provenance_required:
+        raise SignatureMissing(f"{digest}: no signature found ({found} signature artifacts)")
+    return Verified(digest, None)
+
+
+def _with_provenance(digest: str, trusted: list[_Finding], policy: TrustPolicy, version: str | None) -> Verified:
+    matching, first = _provenance(version, trusted)
+    if policy.provenance_required:
+        if first is None:
+            raise SignatureMissing(f"{digest}: no trusted SLSA provenance attestation found")
+        if matching is None:
+            raise ProvenanceMismatch(
+                f"{digest}: the provenance attestation names tag {quoted(first.tag)}, not {quoted(version)}"
+            )
+        return Verified(digest, matching[0].evidence, matching[1].commit, matching[1].tag)
+    if matching is not None:
+        return Verified(digest, trusted[0].evidence, matching[1].commit, matching[1].tag)
+    return Verified(digest, trusted[0].evidence)
+
+
 def verify(
     digest: str,
     artifacts: Sequence[Artifact],
@@ -148,40 +201,7 @@ def verify(
     ProvenanceMismatch) whose message names the digest and what was found."""
     if not policy.active:
         return Verified(digest, None)
-    trusted: list[_Finding] = []
-    invalid: list[str] = []
-    untrusted: list[str] = []
-    for artifact in artifacts[:MAX_ARTIFACTS]:
-        try:
-            finding = (
-                _check_bundle(artifact, policy, keyless)
-                if isinstance(artifact, BundleArtifact)
-                else (_check_legacy(artifact, policy))
-            )
-            if finding is not None:
-                _names(finding, artifact, digest)
-                trusted.append(finding)
-        except SignatureInvalid as exc:
-            invalid.append(f"{artifact.origin}: {exc}")
-        except SignatureUntrusted as exc:
-            untrusted.append(f"{artifact.origin}: {exc}")
-    if not trusted:
-        if invalid:
-            raise SignatureInvalid(_summary(digest, invalid))
-        if untrusted:
-            raise SignatureUntrusted(_summary(digest, untrusted))
-        if policy.mode is Mode.REQUIRED or policy.provenance_required:
-            raise SignatureMissing(f"{digest}: no signature found ({len(artifacts)} signature artifacts)")
-        return Verified(digest, None)
-    matching, first = _provenance(version, trusted)
-    if policy.provenance_required:
-        if first is None:
-            raise SignatureMissing(f"{digest}: no trusted SLSA provenance attestation found")
-        if matching is None:
-            raise ProvenanceMismatch(
-                f"{digest}: the provenance attestation names tag {quoted(first.tag)}, not {quoted(version)}"
-            )
-        return Verified(digest, matching[0].evidence, matching[1].commit, matching[1].tag)
-    if matching is not None:
-        return Verified(digest, trusted[0].evidence, matching[1].commit, matching[1].tag)
-    return Verified(digest, trusted[0].evidence)
+    outcome = _sort(digest, artifacts, policy, keyless)
+    if not outcome.trusted:
+        return _nothing_trusted(digest, outcome, policy, len(artifacts))
+    return _with_provenance(digest, outcome.trusted, policy, version)
