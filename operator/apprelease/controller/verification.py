@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
+from apprelease.core.api import HistoryEntry
+from apprelease.core.conditions import Problem, Reason
 from apprelease.core.limits import quoted
+from apprelease.core.spec import ReleaseSpec
+from apprelease.core.verifyspec import VerifySettings
 from apprelease.reference import Reference
 from apprelease.registry import Credential, RegistryClient
 from apprelease.registry.referrers import ReferrerFinder
 from apprelease.trust import (
-    Identity,
     Mode,
     PublicKey,
     SignatureMissing,
@@ -39,7 +41,7 @@ from apprelease.trust.verify import KeylessVerifier
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Gate", "TrustSources", "VerifySettings"]
+__all__ = ["Gate", "TrustSources"]
 
 TRUSTED_ROOT_KEY = "trusted_root.json"
 
@@ -49,17 +51,6 @@ class TrustSources(Protocol):
 
     def get_secret_data(self, namespace: str, name: str) -> Mapping[str, bytes] | None: ...
     def get_config_map_data(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
-
-
-@dataclass(frozen=True)
-class VerifySettings:
-    """``spec.verify`` after validation (absent: all defaults, i.e. only the operator's floor applies)."""
-
-    mode: Mode = Mode.NONE
-    keys_secret: str | None = None
-    identities: tuple[Identity, ...] = ()
-    trusted_root_config_map: str | None = None
-    provenance_required: bool = False
 
 
 def _keyless_verifier() -> KeylessVerifier:
@@ -81,6 +72,7 @@ class Gate:
         keyless: Callable[[], KeylessVerifier] = _keyless_verifier,
     ) -> None:
         self._sources = sources
+        self._registry = registry
         self._floor = floor
         self._finder = finder or ReferrerFinder(registry)
         self._keyless = keyless
@@ -131,15 +123,17 @@ class Gate:
             return Verified(digest, None)
         wanted = SLSA_PROVENANCE_PREDICATES if policy.provenance_required else None
         keyless = self._keyless() if policy.identities else None
-        bundles: list[BundleArtifact | LegacyArtifact] = list(
-            self._finder.bundles(repository, digest, credential, wanted=wanted)
-        )
+        with self._registry.resolution():  # one deadline for every request of this verification
+            bundles: list[BundleArtifact | LegacyArtifact] = list(
+                self._finder.bundles(repository, digest, credential, wanted=wanted)
+            )
         try:
             return verify(digest, bundles, policy, version=version, keyless=keyless)
         except TrustError as first:
             if policy.provenance_required or not policy.keys:
                 raise  # legacy signatures carry no provenance, and are read with keys only
-            legacy = self._finder.legacy(repository, digest, credential)
+            with self._registry.resolution():
+                legacy = self._finder.legacy(repository, digest, credential)
             if not legacy:
                 raise first from None
             log.debug("%s: bundles did not verify (%s); trying %d legacy signatures", digest, first, len(legacy))
@@ -149,3 +143,23 @@ class Gate:
     def check_recorded(policy: TrustPolicy, evidence: str | None, revision: int, digest: str) -> None:
         """A rollback's re-check: SignatureUntrusted when the recorded evidence is no longer trusted."""
         recheck(evidence, policy, f"revision {revision} ({quoted(digest, 80)})")
+
+    # -- for the reconciler: TrustError as a Problem (its reason's class says retried or Stalled) -------------
+
+    def verify_new(
+        self, namespace: str, spec: ReleaseSpec, digest: str, credential: Credential | None
+    ) -> Verified | Problem:
+        """Verify the digest ``spec.version`` resolved to, before it is recorded; RegistryError passes through."""
+        try:
+            policy = self.policy(namespace, spec.verify)
+            return self.check_new(policy, spec.repository, digest, spec.version, credential)
+        except TrustError as refused:
+            return Problem(Reason(refused.reason), str(refused))
+
+    def recheck(self, namespace: str, spec: ReleaseSpec, entry: HistoryEntry) -> Problem | None:
+        """A rollback to ``entry``: its recorded evidence against the current policy, with no registry request."""
+        try:
+            self.check_recorded(self.policy(namespace, spec.verify), entry.verified_by, entry.revision, entry.digest)
+        except TrustError as refused:
+            return Problem(Reason(refused.reason), str(refused))
+        return None
