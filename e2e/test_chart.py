@@ -425,6 +425,7 @@ NAMESPACED_RULES = {
     ("batch", "cronjobs"): {"get", "list", "watch", "patch"},
     ("", "pods"): {"list", "delete"},
     ("", "secrets"): {"get"},
+    ("", "configmaps"): {"get"},  # spec.verify.trustedRootRef
     ("", "serviceaccounts"): {"get"},
     ("", "events"): {"create"},
 }
