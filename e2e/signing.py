@@ -8,6 +8,7 @@ reach outside the test bed fails on loopback; the registry is on 127.0.0.1 (NO_P
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -17,6 +18,10 @@ from pathlib import Path
 
 import httpx
 
+from apprelease.reference import parse
+from apprelease.registry import RegistryClient, RegistrySettings
+from apprelease.registry.push import Pusher
+from apprelease.registry.referrers import ReferrerFinder
 from e2e.support import Testbed
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -60,6 +65,31 @@ def push_image(registry: str, path: str, tag: str, labels: dict[str, str]) -> st
     put = httpx.put(f"{base}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
     assert put.status_code == 201, put.text
     return sha(manifest)
+
+
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+def bundles_of(registry: str, path: str, digest: str) -> list[bytes]:
+    """The Sigstore bundles referring to ``digest`` (read as the operator reads them)."""
+    with RegistryClient(RegistrySettings(insecure_registries=[registry])) as client:
+        return [b.content for b in ReferrerFinder(client).bundles(parse(f"{registry}/{path}"), digest)]
+
+
+def attach_bundle(registry: str, path: str, digest: str, bundle: bytes) -> None:
+    """Attach ``bundle`` as a referrer of ``digest``: what a pusher who copies a signature around can do."""
+    with Pusher(parse(f"{registry}/{path}"), None, insecure=[registry]) as pusher:
+        pusher.attach(pusher.descriptor(digest), BUNDLE, bundle, {})
+
+
+def rewrite_subject(bundle: bytes, digest: str) -> bytes:
+    """The bundle with its statement's subject changed to ``digest`` and the signature left as it was."""
+    document = json.loads(bundle)
+    statement = json.loads(base64.b64decode(document["dsseEnvelope"]["payload"]))
+    algorithm, _, value = digest.partition(":")
+    statement["subject"] = [{"digest": {algorithm: value}}]
+    document["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    return json.dumps(document).encode()
 
 
 @dataclass
