@@ -1,8 +1,9 @@
 """How the CLI reaches registries with the operator's client: the user's docker credentials, plain-http hosts.
 
-Plain http: hosts given with ``--insecure-registry`` or in ``APPRELEASE_INSECURE_REGISTRIES``, and, as the
-Docker engine does by default, loopback registries (127.0.0.0/8, localhost), which ``apprelease build`` pushes
-to through the engine without any configuration.
+Plain http: hosts given with ``--insecure-registry`` or in ``APPRELEASE_INSECURE_REGISTRIES``; and, as the
+Docker engine does by default, a loopback registry (127.0.0.0/8, localhost) when https fails there
+(``insecure_hosts(..., domain)`` names it), since ``apprelease build`` pushes to it through the engine without
+any configuration.
 """
 
 from __future__ import annotations

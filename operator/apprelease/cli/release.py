@@ -20,7 +20,7 @@ from apprelease.cli.signing import load_key, sign_release
 from apprelease.cli.text import safe
 from apprelease.core import reference
 from apprelease.reference import Reference
-from apprelease.registry import Credential, RegistryClient, RegistryError
+from apprelease.registry import Credential, RegistryClient, RegistryError, RegistryUnavailable
 from apprelease.registry.push import Pusher
 from apprelease.registry.referrers import ReferrerFinder
 from apprelease.trust import Mode, TrustError, TrustPolicy, load_public_key, verify
@@ -38,8 +38,11 @@ def load_signer(path: Path) -> PrivateKey:
         fail(f"--key {path}: {problem}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class RegistryAccess:
+    """The registry of one image, as the CLI reaches it: the user's credential; plain http for listed hosts,
+    and for a loopback registry when https fails there (the Docker engine's default for 127.0.0.0/8)."""
+
     repository: Reference
     credential: Credential | None
     insecure: list[str]
@@ -47,21 +50,33 @@ class RegistryAccess:
     @classmethod
     def for_image(cls, image: str, insecure_options: list[str]) -> RegistryAccess:
         repository = reference.parse_repository(image)
-        credential = docker_credential(repository)
-        return cls(repository, credential, insecure_hosts(insecure_options, repository.domain))
+        return cls(repository, docker_credential(repository), insecure_hosts(insecure_options))
 
     def _client(self) -> RegistryClient:
         return RegistryClient(registry_settings(self.insecure, None))
 
+    def _existing(self, plan: BakePlan) -> str | None:
+        with self._client() as registry:
+            return existing_release(registry, self.repository, plan.version, plan.git.commit, self.credential)
+
+    def _existing_any_scheme(self, plan: BakePlan) -> str | None:
+        try:
+            return self._existing(plan)
+        except RegistryUnavailable:
+            domain = self.repository.domain
+            if domain in self.insecure or not insecure_hosts([], domain):
+                raise
+            self.insecure.append(domain)
+            return self._existing(plan)
+
     def released(self, plan: BakePlan) -> str | None:
         """The digest when this commit's image already holds the version tag (then reported); None when free."""
         try:
-            with self._client() as registry:
-                digest = existing_release(registry, self.repository, plan.version, plan.git.commit, self.credential)
+            digest = self._existing_any_scheme(plan)
         except VersionTaken as problem:
             fail(str(problem))
         except RegistryError as problem:
-            fail(f"cannot check whether {plan.image}:{plan.version} exists: {problem}")
+            fail(f"not pushing {plan.image}:{plan.version}: cannot check that the tag holds no other build ({problem})")
         if digest is not None:
             err.print(
                 f"[yellow]already released[/] {safe(plan.image)}:{safe(plan.version)} = {safe(digest)} "
