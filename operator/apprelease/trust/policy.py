@@ -8,78 +8,36 @@ Evidence strings (``status.history[].verifiedBy``): ``SHA256:<unpadded base64>``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
-
-import regex
 
 from ..core.limits import quoted
+from ..core.verifyspec import (
+    KEYLESS_PREFIX,
+    MAX_EVIDENCE,
+    MAX_IDENTITY,
+    MAX_PATTERN,
+    Identity,
+    Mode,
+    effective_mode,
+)
 from .errors import SignatureUntrusted
 from .keys import PublicKey
 
-__all__ = ["KEYLESS_PREFIX", "Identity", "Mode", "TrustPolicy", "effective_mode", "recheck"]
-
-KEYLESS_PREFIX = "keyless:"
-MAX_IDENTITY = 255  # an issuer URL or an exact subject (a GitHub workflow identity is ~100 characters)
-MAX_PATTERN = 1024  # a subject pattern
-# The longest evidence recorded in a history entry (status stays bounded: 100 entries): an exact identity fits.
-MAX_EVIDENCE = len(KEYLESS_PREFIX) + 2 * MAX_IDENTITY + 1
-# Tenants write the pattern and signers (any CI job's certificate) the subject: the `regex` module's timeout keeps
-# a catastrophic pattern from holding the operator (Python's `re` has none).
-_REGEX_TIMEOUT_SECONDS = 0.05
-
-
-class Mode(StrEnum):
-    """How strictly signatures are required; ordered: NONE < IF_PRESENT < REQUIRED."""
-
-    NONE = "None"
-    IF_PRESENT = "IfPresent"
-    REQUIRED = "Required"
-
-    @property
-    def rank(self) -> int:
-        return (Mode.NONE, Mode.IF_PRESENT, Mode.REQUIRED).index(self)
+__all__ = [
+    "KEYLESS_PREFIX",
+    "MAX_EVIDENCE",
+    "MAX_IDENTITY",
+    "MAX_PATTERN",
+    "Identity",
+    "Mode",
+    "TrustPolicy",
+    "effective_mode",
+    "keyless_evidence",
+    "recheck",
+]
 
 
-def effective_mode(requested: Mode, floor: Mode) -> Mode:
-    """The stricter of what the tenant asks for and the operator's floor: a tenant can raise it, never lower it."""
-    return requested if requested.rank >= floor.rank else floor
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A keyless signer: the certificate's OIDC issuer (exact), and its subject (SAN) exact or a full-match
-    regular expression."""
-
-    issuer: str
-    subject: str | None = None
-    subject_regex: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.subject is None) == (self.subject_regex is None):
-            raise ValueError("an identity needs exactly one of subject and subjectRegex")
-        if len(self.issuer) > MAX_IDENTITY or len(self.subject or "") > MAX_IDENTITY:
-            raise ValueError(f"an issuer or subject longer than {MAX_IDENTITY} characters")
-        if len(self.subject_regex or "") > MAX_PATTERN:
-            raise ValueError(f"a subjectRegex longer than {MAX_PATTERN} characters")
-        if self.subject_regex is not None:
-            try:
-                regex.compile(self.subject_regex)
-            except regex.error as exc:
-                pattern = quoted(self.subject_regex)
-                raise ValueError(f"subjectRegex {pattern} is not a regular expression: {exc}") from None
-
-    def matches(self, issuer: str, subject: str) -> bool:
-        if issuer != self.issuer or len(subject) > MAX_IDENTITY:
-            return False
-        if self.subject is not None:
-            return subject == self.subject
-        assert self.subject_regex is not None
-        try:
-            return regex.fullmatch(self.subject_regex, subject, timeout=_REGEX_TIMEOUT_SECONDS) is not None
-        except TimeoutError:
-            return False
-
-
+# The modes, identities and bounds are the spec's vocabulary: they live in core (spec.verify's rules) and are
+# re-exported here, where the trust rules use them.
 @dataclass(frozen=True)
 class TrustPolicy:
     """The verification rules for one AppRelease. ``trusted_root`` is the text of a Sigstore ``trusted_root.json``
