@@ -210,32 +210,6 @@ class RegistryClient:
                 for platform, digest, config in images
             ]
 
-    def fetch(
-        self,
-        ref: Reference,
-        kind: str,
-        identifier: str,
-        *,
-        accept: str | None,
-        limit: int,
-        credential: Credential | None = None,
-        digest: str | None = None,
-    ) -> bytes | None:
-        """GET ``/v2/<name>/<kind>/<identifier>`` (kind: manifests, blobs, referrers) within ``limit`` bytes,
-        under the client's hop rules, auth and deadline; None for 404. With ``digest`` the bytes must hash to it.
-        (For the trust wing's signatures: ``registry.referrers``.)"""
-        credential = _effective(credential)
-        with self._guarded(ref.domain):
-            target = self._target(ref)
-            reply = self._request(target, credential, "GET", target.url(kind, identifier), accept, limit)
-            if reply.status == 404:
-                return None
-            if reply.status != 200:
-                self._raise_for_status(reply, target, f"{kind} {identifier}")
-            if digest is not None:
-                self._verify(reply, digest, target, f"{kind} {identifier}")
-            return reply.content
-
     # -- resolution ------------------------------------------------------------------------------------
 
     def _resolve(self, ref: Reference, tag: str, credential: Credential | None, key: _ResolveKey) -> Resolved:

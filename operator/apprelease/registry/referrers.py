@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..reference import Reference
 from ..trust.bundle import BUNDLE_MEDIA_TYPES, MAX_BUNDLE_BYTES, BundleArtifact, LegacyArtifact
 from . import jsonbounds, oci
-from .client import RegistryClient
+from .client import RegistryClient, _effective
 from .credentials import Credential
 from .errors import RegistryUnavailable
 
@@ -115,7 +115,8 @@ class ReferrerFinder:
         """The simple-signing signatures in the ``sha256-<hex>.sig`` tag (empty when there is none)."""
         until = self._clock() + self._budget
         repository = Reference(domain=ref.domain, path=ref.path)
-        content = self._client.fetch(
+        content = fetch(
+            self._client,
             repository,
             "manifests",
             _tag_for(digest) + ".sig",
@@ -145,14 +146,21 @@ class ReferrerFinder:
         with self._lock:
             ask_api = repository.domain not in self._no_referrers_api
         if ask_api:
-            content = self._client.fetch(
-                repository, "referrers", digest, accept=_INDEX_ACCEPT, limit=MAX_INDEX_BYTES, credential=credential
+            content = fetch(
+                self._client,
+                repository,
+                "referrers",
+                digest,
+                accept=_INDEX_ACCEPT,
+                limit=MAX_INDEX_BYTES,
+                credential=credential,
             )
             if content is None:
                 with self._lock:
                     self._no_referrers_api.add(repository.domain)
         if content is None:
-            content = self._client.fetch(
+            content = fetch(
+                self._client,
                 repository,
                 "manifests",
                 _tag_for(digest),
@@ -174,7 +182,8 @@ class ReferrerFinder:
         wanted: frozenset[str] | None,
         until: float,
     ) -> BundleArtifact | None:
-        content = self._client.fetch(
+        content = fetch(
+            self._client,
             repository,
             "manifests",
             manifest_digest,
@@ -202,13 +211,40 @@ class ReferrerFinder:
         return None if bundle is None else BundleArtifact(bundle, f"referrer {manifest_digest}")
 
     def _blob(self, repository: Reference, digest: str, limit: int, credential: Credential | None) -> bytes | None:
-        return self._client.fetch(
-            repository, "blobs", digest, accept=None, limit=limit, credential=credential, digest=digest
+        return fetch(
+            self._client, repository, "blobs", digest, accept=None, limit=limit, credential=credential, digest=digest
         )
 
     def _check_time(self, until: float, ref: Reference) -> None:
         if self._clock() > until:
             raise RegistryUnavailable(f"registry {ref.domain}: reading signatures took longer than {self._budget} s")
+
+
+def fetch(
+    client: RegistryClient,
+    ref: Reference,
+    kind: str,
+    identifier: str,
+    *,
+    accept: str | None,
+    limit: int,
+    credential: Credential | None = None,
+    digest: str | None = None,
+) -> bytes | None:
+    """GET ``/v2/<name>/<kind>/<identifier>`` (kind: manifests, blobs, referrers) within ``limit`` bytes, with
+    the client's own request machinery (hop rules, auth, deadline, error mapping); None for 404. With ``digest``
+    the bytes must hash to it. Registry-internal: kept beside its one user rather than in the client's face."""
+    credential = _effective(credential)
+    with client._guarded(ref.domain):
+        target = client._target(ref)
+        reply = client._request(target, credential, "GET", target.url(kind, identifier), accept, limit)
+        if reply.status == 404:
+            return None
+        if reply.status != 200:
+            client._raise_for_status(reply, target, f"{kind} {identifier}")
+        if digest is not None:
+            client._verify(reply, digest, target, f"{kind} {identifier}")
+        return reply.content
 
 
 def _tag_for(digest: str) -> str:
