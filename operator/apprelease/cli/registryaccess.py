@@ -18,7 +18,7 @@ from apprelease.cli.text import safe
 from apprelease.reference import Reference
 from apprelease.registry import Credential, RegistrySettings
 from apprelease.registry.credentials import Keyring
-from apprelease.registry.transport import is_loopback_host
+from apprelease.registry.hops import is_loopback_host
 
 __all__ = ["docker_credential", "docker_keyring", "insecure_hosts", "registry_settings"]
 

@@ -25,7 +25,7 @@ from . import jsonbounds, oci
 from .auth import AuthMemory, RegistryAuth, Target
 from .credentials import Credential
 from .errors import RegistryError, TagNotFound
-from .transport import HopRules, is_loopback_host
+from .hops import HopRules, is_loopback_host
 
 __all__ = ["EMPTY_CONFIG", "Attached", "Pusher"]
 
@@ -103,8 +103,12 @@ class Pusher:
         self._ok(reply, f"manifest {digest}")
         if oci.content_digest("sha256", reply.content) != digest:
             raise RegistryError(f"manifest {digest} in {self._target.repository} does not hash to its digest")
-        media_type = oci.parse_manifest(reply.content, _MAX_REPLY).media_type or reply.headers.get("content-type", "")
-        return {"mediaType": media_type.split(";")[0], "digest": digest, "size": len(reply.content)}
+        content_type = reply.headers.get("content-type", "").split(";")[0].strip()
+        try:
+            media_type = oci.parse_manifest(reply.content, content_type, _MAX_REPLY, _MAX_INDEX_ENTRIES).media_type
+        except (ValueError, oci.Unsupported):
+            raise RegistryError(f"manifest {digest} in {self._target.repository} is not an image manifest") from None
+        return {"mediaType": media_type, "digest": digest, "size": len(reply.content)}
 
     def attach(
         self,

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..reference import Reference
 from ..trust.bundle import BUNDLE_MEDIA_TYPES, MAX_BUNDLE_BYTES, BundleArtifact, LegacyArtifact
-from . import jsonbounds, oci
+from . import jsonbounds, oci, replies
 from .client import RegistryClient, _effective
 from .credentials import Credential
 from .errors import RegistryUnavailable
@@ -241,9 +241,9 @@ def fetch(
         if reply.status == 404:
             return None
         if reply.status != 200:
-            client._raise_for_status(reply, target, f"{kind} {identifier}")
+            replies.raise_for_status(reply, target, f"{kind} {identifier}")
         if digest is not None:
-            client._verify(reply, digest, target, f"{kind} {identifier}")
+            replies.verify(reply, digest, target, f"{kind} {identifier}")
         return reply.content
 
 
