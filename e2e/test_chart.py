@@ -136,6 +136,7 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
         "APPRELEASE_ALLOWED_PRIVATE_NETWORKS": "",
         "APPRELEASE_REGISTRY_RESOLUTION_TIMEOUT_SECONDS": "30",
         "APPRELEASE_REQUIRE_UID_BINDING": "false",
+        "APPRELEASE_VERIFY_FLOOR": "None",  # spec.verify alone decides, unless the platform team raises it
         **LEADER_ELECTION_ENV,
     }
     downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
@@ -429,6 +430,7 @@ NAMESPACED_RULES = {
     ("apps", "replicasets"): {"list"},
     ("", "pods"): {"list", "delete"},
     ("", "secrets"): {"get"},
+    ("", "configmaps"): {"get"},  # spec.verify.trustedRootRef
     ("", "serviceaccounts"): {"get"},
     ("", "events"): {"create"},
 }

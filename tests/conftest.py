@@ -106,6 +106,8 @@ class FakeCluster:
     appreleases: dict[str, dict[str, Any]] = field(default_factory=dict)
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     secrets: dict[str, bytes] = field(default_factory=dict)
+    secret_data: dict[str, dict[str, bytes]] = field(default_factory=dict)  # Secrets read whole (spec.verify keys)
+    config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     service_accounts: dict[str, list[str]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     others: dict[Kind, dict[str, dict[str, Any]]] = field(default_factory=dict)  # StatefulSets, DaemonSets, …
@@ -192,6 +194,15 @@ class FakeCluster:
 
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]:
         return list(self.service_accounts.get(name, []))
+
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        assert namespace == NS
+        self.calls.append(f"secret/{name}")
+        return dict(self.secret_data[name]) if name in self.secret_data else None
+
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        assert namespace == NS
+        return dict(self.config_maps[name]) if name in self.config_maps else None
 
     def post_event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
         assert involved["namespace"] == NS
@@ -288,6 +299,8 @@ class FakeRegistry:
         prefix = "/v2/shop/web/"
         assert request.url.path.startswith(prefix), request.url
         kind, _, ident = request.url.path.removeprefix(prefix).partition("/")
+        if kind == "referrers":  # distribution 2.8, like the test bed's: no referrers API (the sha256-<hex> tag)
+            return httpx.Response(404)
         digest = self.tags.get(ident, ident) if kind == "manifests" else ident
         if digest not in self.blobs:
             return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]})

@@ -15,6 +15,7 @@ from apprelease.core import limits
 from apprelease.core.api import AppReleaseStatus, Condition, HistoryEntry
 from apprelease.core.conditions import READY, RECONCILING, STALLED, Reason, set_condition
 from apprelease.registry import RegistryClient, RegistrySettings
+from apprelease.trust.policy import MAX_EVIDENCE
 from tests.conftest import Clock, FakeCluster, FakeRegistry, World, assert_stalled, deployment
 
 WORST_CASE_BUDGET = 256 * 1024  # DESIGN.md: the worst-case status stays under 256 KiB
@@ -36,6 +37,7 @@ STRING_BOUNDS: dict[str, int] = {
     "source": len("Registry"),
     "outcome": len("InProgress"),
     "cause": len("AutoRollback"),
+    "verified_by": MAX_EVIDENCE,
 }
 
 

@@ -43,6 +43,9 @@ class Cluster(Protocol):
     def get_docker_config(self, namespace: str, secret: str) -> bytes | None: ...
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]: ...
     def post_event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None: ...
+    # spec.verify's keys and trusted root (controller.verification.TrustSources).
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None: ...
 
 
 class KubernetesCluster:
@@ -177,6 +180,25 @@ class KubernetesCluster:
             log.warning("Secret %s/%s is not of type kubernetes.io/dockerconfigjson", namespace, secret)
             return None
         return base64.b64decode(raw)
+
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's entries, decoded; None when it is missing or unreadable (the caller reports it)."""
+        try:
+            obj = self._core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
+        except ApiException as err:
+            if err.status in (403, 404):
+                return None
+            raise
+        return {key: base64.b64decode(value) for key, value in (obj.data or {}).items()}
+
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            obj = self._core.read_namespaced_config_map(name, namespace, _request_timeout=self._timeout)
+        except ApiException as err:
+            if err.status in (403, 404):
+                return None
+            raise
+        return dict(obj.data or {})
 
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]:
         try:

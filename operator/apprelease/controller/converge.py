@@ -300,6 +300,7 @@ def _restore(
             now=now,
             history_limit=history_limit,
             cause=Cause.AUTO_ROLLBACK,
+            verified_by=target.verified_by,
         )
 
     return change

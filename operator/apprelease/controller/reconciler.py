@@ -17,6 +17,7 @@ from apprelease.controller.cluster import Cluster
 from apprelease.controller.converge import Converger, Result, Timing
 from apprelease.controller.report import NORMAL, WARNING, Report
 from apprelease.controller.tagwatch import TagWatch
+from apprelease.controller.verification import Gate
 from apprelease.core import conditions as cond
 from apprelease.core import decisions, limits, registrypolicy
 from apprelease.core.api import LABEL_REVISION, AppRelease, HistoryEntry, Outcome, Provenance, Source
@@ -35,6 +36,7 @@ from apprelease.registry import (
     Unauthorized,
     UnsupportedManifest,
 )
+from apprelease.trust import Mode
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,11 @@ class Reconciler:
         monotonic: Callable[[], float] = time.monotonic,
         allowed_registries: list[str] | None = None,
         require_uid_binding: bool = False,
+        verify_floor: Mode = Mode.NONE,
     ) -> None:
         self.cluster = cluster
+        # Verify before pinning (spec.verify, raised to the operator's floor); rollbacks re-check evidence.
+        self.gate = Gate(cluster, registry, verify_floor)
         self.allowed_registries = list(allowed_registries or [])
         self.require_uid_binding = require_uid_binding
         self.registry = registry
@@ -172,6 +177,9 @@ class _Deploy:
             if problem is not None:
                 return self._unresolved(problem, workloads)
         elif isinstance(target, decisions.RestoreFromHistory):
+            untrusted = self.o.gate.recheck(self.ar.namespace, self.spec, target.entry)  # no registry request
+            if untrusted is not None:
+                return _refuse(self.report, untrusted)
             self._restore(target.entry)
         if not isinstance(target, decisions.KeepCurrent):
             status = self.report.status
@@ -250,6 +258,12 @@ class _Deploy:
         )
         if provenance:
             return provenance
+        try:
+            verified = self.o.gate.verify_new(self.ar.namespace, self.spec, resolved.digest, credential)
+        except RegistryError as err:
+            return _registry_problem(err)
+        if isinstance(verified, Problem):
+            return verified
         # The revision (gitCommit) is read where labels were read before: linux/amd64, else the first platform.
         preferred = next((p for p in platforms if p.platform == "linux/amd64"), platforms[0] if platforms else None)
         labels = preferred.labels if preferred is not None else {}
@@ -268,11 +282,12 @@ class _Deploy:
                 image=self.spec.image,
                 version=self.spec.version,
                 digest=resolved.digest,
-                git_commit=git_commit,
+                git_commit=verified.commit or git_commit,  # a signed provenance beats a label
                 source=Source.REGISTRY,
                 restored_from=None,
                 now=self.now,
                 history_limit=self.spec.history_limit,
+                verified_by=verified.evidence,
             )
         )
         self.report.event(
@@ -294,6 +309,7 @@ class _Deploy:
                 restored_from=entry.revision,
                 now=self.now,
                 history_limit=self.spec.history_limit,
+                verified_by=entry.verified_by,
             )
         )
         revision = self.report.status.revision

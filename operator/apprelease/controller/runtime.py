@@ -58,6 +58,7 @@ class Runtime:
             rollout_poll_seconds=settings.rollout_poll_seconds,
             allowed_registries=settings.allowed_registries,
             require_uid_binding=settings.require_uid_binding,
+            verify_floor=settings.verify_floor,
         )
         leadership: Leadership | None = None
         if settings.leader_election:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from apprelease.election import shards
 from apprelease.election.rules import Timing, check_timing
 from apprelease.registry.client import RegistrySettings
+from apprelease.trust.policy import Mode
 
 
 class OperatorSettings(BaseSettings):
@@ -37,6 +38,11 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Private, shared, ULA or NAT64 networks (CIDR, comma-separated) that token realms and "
         "redirects of any registry may lead to; a registry's own network is always allowed for its own hops.",
+    )
+    verify_floor: Mode = Field(
+        default=Mode.NONE,
+        description="The least signature verification every AppRelease gets (None, IfPresent, Required); a "
+        "tenant's spec.verify can ask for more, never less.",
     )
     watch_namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Namespaces to watch, comma-separated; empty means the whole cluster."

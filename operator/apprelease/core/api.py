@@ -86,6 +86,26 @@ class LocalObjectReference(_SpecModel):
     name: str = ""
 
 
+class KeylessIdentity(_SpecModel):
+    issuer: str = ""
+    subject: str | None = None
+    subject_regex: str | None = Field(default=None, alias="subjectRegex")
+
+
+class VerifyKeys(_SpecModel):
+    secret_ref: LocalObjectReference = Field(default_factory=LocalObjectReference, alias="secretRef")
+
+
+class VerifySpec(_SpecModel):
+    """spec.verify (DESIGN "Trust"); the rules are in `core.verifyspec`."""
+
+    mode: str = "Required"
+    keys: VerifyKeys | None = None
+    keyless: list[KeylessIdentity] | None = None
+    trusted_root_ref: LocalObjectReference | None = Field(default=None, alias="trustedRootRef")
+    provenance: str = "IfPresent"
+
+
 class AppReleaseSpec(_SpecModel):
     image: str = ""
     version: str = ""
@@ -96,6 +116,7 @@ class AppReleaseSpec(_SpecModel):
     history_limit: int = Field(default=10, alias="historyLimit")
     suspend: bool = False
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
+    verify: VerifySpec | None = None
     # Fields whose value had the wrong type (possible only when the CRD schema is missing or old); "spec" when
     # the spec itself is not an object.
     _invalid_fields: list[str] = PrivateAttr(default_factory=list)
@@ -133,6 +154,8 @@ class HistoryEntry(_Model):
     paused_seconds: int | None = Field(default=None, alias="pausedSeconds")
     outcome: Outcome = Outcome.IN_PROGRESS
     failure: str | None = None  # only on Failed entries: workload, pod, reason, exit code
+    # What verified the digest: "SHA256:<key fingerprint>" or "keyless:<issuer>|<subject>" (trust.policy).
+    verified_by: str | None = Field(default=None, alias="verifiedBy")
 
 
 class AppReleaseStatus(_Model):

@@ -39,6 +39,8 @@ class Reason(StrEnum):
     DIGEST_MISMATCH = "DigestMismatch"
     REGISTRY_NOT_ALLOWED = "RegistryNotAllowed"  # spec.image is outside the operator's allowedRegistries
     UNSUPPORTED_MANIFEST = "UnsupportedManifest"  # a media type not asked for (Docker schema 1 included)
+    SIGNATURE_INVALID = "SignatureInvalid"  # a signature that does not hold, or names another digest
+    SIGNATURE_UNTRUSTED = "SignatureUntrusted"  # signed by a key or identity spec.verify does not trust
     # Ready=False and retried with backoff: the world may fix these.
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     UNAUTHORIZED = "Unauthorized"
@@ -47,6 +49,7 @@ class Reason(StrEnum):
     WORKLOAD_NOT_OPTED_IN = "WorkloadNotOptedIn"  # the workload lacks the apprelease.dev/release label
     CONTAINER_NOT_FOUND = "ContainerNotFound"
     PAUSED = "Paused"  # a person paused a workload's rollout (Deployment spec.paused); no clock runs meanwhile
+    SIGNATURE_MISSING = "SignatureMissing"  # no signature yet (CI may sign a moment after pushing)
     # Stalled after a failed rollout, until the spec changes or a retry is asked for (apprelease.dev/retry).
     ROLLOUT_FAILED = "RolloutFailed"  # onFailure Halt, or nothing to go back to
     ROLLED_BACK = "RolledBack"  # the last good revision was restored automatically
@@ -80,6 +83,8 @@ _CLASSES: dict[Reason, ReasonClass] = {
             Reason.DIGEST_MISMATCH,
             Reason.REGISTRY_NOT_ALLOWED,
             Reason.UNSUPPORTED_MANIFEST,
+            Reason.SIGNATURE_INVALID,
+            Reason.SIGNATURE_UNTRUSTED,
         ),
         ReasonClass.STALLED,
     ),
@@ -92,6 +97,7 @@ _CLASSES: dict[Reason, ReasonClass] = {
             Reason.WORKLOAD_NOT_OPTED_IN,
             Reason.CONTAINER_NOT_FOUND,
             Reason.PAUSED,
+            Reason.SIGNATURE_MISSING,
         ),
         ReasonClass.RETRIED,
     ),

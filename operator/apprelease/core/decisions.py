@@ -152,6 +152,7 @@ def record_revision(
     now: str,
     history_limit: int,
     cause: Cause = Cause.SPEC,
+    verified_by: str | None = None,
 ) -> AppReleaseStatus:
     """A status with a new revision at the head of history; the one it replaces, if unfinished, is Superseded."""
     revision = max([status.revision, *(e.revision for e in status.history)]) + 1
@@ -170,6 +171,7 @@ def record_revision(
         cause=cause,
         deployedAt=now,
         outcome=Outcome.IN_PROGRESS,
+        verifiedBy=verified_by,
     )
     return status.model_copy(
         update={

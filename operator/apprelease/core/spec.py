@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from apprelease.core.api import OnFailure, Provenance
 from apprelease.core.reference import Reference
+from apprelease.core.verifyspec import VerifySettings
 from apprelease.core.workloads import Kind
 
 
@@ -38,6 +39,7 @@ class ReleaseSpec:
     timeout_seconds: int = 600  # 30..86400
     bake_seconds: int = 30  # 0..3600: new pods must stay up this long after the rollout completed
     on_failure: OnFailure = OnFailure.ROLLBACK
+    verify: VerifySettings = VerifySettings()  # spec.verify as asked; the operator's floor is applied later
 
     @property
     def tagged(self) -> Reference:

@@ -15,6 +15,7 @@ from apprelease.core.api import SPEC_NOT_AN_OBJECT, AppReleaseSpec, OnFailure, P
 from apprelease.core.conditions import Problem, Reason
 from apprelease.core.reference import Reference
 from apprelease.core.spec import ReleaseSpec, WorkloadRef
+from apprelease.core.verifyspec import VerifySettings, check_verify
 from apprelease.core.workloads import Kind
 
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
@@ -43,12 +44,15 @@ def check_spec(spec: AppReleaseSpec) -> ReleaseSpec | Problem:
         return Problem(Reason.MUTABLE_REFERENCE, mutable)
     invalid = _wrong_types(spec) or (image if isinstance(image, str) else None)
     invalid = invalid or next((message for rule in _RULES if (message := rule(spec))), None)
-    if invalid or isinstance(image, str):
+    verify = check_verify(spec.verify)
+    if isinstance(verify, str):
+        invalid = invalid or verify
+    if invalid or isinstance(image, str) or isinstance(verify, str):
         return Problem(Reason.INVALID_SPEC, invalid or str(image))
-    return _typed(spec, image)
+    return _typed(spec, image, verify)
 
 
-def _typed(spec: AppReleaseSpec, image: Reference) -> ReleaseSpec:
+def _typed(spec: AppReleaseSpec, image: Reference, verify: VerifySettings) -> ReleaseSpec:
     return ReleaseSpec(
         image=spec.image,
         repository=image,
@@ -65,6 +69,7 @@ def _typed(spec: AppReleaseSpec, image: Reference) -> ReleaseSpec:
         timeout_seconds=spec.rollout.timeout_seconds,
         bake_seconds=spec.rollout.bake_seconds,
         on_failure=OnFailure(spec.rollout.on_failure),
+        verify=verify,
     )
 
 
