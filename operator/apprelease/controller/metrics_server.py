@@ -175,7 +175,15 @@ class MetricsServer:
             conn.setblocking(False)
             task = asyncio.create_task(self._connection(conn))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._waiting[task] = None  # evictable from the start: it has sent no request yet
+            task.add_done_callback(lambda done, conn=conn: self._closed(done, conn))
+            await asyncio.sleep(0)  # sock_accept does not yield when connections queue: let them run
+
+    def _closed(self, task: asyncio.Task[None], conn: socket.socket) -> None:
+        # Here, not in the task: a task evicted before it first ran never executes its own `finally`.
+        self._tasks.discard(task)
+        self._waiting.pop(task, None)
+        conn.close()
 
     def _evict(self) -> bool:
         for task in self._waiting:
@@ -190,7 +198,8 @@ class MetricsServer:
         buffer = bytearray()
         try:
             while True:
-                self._waiting[task] = None
+                self._waiting.pop(task, None)
+                self._waiting[task] = None  # the newest waiting: evicted last
                 try:
                     async with asyncio.timeout(self.limits.read_timeout):
                         head = await self._read_head(conn, buffer)
@@ -210,8 +219,6 @@ class MetricsServer:
                     return
         except (OSError, TimeoutError):
             return
-        finally:
-            conn.close()
 
     async def _read_head(self, conn: socket.socket, buffer: bytearray) -> bytes | Refusal | None:
         """The next request head, leaving what follows in `buffer`; None at a clean end of the connection."""
