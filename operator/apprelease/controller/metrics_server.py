@@ -17,6 +17,7 @@ head, so a slow client holds its connection forever. What this one holds, whatev
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import logging
 import socket
@@ -176,7 +177,7 @@ class MetricsServer:
             task = asyncio.create_task(self._connection(conn))
             self._tasks.add(task)
             self._waiting[task] = None  # evictable from the start: it has sent no request yet
-            task.add_done_callback(lambda done, conn=conn: self._closed(done, conn))
+            task.add_done_callback(functools.partial(self._closed, conn=conn))
             await asyncio.sleep(0)  # sock_accept does not yield when connections queue: let them run
 
     def _closed(self, task: asyncio.Task[None], conn: socket.socket) -> None:
