@@ -179,6 +179,7 @@ def test_a_stale_page_is_rendered_again(page: Page) -> None:
     s = start(page, ServerLimits(cache_seconds=0.0))
     try:
         get(s.port)
+        time.sleep(0.05)  # beyond ten times the render's duration
         get(s.port)
         assert page.calls == 2
     finally:
@@ -249,3 +250,15 @@ def test_stop_closes_the_port(page: Page) -> None:
     s.stop()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_slow_render_is_kept_ten_times_as_long_so_renders_take_at_most_a_tenth_of_a_core() -> None:
+    slow = Page(delay=0.2)
+    s = start(slow, ServerLimits(cache_seconds=0.0))  # 0.2 s to render: kept 2 s
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:
+            assert get(s.port)[0] == 200
+        assert slow.calls == 1
+    finally:
+        s.stop()
