@@ -1,8 +1,10 @@
 """The /metrics endpoint with bounded cost, in its own thread and event loop (never the operator's).
 
 Why our own server: prometheus_client's is wsgiref (a thread per connection, no read timeout, 100 header lines of
-64 KiB buffered each); aiohttp (already here through kopf) bounds line sizes but has no deadline for a request
-head, so a slow client holds its connection forever. What this one holds, whatever clients do:
+64 KiB buffered each). aiohttp (here through kopf) bounds line length and count (128 lines of 8 KiB: up to 1 MiB
+per request head) and closes a connection idle past its keep-alive timer, but caps neither the head's total size
+nor the number of connections, and reads through transports in chunks of up to 256 KiB. What this one holds,
+whatever clients do:
 
 - at most `max_connections` connections; when full, a new connection evicts the oldest one that is still
   waiting for its request head (a slow client), so scrapes get in while slowloris clients do not pile up;
