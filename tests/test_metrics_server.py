@@ -262,3 +262,16 @@ def test_a_slow_render_is_kept_ten_times_as_long_so_renders_take_at_most_a_tenth
         assert slow.calls == 1
     finally:
         s.stop()
+
+
+def test_an_invalidated_page_is_rendered_again_at_once(page: Page) -> None:
+    s = start(page, ServerLimits(cache_seconds=60))
+    try:
+        get(s.port)
+        get(s.port)
+        assert page.calls == 1
+        s.exposition.invalidate()
+        get(s.port)
+        assert page.calls == 2
+    finally:
+        s.stop()

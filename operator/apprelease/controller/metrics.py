@@ -153,6 +153,8 @@ class Metrics:
         """This replica leads (or not): `apprelease_leader`, and whether /metrics shows per-AppRelease series."""
         self._leading = leading
         self.leader.set(1 if leading else 0)
+        if self._server is not None:
+            self._server.exposition.invalidate()  # a cached page must not show the old leadership
 
     def revision(self, namespace: str, name: str, source: str, cause: str) -> None:
         source = source if source in SOURCES else metric_labels.OTHER

@@ -62,6 +62,7 @@ class ServerLimits:
 class _Rendered:
     plain: bytes
     until: float  # served until then
+    generation: int
     gzipped: asyncio.Future[bytes] | None = None
 
 
@@ -80,7 +81,12 @@ class Exposition:
         self._render, self._executor, self._ttl, self._clock, self._share = render, executor, ttl, clock, share
         self._entry: _Rendered | None = None
         self._pending: asyncio.Future[_Rendered] | None = None
+        self._generation = 0  # bumped by `invalidate` (any thread)
         self.renders = 0
+
+    def invalidate(self) -> None:
+        """What the page shows changed in a way scrapers must see at once (leadership): render anew."""
+        self._generation += 1
 
     async def body(self, *, gzipped: bool) -> bytes:
         entry = await self._current()
@@ -93,7 +99,7 @@ class Exposition:
 
     async def _current(self) -> _Rendered:
         entry = self._entry
-        if entry is not None and self._clock() < entry.until:
+        if entry is not None and self._clock() < entry.until and entry.generation == self._generation:
             return entry
         if self._pending is None:
             self._pending = asyncio.ensure_future(self._fresh())
@@ -101,11 +107,11 @@ class Exposition:
 
     async def _fresh(self) -> _Rendered:
         try:
-            started = self._clock()
+            started, generation = self._clock(), self._generation
             plain = await asyncio.get_running_loop().run_in_executor(self._executor, self._render)
             self.renders += 1
             now = self._clock()
-            self._entry = _Rendered(plain, now + max(self._ttl, (now - started) / self._share))
+            self._entry = _Rendered(plain, now + max(self._ttl, (now - started) / self._share), generation)
             return self._entry
         finally:
             self._pending = None
