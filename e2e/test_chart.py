@@ -194,7 +194,7 @@ def test_namespaced_render_with_digest_is_accepted_by_the_api_server(
     policy = _one(docs, "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert policy["podSelector"]["matchLabels"] == _one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
-    egress_cidrs = [peer["ipBlock"]["cidr"] for rule in policy["egress"] for peer in rule.get("to", [])]
+    egress_cidrs = [p["ipBlock"]["cidr"] for rule in policy["egress"] for p in rule.get("to", []) if "ipBlock" in p]
     assert egress_cidrs == ["10.0.0.0/24", "10.1.0.0/24"]
 
     answered = _dry_run(testbed, rendered)

@@ -60,6 +60,15 @@ class OperatorSettings(BaseSettings):
     workers: int = Field(default=4, ge=1, le=64, description="AppReleases reconciled in parallel.")
     health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")
     metrics_port: int = Field(default=8081, ge=0, le=65535, description="Prometheus /metrics port (0: any free one).")
+    metrics_token_file: str | None = Field(
+        default=None, description="File holding the bearer token /metrics requires (a mounted Secret); unset: none."
+    )
+    metrics_max_releases: int = Field(
+        default=5000, ge=0, description="AppReleases with per-AppRelease series; updates for more are dropped."
+    )
+    metrics_max_registries: int = Field(
+        default=32, ge=0, description="Distinct `registry` label values without allowed_registries; then `other`."
+    )
     log_level: str = Field(default="INFO")
     # Leader election (DESIGN.md "High availability"). Off for `apprelease run` (one process on a laptop), as
     # controller-runtime binaries default --leader-elect to false; the Helm chart turns it on.
