@@ -79,3 +79,24 @@ def test_evidence_stays_bounded_a_longer_subject_is_not_trusted() -> None:
     assert len(keyless_evidence("i" * MAX_IDENTITY, "s" * MAX_IDENTITY)) == MAX_EVIDENCE
     with pytest.raises(ValueError, match="longer than"):
         Identity("i" * (MAX_IDENTITY + 1), subject="s")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "(((a{100}){100}){100}){100}",  # `regex` expanded this at compile time: GiBs, holding the GIL
+        "((a{100}){100}){100}",  # 287 MiB under `regex`: over the chart's memory limit
+        "(a{1000}){1000}",
+        "x{1001}",
+    ],
+)
+def test_a_subject_regex_whose_program_would_be_huge_is_refused_at_once(pattern: str) -> None:
+    with pytest.raises(ValueError, match="not a regular expression RE2 can use"):
+        Identity(ISSUER, subject_regex=pattern)
+
+
+def test_a_subject_regex_matches_in_linear_time_where_backtracking_would_not() -> None:
+    # (a+)+$ against a long run of a's that fails at the end: exponential for a backtracking engine.
+    identity = Identity(ISSUER, subject_regex="(a+)+b")
+    assert not identity.matches(ISSUER, "a" * 200)
+    assert identity.matches(ISSUER, "a" * 200 + "b")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
-import regex
+import re2
 
 from apprelease.core import limits
 from apprelease.core.api import VerifySpec
@@ -23,9 +24,27 @@ MAX_IDENTITY = 255  # an issuer URL or an exact subject (a GitHub workflow ident
 MAX_PATTERN = 1024  # a subject pattern
 # The longest evidence recorded in a history entry (status stays bounded: 100 entries): an exact identity fits.
 MAX_EVIDENCE = len(KEYLESS_PREFIX) + 2 * MAX_IDENTITY + 1
-# Tenants write the pattern and signers (any CI job's certificate) the subject: the `regex` module's timeout keeps
-# a catastrophic pattern from holding the operator (Python's `re` has none).
-_REGEX_TIMEOUT_SECONDS = 0.05
+# Tenants write the pattern and signers (any CI job's certificate) the subject. RE2 (google-re2) matches in linear
+# time and compiles within a memory budget: a backtracking engine (`re`, `regex`) lets a catastrophic pattern hold
+# the operator, and `regex` expands nested counted repeats at compile time (`(((a{100}){100}){100}){100}` took GiBs
+# while holding the GIL). It is also the syntax of cosign's --certificate-identity-regexp (Go's regexp is RE2).
+_RE2_MAX_MEM = 1 << 20  # bytes for one compiled pattern; RE2 refuses a bigger program
+
+
+class _Pattern(Protocol):
+    def fullmatch(self, text: str) -> object | None: ...
+
+
+def _compile(pattern: str) -> _Pattern:
+    """The compiled RE2 pattern; ValueError naming the problem (bad syntax, too big, repeat over 1000)."""
+    options = re2.Options()
+    options.max_mem = _RE2_MAX_MEM
+    options.log_errors = False
+    try:
+        compiled: _Pattern = re2.compile(pattern, options=options)
+        return compiled
+    except re2.error as exc:
+        raise ValueError(str(exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc)) from None
 
 
 class Mode(StrEnum):
@@ -63,10 +82,10 @@ class Identity:
             raise ValueError(f"a subjectRegex longer than {MAX_PATTERN} characters")
         if self.subject_regex is not None:
             try:
-                regex.compile(self.subject_regex)
-            except regex.error as exc:
+                _compile(self.subject_regex)
+            except ValueError as exc:
                 pattern = quoted(self.subject_regex)
-                raise ValueError(f"subjectRegex {pattern} is not a regular expression: {exc}") from None
+                raise ValueError(f"subjectRegex {pattern} is not a regular expression RE2 can use: {exc}") from None
 
     def matches(self, issuer: str, subject: str) -> bool:
         if issuer != self.issuer or len(subject) > MAX_IDENTITY:
@@ -74,10 +93,7 @@ class Identity:
         if self.subject is not None:
             return subject == self.subject
         assert self.subject_regex is not None
-        try:
-            return regex.fullmatch(self.subject_regex, subject, timeout=_REGEX_TIMEOUT_SECONDS) is not None
-        except TimeoutError:
-            return False
+        return _compile(self.subject_regex).fullmatch(subject) is not None
 
 
 MAX_IDENTITIES = 16  # CRD: spec.verify.keyless maxItems
