@@ -169,6 +169,17 @@ class KubernetesCluster:
             return None
         return base64.b64decode(raw)
 
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded; None when it is missing or the operator may not read it."""
+        try:
+            obj = self._core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
+        except ApiException as err:
+            if err.status in (403, 404):
+                log.warning("Secret %s/%s cannot be read (HTTP %s)", namespace, name, err.status)
+                return None
+            raise
+        return {key: base64.b64decode(value) for key, value in (obj.data or {}).items()}
+
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]:
         try:
             sa = self._core.read_namespaced_service_account(name, namespace, _request_timeout=self._timeout)

@@ -7,6 +7,7 @@ at the world as it is now, so running it twice, or after a crash at any point, c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -25,6 +26,7 @@ from apprelease.core.reference import Reference
 from apprelease.core.spec import ReleaseSpec
 from apprelease.core.validation import check_spec
 from apprelease.core.workloads import Rollout, Workload
+from apprelease.notify.notifier import Notifier, with_failure
 from apprelease.registry import (
     Credential,
     PlatformLabels,
@@ -57,6 +59,7 @@ class Reconciler:
         monotonic: Callable[[], float] = time.monotonic,
         allowed_registries: list[str] | None = None,
         require_uid_binding: bool = False,
+        notifier: Notifier | None = None,
     ) -> None:
         self.cluster = cluster
         self.allowed_registries = list(allowed_registries or [])
@@ -66,6 +69,7 @@ class Reconciler:
         self.now = now
         # Slightly under the resync period, so that every resync of a Ready release re-checks its tag.
         self.tag_watch = TagWatch(resync_seconds * 0.9, monotonic)
+        self.notifier = notifier
 
     # --- entry point -----------------------------------------------------------------------------------
     def reconcile(self, namespace: str, name: str) -> Result:
@@ -75,8 +79,22 @@ class Reconciler:
         ar = AppRelease.from_k8s(obj)
         report = Report(self.cluster, ar, self.now())
         result = _Pass(self, ar, report).run()
+        if self.notifier is not None:
+            result = self._notify(self.notifier, ar, report, result)
         report.finish()  # Events no status write followed (e.g. TagMoved) go out last
         return result
+
+    def _notify(self, notifier: Notifier, ar: AppRelease, report: Report, result: Result) -> Result:
+        """After the pass: tell spec.notify what its status now records, then record that it was told.
+        Never changes Ready; a receiver that fails is retried with this key's backoff."""
+        step = notifier.run(ar, report.status)
+        report.update(lambda _: with_failure(step.status, step.failure, ar.generation, report.now))
+        report.write()
+        if step.failure is None or result.retry:
+            return result
+        if result.requeue_after is not None and result.requeue_after <= self.timing.poll_seconds:
+            return result  # checked again soon anyway
+        return dataclasses.replace(result, retry=True, requeue_after=None)
 
 
 def _deleting(obj: dict[str, object]) -> bool:

@@ -85,6 +85,36 @@ class LocalObjectReference(_SpecModel):
     name: str = ""
 
 
+class NotifyType(StrEnum):
+    SLACK = "slack"
+    MSTEAMS = "msteams"
+    WEBHOOK = "webhook"
+    CLOUDEVENTS = "cloudevents"
+
+
+class NotifyOutcome(StrEnum):
+    """What a notification tells about one revision (DESIGN.md "Notifications")."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ROLLED_BACK = "RolledBack"
+    AWAITING_PROMOTION = "AwaitingPromotion"
+    PROMOTION_REVOKED = "PromotionRevoked"
+
+
+class NotifyEntry(_SpecModel):
+    """One entry of spec.notify: where to send (a Secret holding `url` and optionally `token`) and what."""
+
+    type: str = NotifyType.WEBHOOK.value
+    secret_ref: LocalObjectReference = Field(default_factory=LocalObjectReference, alias="secretRef")
+    on: list[str] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """How status.notifySince names this entry: `<type>/<secret name>`."""
+        return f"{self.type}/{self.secret_ref.name}"
+
+
 class AppReleaseSpec(_SpecModel):
     image: str = ""
     version: str = ""
@@ -95,6 +125,7 @@ class AppReleaseSpec(_SpecModel):
     history_limit: int = Field(default=10, alias="historyLimit")
     suspend: bool = False
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
+    notify: list[NotifyEntry] = Field(default_factory=list)
     # Fields whose value had the wrong type (possible only when the CRD schema is missing or old); "spec" when
     # the spec itself is not an object.
     _invalid_fields: list[str] = PrivateAttr(default_factory=list)
@@ -125,6 +156,7 @@ class HistoryEntry(_Model):
     deployed_at: str | None = Field(default=None, alias="deployedAt")
     outcome: Outcome = Outcome.IN_PROGRESS
     failure: str | None = None  # only on Failed entries: workload, pod, reason, exit code
+    notified: list[str] | None = None  # NotifyOutcome values already sent to spec.notify
 
 
 class AppReleaseStatus(_Model):
@@ -138,6 +170,9 @@ class AppReleaseStatus(_Model):
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     last_handled_retry: str | None = Field(default=None, alias="lastHandledRetry")
+    # Per spec.notify entry (NotifyEntry.key): the first revision it may tell about, fixed when the entry is
+    # first seen, so that a new entry (or an operator upgrade) never replays older history.
+    notify_since: dict[str, int] | None = Field(default=None, alias="notifySince")
 
     def to_k8s(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
