@@ -29,6 +29,8 @@ STRING_BOUNDS: dict[str, int] = {
     "short_digest": 12,
     "git_commit": 64,
     "deployed_at": limits.MAX_TIMESTAMP,
+    "succeeded_at": limits.MAX_TIMESTAMP,
+    "promoted_from": limits.MAX_PROMOTED_FROM,
     "failure": limits.MAX_FAILURE,
     "last_handled_retry": limits.MAX_RETRY_TOKEN,
     "source": len("Registry"),

@@ -27,6 +27,7 @@ from apprelease.core.spec import ReleaseSpec
 from apprelease.core.validation import check_spec
 from apprelease.core.workloads import Rollout, Workload
 from apprelease.notify.notifier import Notifier, with_failure
+from apprelease.promotion import eligibility
 from apprelease.registry import (
     Credential,
     PlatformLabels,
@@ -60,6 +61,7 @@ class Reconciler:
         allowed_registries: list[str] | None = None,
         require_uid_binding: bool = False,
         notifier: Notifier | None = None,
+        promotion_sources: list[str] | None = None,
     ) -> None:
         self.cluster = cluster
         self.allowed_registries = list(allowed_registries or [])
@@ -70,6 +72,7 @@ class Reconciler:
         # Slightly under the resync period, so that every resync of a Ready release re-checks its tag.
         self.tag_watch = TagWatch(resync_seconds * 0.9, monotonic)
         self.notifier = notifier
+        self.promotion_sources = list(promotion_sources or [])
 
     # --- entry point -----------------------------------------------------------------------------------
     def reconcile(self, namespace: str, name: str) -> Result:
@@ -136,9 +139,16 @@ class _Pass:
     def _policy_may_have_changed(self, reason: Reason | None) -> bool:
         """A refusal by the operator's own policy is looked at again: the platform team may since have allowed
         the registry. Every other Stalled reason waits for a new generation."""
-        if reason != Reason.REGISTRY_NOT_ALLOWED:
+        if reason not in (Reason.REGISTRY_NOT_ALLOWED, Reason.PROMOTION_SOURCE_NOT_ALLOWED):
             return False
-        return isinstance(self.checked, Problem) or self._registry_refused(self.checked) is None
+        if isinstance(self.checked, Problem):
+            return True
+        return self._registry_refused(self.checked) is None and self._source_refused(self.checked) is None
+
+    def _source_refused(self, spec: ReleaseSpec) -> Problem | None:
+        if spec.promotion is None:
+            return None
+        return eligibility.source_problem(self.ar.namespace, spec.promotion, self.o.promotion_sources)
 
     def _registry_refused(self, spec: ReleaseSpec) -> Problem | None:
         return registrypolicy.check_registry(spec.repository, self.o.allowed_registries)
@@ -174,6 +184,7 @@ class _Deploy:
         self.now = owner.now
         self.report = owner.report
         self.retrying = retrying
+        self.wait_seconds: float | None = None  # when a refusal is known to end (a promotion's soak)
         self.converger = Converger(self.o.cluster, self.ar, spec, self.report, self.o.timing, self.now)
 
     def run(self) -> Result:
@@ -186,7 +197,7 @@ class _Deploy:
         if self.spec.suspend:
             return self._observe_suspended(workloads)
         if isinstance(target, decisions.ResolveFromRegistry):
-            problem = self._resolve_new_version(workloads)
+            problem = self._promote() if self.spec.promotion else self._resolve_new_version(workloads)
             if problem is not None:
                 return self._unresolved(problem, workloads)
         elif isinstance(target, decisions.RestoreFromHistory):
@@ -205,7 +216,7 @@ class _Deploy:
         if not problem.stalled and self._runs_recorded_repository():
             # The new version is not reachable yet; what was recorded last still runs and stays pinned.
             self.converger.pin(workloads)
-        return _refuse(self.report, problem)
+        return _refuse(self.report, problem, self.wait_seconds)
 
     def load_workloads(self) -> list[Workload] | Problem:
         loaded: list[Workload] = []
@@ -300,6 +311,31 @@ class _Deploy:
         )
         return None
 
+    def _promote(self) -> Problem | None:
+        """Pin what the upstream AppRelease recorded Succeeded for spec.version; no registry request."""
+        source = self.spec.promotion
+        assert source is not None
+        refused = eligibility.source_problem(self.ar.namespace, source, self.o.promotion_sources)
+        if refused:
+            return refused
+        obj = self.o.cluster.get_apprelease(source.namespace, source.name)
+        upstream = AppRelease.from_k8s(obj).status if obj is not None else None
+        decided = eligibility.judge(self.spec, upstream, self.now)
+        if isinstance(decided, eligibility.Waiting):
+            # A second late rather than early: `now` has whole seconds.
+            self.wait_seconds = None if decided.seconds_left is None else decided.seconds_left + 1.0
+            return decided.problem
+        if isinstance(decided, Problem):
+            return decided
+        self.report.update(lambda s: eligibility.record(s, self.spec, decided, self.now))
+        self.report.event(
+            NORMAL,
+            EventReason.PROMOTING,
+            f"revision {self.report.status.revision}: {self.spec.version} promoted from {decided.promoted_from} "
+            f"({decided.entry.digest})",
+        )
+        return None
+
     def _restore(self, entry: HistoryEntry) -> None:
         self.report.update(
             lambda s: decisions.record_revision(
@@ -373,13 +409,16 @@ class _Deploy:
         )
 
 
-def _refuse(report: Report, problem: Problem) -> Result:
-    """A pass that cannot go on: Stalled (not retried until the spec changes) or waiting (retried with backoff),
-    as the reason's class says; a Warning Event when a reader sees a change."""
+def _refuse(report: Report, problem: Problem, requeue_after: float | None = None) -> Result:
+    """A pass that cannot go on: Stalled (not retried until the spec changes) or waiting (retried with backoff,
+    or at `requeue_after` seconds when the wait's end is known), as the reason's class says; a Warning Event
+    when a reader sees a change."""
     if report.problem(problem):
         report.event(WARNING, problem.reason, problem.message)
     report.write()
-    return Result(stalled=True) if problem.stalled else Result(retry=True)
+    if problem.stalled:
+        return Result(stalled=True)
+    return Result(requeue_after=requeue_after) if requeue_after is not None else Result(retry=True)
 
 
 def _registry_problem(err: RegistryError) -> Problem:

@@ -61,6 +61,7 @@ class Runtime:
             rollout_poll_seconds=settings.rollout_poll_seconds,
             allowed_registries=settings.allowed_registries,
             require_uid_binding=settings.require_uid_binding,
+            promotion_sources=settings.promotion_sources,
             notifier=Notifier(cluster, Endpoint(settings.notify_rules(), _ssl_context(settings.ca_bundle))),
         )
         leadership: Leadership | None = None

@@ -80,6 +80,10 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Private or loopback networks (CIDR) receivers may be in; link-local never. Comma-separated.",
     )
+    promotion_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces whose AppReleases others may promote from (besides their own); * for any.",
+    )
     notify_timeout_seconds: float = Field(default=10.0, gt=0, description="Deadline of one notification.")
 
     @field_validator(
@@ -89,6 +93,7 @@ class OperatorSettings(BaseSettings):
         "allowed_private_networks",
         "notify_insecure_hosts",
         "notify_allowed_networks",
+        "promotion_sources",
         mode="before",
     )
     @classmethod

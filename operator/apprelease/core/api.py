@@ -115,6 +115,18 @@ class NotifyEntry(_SpecModel):
         return f"{self.type}/{self.secret_ref.name}"
 
 
+class ObjectReference(_SpecModel):
+    namespace: str = ""
+    name: str = ""
+
+
+class Promotion(_SpecModel):
+    """spec.promotion: pin what the upstream AppRelease recorded Succeeded for spec.version, soaked."""
+
+    from_: ObjectReference = Field(default_factory=ObjectReference, alias="from")
+    soak_seconds: int = Field(default=0, alias="soakSeconds")
+
+
 class AppReleaseSpec(_SpecModel):
     image: str = ""
     version: str = ""
@@ -126,6 +138,7 @@ class AppReleaseSpec(_SpecModel):
     suspend: bool = False
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
     notify: list[NotifyEntry] = Field(default_factory=list)
+    promotion: Promotion | None = None
     # Fields whose value had the wrong type (possible only when the CRD schema is missing or old); "spec" when
     # the spec itself is not an object.
     _invalid_fields: list[str] = PrivateAttr(default_factory=list)
@@ -154,6 +167,8 @@ class HistoryEntry(_Model):
     restored_from: int | None = Field(default=None, alias="restoredFrom")
     cause: Cause = Cause.SPEC
     deployed_at: str | None = Field(default=None, alias="deployedAt")
+    succeeded_at: str | None = Field(default=None, alias="succeededAt")  # when it became Succeeded
+    promoted_from: str | None = Field(default=None, alias="promotedFrom")  # <namespace>/<name>#<revision>
     outcome: Outcome = Outcome.IN_PROGRESS
     failure: str | None = None  # only on Failed entries: workload, pod, reason, exit code
     notified: list[str] | None = None  # NotifyOutcome values already sent to spec.notify

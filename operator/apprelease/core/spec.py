@@ -23,6 +23,18 @@ class WorkloadRef:
 
 
 @dataclass(frozen=True)
+class PromotionRef:
+    """spec.promotion: the upstream AppRelease and how long its Succeeded must have lasted (seconds)."""
+
+    namespace: str
+    name: str
+    soak_seconds: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class ReleaseSpec:
     """A valid spec. `repository` is spec.image parsed and normalised (no tag, no digest)."""
 
@@ -37,6 +49,7 @@ class ReleaseSpec:
     suspend: bool = False
     timeout_seconds: int = 600  # 30..86400
     on_failure: OnFailure = OnFailure.ROLLBACK
+    promotion: PromotionRef | None = None
 
     @property
     def tagged(self) -> Reference:

@@ -14,7 +14,7 @@ from apprelease.core import limits, reference
 from apprelease.core.api import SPEC_NOT_AN_OBJECT, AppReleaseSpec, OnFailure, Provenance
 from apprelease.core.conditions import Problem, Reason
 from apprelease.core.reference import Reference
-from apprelease.core.spec import ReleaseSpec, WorkloadRef
+from apprelease.core.spec import PromotionRef, ReleaseSpec, WorkloadRef
 from apprelease.core.workloads import Kind
 
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
@@ -64,7 +64,15 @@ def _typed(spec: AppReleaseSpec, image: Reference) -> ReleaseSpec:
         suspend=spec.suspend,
         timeout_seconds=spec.rollout.timeout_seconds,
         on_failure=OnFailure(spec.rollout.on_failure),
+        promotion=_promotion(spec),
     )
+
+
+def _promotion(spec: AppReleaseSpec) -> PromotionRef | None:
+    if spec.promotion is None:
+        return None
+    source = spec.promotion.from_
+    return PromotionRef(source.namespace, source.name, spec.promotion.soak_seconds)
 
 
 # --- spec.image: parsed once; a message (str) when it does not parse --------------------------------
@@ -191,6 +199,21 @@ def _rollout(spec: AppReleaseSpec) -> str | None:
     return None
 
 
+MAX_SOAK_SECONDS = 30 * 86400  # CRD: spec.promotion.soakSeconds maximum
+
+
+def _promotion_rule(spec: AppReleaseSpec) -> str | None:
+    if spec.promotion is None:
+        return None
+    source = spec.promotion.from_
+    for field, value in (("namespace", source.namespace), ("name", source.name)):
+        if not value or len(value) > MAX_NAME or not _DNS_SUBDOMAIN.match(value):
+            return f"spec.promotion.from.{field} {limits.quoted(value)} must name an object (a DNS subdomain)"
+    if not 0 <= spec.promotion.soak_seconds <= MAX_SOAK_SECONDS:
+        return f"spec.promotion.soakSeconds {spec.promotion.soak_seconds} must be between 0 and {MAX_SOAK_SECONDS}"
+    return None
+
+
 _RULES: tuple[Rule, ...] = (
     _version,
     _digest,
@@ -200,4 +223,5 @@ _RULES: tuple[Rule, ...] = (
     _provenance,
     _history_limit,
     _rollout,
+    _promotion_rule,
 )
