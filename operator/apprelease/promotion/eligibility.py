@@ -21,7 +21,7 @@ from apprelease.core.conditions import Problem, Reason
 from apprelease.core.decisions import in_repository, record_revision
 from apprelease.core.spec import PromotionRef, ReleaseSpec
 
-__all__ = ["ANY_SOURCE", "Eligible", "Waiting", "judge", "record", "source_problem"]
+__all__ = ["ANY_SOURCE", "Eligible", "Waiting", "judge", "newest_final", "record", "source_problem"]
 
 ANY_SOURCE = "*"
 
@@ -47,8 +47,10 @@ def source_problem(own_namespace: str, source: PromotionRef, allowed: list[str])
     )
 
 
-def _final(upstream: AppReleaseStatus, spec: ReleaseSpec) -> HistoryEntry | None:
-    same = [h for h in upstream.history if h.version == spec.version and _same_repository(h, spec)]
+def newest_final(history: list[HistoryEntry], version: str, spec: ReleaseSpec | None = None) -> HistoryEntry | None:
+    """The newest entry of `version` (of spec.image's repository, when given) that Succeeded or Failed: the one
+    that decides whether the version may be promoted."""
+    same = [h for h in history if h.version == version and (spec is None or _same_repository(h, spec))]
     finals = [h for h in same if h.outcome in (Outcome.SUCCEEDED, Outcome.FAILED)]
     return max(finals, key=lambda h: h.revision, default=None)
 
@@ -78,7 +80,7 @@ def judge(spec: ReleaseSpec, upstream: AppReleaseStatus | None, now: str) -> Eli
     assert source is not None
     if upstream is None:
         return Waiting(Problem(Reason.AWAITING_PROMOTION, f"upstream AppRelease {source} does not exist (yet)"), None)
-    entry = _final(upstream, spec)
+    entry = newest_final(upstream.history, spec.version, spec)
     if entry is None:
         message = f"{source} has not Succeeded with {spec.version} yet; promoted as soon as it has"
         return Waiting(Problem(Reason.AWAITING_PROMOTION, message), None)

@@ -23,8 +23,11 @@ _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)")
 
 
-def rollback_in_file(path: Path, commit: bool, namespace: str, current: AppRelease, entry: HistoryEntry) -> None:
-    """The GitOps rollback: the manifest gets the recorded version and digest; the sync deploys it."""
+def rollback_in_file(
+    path: Path, commit: bool, namespace: str, current: AppRelease, entry: HistoryEntry, promoted_from: str | None = None
+) -> None:
+    """The GitOps rollback: the manifest gets the recorded version and digest; the sync deploys it. With
+    `promoted_from` (`ns/name`), `entry` is the upstream's and the commit says it is a promotion."""
     # The history comes from the cluster: only a real tag and digest may go into a file and a commit message.
     if not reference.is_valid_tag(entry.version) or not _DIGEST.fullmatch(entry.digest):
         fail(f"revision {entry.revision} records {entry.version!r} / {entry.digest!r}: not a tag and a digest")
@@ -98,6 +101,28 @@ def commit_message(namespace: str, name: str, previous: str | None, entry: Histo
 def _is_timestamp(value: str) -> bool:
     if not _TIMESTAMP.fullmatch(value):
         return False
+    _commit(path, namespace, current.name, edit.previous_version, entry, promoted_from)
+
+
+def _commit(
+    path: Path, namespace: str, name: str, previous: str | None, entry: HistoryEntry, promoted_from: str | None
+) -> None:
+    if promoted_from is not None:
+        subject = f"Promote AppRelease {namespace}/{name} to {entry.version} from {promoted_from}"
+        body = (
+            f"spec.version {previous} -> {entry.version}\n"
+            f"spec.digest {entry.digest}, Succeeded in {promoted_from}#{entry.revision}.\n\n"
+            "Written by apprelease promote --file --commit."
+        )
+    else:
+        subject = f"Roll back AppRelease {namespace}/{name} to {entry.version} (revision {entry.revision})"
+        body = (
+            f"spec.version {previous} -> {entry.version}\n"
+            f"spec.digest {entry.digest}, recorded in revision {entry.revision}"
+            + (f" (deployed {entry.deployed_at})" if entry.deployed_at else "")
+            + ".\nThe operator redeploys this digest from its history, without asking the registry.\n\n"
+            "Written by apprelease rollback --file --commit."
+        )
     try:
         dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
