@@ -355,3 +355,52 @@ def test_outcome_names_match_the_crd_enum() -> None:
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     on = spec["properties"]["notify"]["items"]["properties"]["on"]["items"]["enum"]
     assert on == [o.value for o in NotifyOutcome]
+
+
+@pytest.fixture
+def hostile() -> Iterator[tuple[str, dict[str, Any]]]:
+    """A receiver that answers with an endless body, or never answers (the path says which)."""
+    seen: dict[str, Any] = {"written": 0, "broken": False, "release": threading.Event()}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            if self.path == "/silent":
+                seen["release"].wait(10)
+                return
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(10_000):  # 640 MB if anyone read it all
+                    self.wfile.write(b"x" * 65536)
+                    seen["written"] += 65536
+            except OSError:
+                seen["broken"] = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}", seen
+    seen["release"].set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_endless_reply_is_read_only_to_its_bound(hostile: tuple[str, dict[str, Any]]) -> None:
+    hostport, seen = hostile
+    rules = EndpointRules(frozenset({hostport}), (ipaddress.ip_network("127.0.0.0/8"),), timeout_seconds=10)
+    Endpoint(rules).send(f"http://{hostport}/big", {}, b"{}")
+    for _ in range(200):  # the server notices the closed connection on one of its next writes
+        if seen["broken"]:
+            break
+        threading.Event().wait(0.05)
+    assert seen["broken"] and seen["written"] < 64 * 1024 * 1024
+
+
+def test_a_receiver_that_never_answers_fails_at_the_one_deadline(hostile: tuple[str, dict[str, Any]]) -> None:
+    hostport, _ = hostile
+    rules = EndpointRules(frozenset({hostport}), (ipaddress.ip_network("127.0.0.0/8"),), timeout_seconds=0.5)
+    with pytest.raises(NotifyFailed, match="did not answer within 0.5s"):
+        Endpoint(rules).send(f"http://{hostport}/silent", {}, b"{}")
