@@ -7,13 +7,12 @@ at the world as it is now, so running it twice, or after a crash at any point, c
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import time
 from collections.abc import Callable
 
-from apprelease.controller import pullsecrets
+from apprelease.controller import extensions, pullsecrets
 from apprelease.controller.cluster import Cluster
 from apprelease.controller.converge import Converger, Result, Timing
 from apprelease.controller.report import NORMAL, WARNING, Report
@@ -26,7 +25,7 @@ from apprelease.core.reference import Reference
 from apprelease.core.spec import ReleaseSpec
 from apprelease.core.validation import check_spec
 from apprelease.core.workloads import Rollout, Workload
-from apprelease.notify.notifier import Notifier, with_failure
+from apprelease.notify.notifier import Notifier
 from apprelease.promotion import eligibility
 from apprelease.registry import (
     Credential,
@@ -83,21 +82,9 @@ class Reconciler:
         report = Report(self.cluster, ar, self.now())
         result = _Pass(self, ar, report).run()
         if self.notifier is not None:
-            result = self._notify(self.notifier, ar, report, result)
+            result = extensions.notify(self.notifier, ar, report, result, self.timing.poll_seconds)
         report.finish()  # Events no status write followed (e.g. TagMoved) go out last
         return result
-
-    def _notify(self, notifier: Notifier, ar: AppRelease, report: Report, result: Result) -> Result:
-        """After the pass: tell spec.notify what its status now records, then record that it was told.
-        Never changes Ready; a receiver that fails is retried with this key's backoff."""
-        step = notifier.run(ar, report.status)
-        report.update(lambda _: with_failure(step.status, step.failure, ar.generation, report.now))
-        report.write()
-        if step.failure is None or result.retry:
-            return result
-        if result.requeue_after is not None and result.requeue_after <= self.timing.poll_seconds:
-            return result  # checked again soon anyway
-        return dataclasses.replace(result, retry=True, requeue_after=None)
 
 
 def _deleting(obj: dict[str, object]) -> bool:
@@ -312,29 +299,10 @@ class _Deploy:
         return None
 
     def _promote(self) -> Problem | None:
-        """Pin what the upstream AppRelease recorded Succeeded for spec.version; no registry request."""
-        source = self.spec.promotion
-        assert source is not None
-        refused = eligibility.source_problem(self.ar.namespace, source, self.o.promotion_sources)
-        if refused:
-            return refused
-        obj = self.o.cluster.get_apprelease(source.namespace, source.name)
-        upstream = AppRelease.from_k8s(obj).status if obj is not None else None
-        decided = eligibility.judge(self.spec, upstream, self.now)
-        if isinstance(decided, eligibility.Waiting):
-            # A second late rather than early: `now` has whole seconds.
-            self.wait_seconds = None if decided.seconds_left is None else decided.seconds_left + 1.0
-            return decided.problem
-        if isinstance(decided, Problem):
-            return decided
-        self.report.update(lambda s: eligibility.record(s, self.spec, decided, self.now))
-        self.report.event(
-            NORMAL,
-            EventReason.PROMOTING,
-            f"revision {self.report.status.revision}: {self.spec.version} promoted from {decided.promoted_from} "
-            f"({decided.entry.digest})",
+        problem, self.wait_seconds = extensions.promote(
+            self.o.cluster, self.report, self.ar, self.spec, self.o.promotion_sources
         )
-        return None
+        return problem
 
     def _restore(self, entry: HistoryEntry) -> None:
         self.report.update(
