@@ -85,7 +85,12 @@ def test_worst_case_status_is_under_budget() -> None:
     since = {f"{i:0{limits.MAX_NOTIFY_KEY}d}": 2**62 for i in range(limits.MAX_NOTIFY)}
     status = _raw(
         AppReleaseStatus,
-        {"history": [entry] * limits.MAX_HISTORY, "conditions": conditions, "notify_since": since},
+        {
+            "history": [entry] * limits.MAX_HISTORY,
+            "conditions": conditions,
+            "notify_since": since,
+            "notified_ahead": {"revision": 2**62, "outcomes": ["AwaitingPromotion", "PromotionRevoked"]},
+        },
     )
     size = len(json.dumps({"status": status}).encode())
     assert size < WORST_CASE_BUDGET, f"worst-case status is {size} bytes"

@@ -404,3 +404,42 @@ def test_a_receiver_that_never_answers_fails_at_the_one_deadline(hostile: tuple[
     rules = EndpointRules(frozenset({hostport}), (ipaddress.ip_network("127.0.0.0/8"),), timeout_seconds=0.5)
     with pytest.raises(NotifyFailed, match="did not answer within 0.5s"):
         Endpoint(rules).send(f"http://{hostport}/silent", {}, b"{}")
+
+
+# --- promotion states, told before their revision exists -------------------------------------------------
+def test_awaiting_promotion_and_then_success_are_each_told_once(world: World, receiver: Receiver) -> None:
+    from tests.test_promotion import SOURCE, UP_DIGEST, entry, upstream
+
+    secrets = Secrets({"hook": {"url": receiver.url.encode()}})
+    operator(world, receiver, secrets)
+    upstream(world, entry(4, "v2", "InProgress", "2024-05-01T11:00:00Z"))
+    on = ["AwaitingPromotion", "Succeeded"]
+    world.create("v2", promotion=SOURCE, notify=[{"type": "webhook", "secretRef": {"name": "hook"}, "on": on}])
+    world.reconcile()
+    world.reconcile()
+    operator(world, receiver, secrets)  # a restart does not tell it again
+    world.reconcile()
+    assert receiver.keys() == [f"{UID}/1/AwaitingPromotion"]
+    assert "awaits promotion" in receiver.received[0].json()["message"]
+    told = world.status().notified_ahead
+    assert told is not None and (told.revision, told.outcomes) == (1, ["AwaitingPromotion"])
+
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z"))
+    world.reconcile()
+    world.cluster.roll_out()
+    world.reconcile()
+    assert world.status().history[0].digest == UP_DIGEST
+    assert receiver.keys() == [f"{UID}/1/AwaitingPromotion", f"{UID}/1/Succeeded"]
+
+
+def test_a_revoked_promotion_is_told_once(world: World, receiver: Receiver) -> None:
+    from tests.test_promotion import SOURCE, entry, upstream
+
+    operator(world, receiver, Secrets({"hook": {"url": receiver.url.encode()}}))
+    upstream(world, entry(4, "v2", "Failed", "2024-05-01T11:00:00Z"))
+    on = ["PromotionRevoked"]
+    world.create("v2", promotion=SOURCE, notify=[{"type": "webhook", "secretRef": {"name": "hook"}, "on": on}])
+    world.reconcile()
+    world.reconcile()
+    assert receiver.keys() == [f"{UID}/1/PromotionRevoked"]
+    assert "failed upstream" in receiver.received[0].json()["message"]

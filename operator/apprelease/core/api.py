@@ -174,6 +174,14 @@ class HistoryEntry(_Model):
     notified: list[str] | None = None  # NotifyOutcome values already sent to spec.notify
 
 
+class NotifiedAhead(_Model):
+    """Outcomes told about the revision a promotion would record next (AwaitingPromotion, PromotionRevoked):
+    they come before its history entry exists."""
+
+    revision: int
+    outcomes: list[str] = Field(default_factory=list)
+
+
 class AppReleaseStatus(_Model):
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     revision: int = 0
@@ -188,6 +196,7 @@ class AppReleaseStatus(_Model):
     # Per spec.notify entry (NotifyEntry.key): the first revision it may tell about, fixed when the entry is
     # first seen, so that a new entry (or an operator upgrade) never replays older history.
     notify_since: dict[str, int] | None = Field(default=None, alias="notifySince")
+    notified_ahead: NotifiedAhead | None = Field(default=None, alias="notifiedAhead")
 
     def to_k8s(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -6,15 +6,26 @@ Rules (DESIGN.md "Notifications"):
 - Never replay old history: each entry's first revision (`status.notifySince[<type>/<secret>]`) is fixed when
   the entry is first seen: the current revision when its outcome is still to come, else the next one.
 - Once: an outcome listed in the history entry's `notified` is never sent again.
+- Before a revision: `AwaitingPromotion` (Ready's reason) and `PromotionRevoked` (Stalled's) are about the
+  revision a promotion would record next; they are recorded in `status.notifiedAhead` for that revision.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apprelease.core.api import AppReleaseStatus, Cause, HistoryEntry, NotifyEntry, NotifyOutcome, Outcome
+from apprelease.core import conditions as cond
+from apprelease.core.api import (
+    AppReleaseStatus,
+    Cause,
+    HistoryEntry,
+    NotifiedAhead,
+    NotifyEntry,
+    NotifyOutcome,
+    Outcome,
+)
 
-__all__ = ["Due", "due", "idempotency_key", "outcomes_of", "watermarks"]
+__all__ = ["Due", "ahead", "due", "idempotency_key", "mark", "outcomes_of", "watermarks"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +33,9 @@ class Due:
     """One message owed to one receiver."""
 
     receiver: NotifyEntry
-    entry: HistoryEntry
+    entry: HistoryEntry  # for an outcome ahead of its revision: a stand-in whose `failure` holds the reason
     outcome: NotifyOutcome
+    ahead: bool = False
 
 
 def idempotency_key(uid: str, revision: int, outcome: NotifyOutcome) -> str:
@@ -56,23 +68,63 @@ def watermarks(receivers: list[NotifyEntry], status: AppReleaseStatus) -> dict[s
     return {r.key: known.get(r.key, first_new) for r in receivers}
 
 
-def due(receivers: list[NotifyEntry], status: AppReleaseStatus) -> list[Due]:
-    """Every message owed now, oldest revision first; `status.notifySince` must already hold `watermarks`."""
-    since = status.notify_since or {}
+# (condition type, reason) -> the outcome it tells, ahead of the revision a promotion would record.
+_AHEAD = {
+    (cond.READY, NotifyOutcome.AWAITING_PROMOTION.value): NotifyOutcome.AWAITING_PROMOTION,
+    (cond.STALLED, NotifyOutcome.PROMOTION_REVOKED.value): NotifyOutcome.PROMOTION_REVOKED,
+}
+
+
+def ahead(status: AppReleaseStatus, version: str) -> tuple[HistoryEntry, NotifyOutcome] | None:
+    """The promotion state of the revision not recorded yet, from the conditions, or None."""
+    for condition in status.conditions:
+        outcome = _AHEAD.get((condition.type, condition.reason))
+        if outcome is not None and condition.status == (cond.TRUE if condition.type == cond.STALLED else cond.FALSE):
+            revision = max([status.revision, *(h.revision for h in status.history)]) + 1
+            return HistoryEntry(revision=revision, version=version, digest="", failure=condition.message), outcome
+    return None
+
+
+def due(receivers: list[NotifyEntry], status: AppReleaseStatus, version: str = "") -> list[Due]:
+    """Every message owed now, oldest revision first; `status.notifySince` must already hold `watermarks`.
+    `version`: spec.version, what a promotion not recorded yet is about."""
     owed: list[Due] = []
     for entry in reversed(status.history):
         sent = set(entry.notified or [])
-        for outcome in outcomes_of(entry):
-            if outcome.value in sent:
-                continue
-            for receiver in receivers:
-                if outcome.value in receiver.on and entry.revision >= since.get(receiver.key, entry.revision + 1):
-                    owed.append(Due(receiver, entry, outcome))
+        owed += _owed(receivers, status, entry, [o for o in outcomes_of(entry) if o.value not in sent], False)
+    pending = ahead(status, version)
+    if pending is not None:
+        entry, outcome = pending
+        told = status.notified_ahead
+        if told is None or told.revision != entry.revision or outcome.value not in told.outcomes:
+            owed += _owed(receivers, status, entry, [outcome], True)
     return owed
 
 
-def mark(status: AppReleaseStatus, revision: int, outcome: NotifyOutcome) -> AppReleaseStatus:
-    """The status with `outcome` recorded in the `notified` of the entry for `revision`."""
+def _owed(
+    receivers: list[NotifyEntry],
+    status: AppReleaseStatus,
+    entry: HistoryEntry,
+    outcomes: list[NotifyOutcome],
+    early: bool,
+) -> list[Due]:
+    since = status.notify_since or {}
+    return [
+        Due(receiver, entry, outcome, early)
+        for outcome in outcomes
+        for receiver in receivers
+        if outcome.value in receiver.on and entry.revision >= since.get(receiver.key, entry.revision + 1)
+    ]
+
+
+def mark(status: AppReleaseStatus, item: Due) -> AppReleaseStatus:
+    """The status with the item's outcome recorded (`notified` of its entry, or `notifiedAhead`)."""
+    revision, outcome = item.entry.revision, item.outcome
+    if item.ahead:
+        told = status.notified_ahead
+        kept = told.outcomes if told is not None and told.revision == revision else []
+        recorded = NotifiedAhead(revision=revision, outcomes=sorted({*kept, outcome.value}))
+        return status.model_copy(update={"notified_ahead": recorded})
     history = [
         h.model_copy(update={"notified": sorted({*(h.notified or []), outcome.value})}) if h.revision == revision else h
         for h in status.history

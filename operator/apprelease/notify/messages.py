@@ -43,7 +43,11 @@ class Rendered:
 def text(entry: HistoryEntry, outcome: NotifyOutcome) -> str:
     """The one-line message, as the matching Event says it."""
     what = f"{entry.version} ({entry.digest})"
-    if outcome == NotifyOutcome.ROLLED_BACK:
+    if outcome == NotifyOutcome.AWAITING_PROMOTION:
+        line = f"revision {entry.revision}: {entry.version} awaits promotion: {entry.failure}"
+    elif outcome == NotifyOutcome.PROMOTION_REVOKED:
+        line = f"revision {entry.revision}: {entry.version} is not promoted: {entry.failure}"
+    elif outcome == NotifyOutcome.ROLLED_BACK:
         origin = f", recorded in revision {entry.restored_from}" if entry.restored_from is not None else ""
         line = f"revision {entry.revision}: rolled back to {what}{origin}"
     elif outcome == NotifyOutcome.FAILED:

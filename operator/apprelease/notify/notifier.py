@@ -57,7 +57,7 @@ class Notifier:
         if not receivers and not status.notify_since:
             return Step(status, None)
         status = status.model_copy(update={"notify_since": watermarks(receivers, status) or None})
-        owed = due(receivers, status)
+        owed = due(receivers, status, ar.spec.version)
         failures: list[str] = []
         for item in owed:
             problem = self._deliver(ar, item)
@@ -65,7 +65,7 @@ class Notifier:
                 failures.append(f"{item.receiver.key}: {problem}")
         for item in owed:
             if all(self._taken(ar.uid, other) for other in owed if _same(other, item)):
-                status = mark(status, item.entry.revision, item.outcome)
+                status = mark(status, item)
         return Step(status, truncate("; ".join(dict.fromkeys(failures)), MAX_MESSAGE) if failures else None)
 
     def _taken(self, uid: str, item: Due) -> bool:
