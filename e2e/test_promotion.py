@@ -8,6 +8,7 @@ is revoked downstream. Nothing here compares durations: the soak is checked from
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -61,7 +62,8 @@ def _time(stamp: str) -> dt.datetime:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "apprelease", *args], capture_output=True, text=True)
+    env = {**os.environ, "COLUMNS": "300"}  # a table wide enough that no cell wraps
+    return subprocess.run([sys.executable, "-m", "apprelease", *args], capture_output=True, text=True, env=env)
 
 
 def test_prod_waits_for_staging_success_and_soak_then_pins_the_digest_staging_ran(
@@ -104,7 +106,9 @@ def test_prod_waits_for_staging_success_and_soak_then_pins_the_digest_staging_ra
     upstream = get_release(testbed, staging, "web")["status"]["history"][0]
     soaked_since = _time(upstream.get("succeededAt") or upstream["deployedAt"])
     assert _time(head["deployedAt"]) >= soaked_since + dt.timedelta(seconds=SOAK)
-    [moved_event] = posted_events(testbed, prod, "TagMoved", timeout=45)
+    # The tag re-check is shared per (repository, tag) and period (resync 30 s here): dev's earlier check may
+    # stand for prod's first one, so the Warning can take up to a period.
+    [moved_event] = posted_events(testbed, prod, "TagMoved", timeout=120)
     assert moved.digest in moved_event["message"]
 
     table = _cli("history", "web", "-n", prod, "--kubeconfig", testbed.kubeconfig)
