@@ -161,11 +161,11 @@ def test_a_crash_between_send_and_record_gives_exactly_one_duplicate_with_the_sa
     patch = world.cluster.patch_apprelease_status
     writes: list[dict[str, Any]] = []
 
-    def crash_on_record(namespace: str, name: str, status: dict[str, Any]) -> None:
+    def crash_on_record(namespace: str, name: str, status: dict[str, Any], resource_version: str = "") -> str:
         if any(h.get("notified") for h in status.get("history") or []):
             writes.append(status)
             raise Crash()
-        patch(namespace, name, status)
+        return patch(namespace, name, status, resource_version)
 
     world.cluster.patch_apprelease_status = crash_on_record  # type: ignore[method-assign]
     with pytest.raises(Crash):
