@@ -1,12 +1,13 @@
 """One notification on the wire, under the registry client's hostile-server rules (DESIGN.md "Notifications").
 
-Reused from `registry/`, not rewritten: `HopRules` (https only, http only for hosts the operator lists;
-loopback only when allowed), `address_problem` (never link-local such as cloud metadata, unspecified or
-multicast), and `GuardedTransport` with one `Deadline` for the whole send (every connect, TLS handshake,
-read and write ends by it; the address actually connected to is checked again, so DNS rebinding to
-link-local or loopback fails). Added here, because a webhook URL is tenant input where a registry is not:
-- private ranges (RFC 1918, ULA, ...) are refused unless the operator lists them (`allowedNetworks`); the name
-  is resolved and every address checked BEFORE any connection;
+Reused from `registry/`, not rewritten: `address_problem` under an `AddressPolicy` (never link-local such as
+cloud metadata, unspecified or multicast; loopback and private, shared, ULA or NAT64 ranges only when the
+operator lists them), the `Resolver` (lookups that cannot starve one another), and `GuardedTransport` with one
+`Deadline` for the whole send (every connect, TLS handshake, read and write ends by it; the address actually
+connected to is checked again under the same policy, so DNS rebinding fails). Added here, because a webhook URL
+is tenant input where a registry is not:
+- https only, plain http only for hosts the operator lists; the name is resolved and every address checked
+  BEFORE any connection;
 - redirects are never followed (a 3xx is a failure): a tenant's receiver has no reason to send us elsewhere;
 - the reply is read up to `MAX_REPLY_BYTES` and dropped; only the status matters.
 Retries: 429, 5xx and transport failures, with exponential backoff (tenacity), while the deadline allows.
@@ -14,29 +15,27 @@ Retries: 429, 5xx and transport failures, with exponential backoff (tenacity), w
 
 from __future__ import annotations
 
-import concurrent.futures
 import ipaddress
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import httpcore
 import httpx
 import tenacity
 
-from apprelease.registry.network import Deadline, GuardedTransport, address_problem, deadline
-from apprelease.registry.transport import HopRules
+from apprelease.registry.network import AddressPolicy, Deadline, GuardedTransport, Resolver, address_problem, deadline
 
 __all__ = ["MAX_REPLY_BYTES", "Endpoint", "EndpointRules", "NotifyFailed"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-Resolver = Callable[[str, int, float], list[IPAddress]]
+Lookup = Callable[[str, int, float], list[IPAddress]]
 
 MAX_REPLY_BYTES = 4096
 _LOOPBACK = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
-_lookups = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="notify-dns")
+_resolver = Resolver()  # shared by every notification of this process
 
 
 class NotifyFailed(Exception):
@@ -66,33 +65,29 @@ class EndpointRules:
         )
 
     @property
-    def loopback_ok(self) -> bool:
-        return any(a in n for a in _LOOPBACK for n in self.allowed_networks if a.version == n.version)
+    def policy(self) -> AddressPolicy:
+        loopback = any(a in n for a in _LOOPBACK for n in self.allowed_networks if a.version == n.version)
+        return AddressPolicy(loopback=loopback, private=False, allowed=self.allowed_networks)
 
-    def address_problem(self, address: IPAddress) -> str | None:
-        problem = address_problem(address, self.loopback_ok)
-        if problem is not None:
-            return problem
-        listed = any(address in n for n in self.allowed_networks if n.version == address.version)
-        if not address.is_global and not address.is_loopback and not listed:
-            return "a private address (not in the operator's allowed networks)"
-        return None
+    def scheme_problem(self, url: httpx.URL) -> str | None:
+        if url.scheme == "https":
+            return None
+        if url.scheme != "http":
+            return f"scheme {url.scheme!r}"
+        host = url.host.lower()
+        if host in self.insecure_hosts or (url.port and f"{host}:{url.port}" in self.insecure_hosts):
+            return None
+        return "plain http to a host the operator does not list (APPRELEASE_NOTIFY_INSECURE_HOSTS)"
 
 
 def resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
-    """Every address of `host`, looked up within `timeout` seconds."""
+    """Every address of `host`, looked up within `timeout` seconds (the registry client's resolver)."""
     try:
-        return [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        pass
-    future = _lookups.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-    try:
-        infos = future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
+        return _resolver.resolve(host, timeout)
+    except httpcore.TimeoutException:
         raise NotifyFailed(f"looking up {host} took too long") from None
-    except OSError as exc:
-        raise _Retryable(f"cannot look up {host}: {exc}") from None
-    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
+    except httpcore.NetworkError as exc:
+        raise _Retryable(f"cannot look up {host}: {type(exc).__name__}") from None
 
 
 @dataclass
@@ -101,7 +96,7 @@ class Endpoint:
 
     rules: EndpointRules
     ssl_context: ssl.SSLContext = field(default_factory=ssl.create_default_context)
-    resolver: Resolver = resolve
+    resolver: Lookup = resolve
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     transport_for: Callable[[bool], httpx.BaseTransport] | None = None
@@ -113,12 +108,11 @@ class Endpoint:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError):
             raise NotifyFailed("the Secret's url is not a URL") from None
-        hop = HopRules(insecure=self.rules.insecure_hosts, loopback_ok=self.rules.loopback_ok)
-        problem = hop.problem(parsed)
+        problem = self.rules.scheme_problem(parsed) or (None if parsed.host else "no host")
         if problem is None:
             port = parsed.port or (443 if parsed.scheme == "https" else 80)
             addresses = self.resolver(parsed.host, port, self.rules.timeout_seconds)
-            problems = [p for p in map(self.rules.address_problem, addresses) if p is not None]
+            problems = [p for p in (address_problem(a, self.rules.policy) for a in addresses) if p is not None]
             problem = "no address" if not addresses else next(iter(problems), None)
         if problem is not None:
             raise NotifyFailed(f"refused to send to {parsed.scheme}://{parsed.host}: {problem}")
@@ -144,7 +138,7 @@ class Endpoint:
 
     def _transport(self, loopback: bool) -> httpx.BaseTransport:
         if loopback not in self._transports:
-            make = self.transport_for or (lambda lo: GuardedTransport(self.ssl_context, allow_loopback=lo))
+            make = self.transport_for or (lambda _: GuardedTransport(self.ssl_context, self.rules.policy, _resolver))
             self._transports[loopback] = make(loopback)
         return self._transports[loopback]
 
@@ -152,7 +146,7 @@ class Endpoint:
         request = httpx.Request("POST", url, headers={**headers, "User-Agent": "apprelease-operator"}, content=body)
         try:
             with deadline(until):
-                response = self._transport(self.rules.loopback_ok).handle_request(request)
+                response = self._transport(self.rules.policy.loopback).handle_request(request)
                 try:
                     _drain(response)
                 finally:
