@@ -11,8 +11,12 @@ handlers kept before (issue 13). Then, against the real API server and registry 
 - the registry client's resolve time against the local registry, and the operator's resident memory;
 - the registry client's memory with 20 ordinary vs 20 hostile images, and a healthy resolution's time while
   25 slow registries and 4 blackholed names are being resolved, next to the same alone (e2e/bench_registry.py);
+- the metrics endpoint: scrape time, and the event loop's lag without scrapes, scraped every 5 s and under a
+  scrape flood, as ratios (e2e/bench_metrics.py; `python -m e2e.bench_metrics` alone with 2,000 AppReleases);
 - release safety: from the first failing pod of a bad release to the automatic rollback patched, and to Ready
-  again (e2e/bench_safety.py; kwok chaos stages make the pods fail).
+  again (e2e/bench_safety.py; kwok chaos stages make the pods fail);
+- the bake: from a crash inside the bake (real node, real containers) to the rollback patched, next to a
+  `kubectl rollout undo` in the same run (e2e/bench_bake.py; `python -m e2e.bench_bake` runs it alone).
 
 The Deployments have 0 replicas: the test bed's two kwok nodes hold 220 pods, fewer than RELEASES. Their
 rollouts are still real (new ReplicaSets, observedGeneration), which is what the operator waits for; at 1,000
@@ -37,7 +41,7 @@ from kubernetes import client, watch
 from apprelease.controller.kubeclient import connect
 from apprelease.core.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings
-from e2e import bench_ha, bench_intake, bench_registry, bench_safety
+from e2e import bench_bake, bench_ha, bench_intake, bench_metrics, bench_registry, bench_safety
 from e2e.counting_proxy import CountingProxy
 from e2e.images import build_and_push, make_app_repo
 from e2e.releases import deployment_manifest, release_manifest
@@ -280,9 +284,15 @@ def main() -> None:  # noqa: C901 - one benchmark script read top to bottom (not
         results.append(
             {"metric": f"operator RSS with {RELEASES} AppReleases", "value": round(busy_rss, 1), "unit": "MiB"}
         )
+        # The metrics endpoint with the AppReleases above resident: scrape time and event-loop lag.
+        env = testbed.operator_env()
+        health_port, metrics_port = int(env["APPRELEASE_HEALTH_PORT"]), int(env["APPRELEASE_METRICS_PORT"])
+        results += bench_metrics.measure(health_port, metrics_port, RELEASES, summary)
         # Release safety, with the AppReleases above still resident: a bad release's pods crash (kwok chaos).
         timings = bench_safety.measure(testbed, NAMESPACE, direct, v1, v2, digests)
         results += bench_safety.report(timings, summary)
+        # The bake, on the real node: a release that serves, then crashes inside the bake (issue 14).
+        results += bench_bake.report(bench_bake.measure(testbed, NAMESPACE, work), summary)
     finally:
         deployments.stop()
         operator.stop()

@@ -9,6 +9,7 @@ node's CNI bridge), next to the digest the operator pinned and the one the kubel
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -51,7 +52,12 @@ def bake_sample(testbed: Testbed, workdir: Path) -> str:
     for version in ("v1.0.0", "v1.1.0"):
         (repo / "VERSION").write_text(version + "\n")
         subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-        subprocess.run([*git, "commit", "-q", "-m", f"release {version}"], cwd=repo, check=True)
+        # Fixed dates: the same sample gives the same commits on every run, and a version is built once
+        # (`build --push` reuses an image of the same commit and refuses another commit's).
+        dates = {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+        subprocess.run(
+            [*git, "commit", "-q", "-m", f"release {version}"], cwd=repo, check=True, env={**os.environ, **dates}
+        )
         subprocess.run([*git, "tag", version], cwd=repo, check=True)
         commit = subprocess.run([*git, "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True)
         pinned = sh(

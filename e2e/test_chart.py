@@ -141,6 +141,7 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
         "APPRELEASE_ALLOWED_PRIVATE_NETWORKS": "",
         "APPRELEASE_REGISTRY_RESOLUTION_TIMEOUT_SECONDS": "30",
         "APPRELEASE_REQUIRE_UID_BINDING": "false",
+        "APPRELEASE_VERIFY_FLOOR": "None",  # spec.verify alone decides, unless the platform team raises it
         **LEADER_ELECTION_ENV,
         "APPRELEASE_PROMOTION_SOURCES": "",
         "APPRELEASE_NOTIFY_INSECURE_HOSTS": "",
@@ -206,7 +207,7 @@ def test_namespaced_render_with_digest_is_accepted_by_the_api_server(
     policy = _one(docs, "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert policy["podSelector"]["matchLabels"] == _one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
-    egress_cidrs = [peer["ipBlock"]["cidr"] for rule in policy["egress"] for peer in rule.get("to", [])]
+    egress_cidrs = [p["ipBlock"]["cidr"] for rule in policy["egress"] for p in rule.get("to", []) if "ipBlock" in p]
     assert egress_cidrs == ["10.0.0.0/24", "10.1.0.0/24"]
 
     answered = _dry_run(testbed, rendered)
@@ -390,6 +391,7 @@ def test_cluster_wide_install_grants_no_more_than_the_operator_needs(
                 "patch daemonsets.apps",
                 "patch cronjobs.batch",
                 "list pods",
+                "list replicasets.apps",
                 "get secrets",
                 "create events",
             ]:
@@ -410,6 +412,8 @@ def test_cluster_wide_install_grants_no_more_than_the_operator_needs(
                 "create cronjobs.batch",
                 "delete statefulsets.apps",
                 "get replicasets.apps",
+                "watch replicasets.apps",
+                "list jobs.batch",
                 "create jobs.batch",
                 "update appreleases.apprelease.dev",
                 "update appreleases.apprelease.dev --subresource=status",
@@ -486,8 +490,10 @@ NAMESPACED_RULES = {
     ("apps", "statefulsets"): {"get", "list", "watch", "patch"},
     ("apps", "daemonsets"): {"get", "list", "watch", "patch"},
     ("batch", "cronjobs"): {"get", "list", "watch", "patch"},
+    ("apps", "replicasets"): {"list"},
     ("", "pods"): {"list", "delete"},
     ("", "secrets"): {"get"},
+    ("", "configmaps"): {"get"},  # spec.verify.trustedRootRef
     ("", "serviceaccounts"): {"get"},
     ("", "events"): {"create"},
 }

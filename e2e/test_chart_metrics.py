@@ -105,8 +105,17 @@ def test_the_grafana_dashboard_configmap_carries_the_dashboard_file(helm: Helm, 
     assert config_map["data"]["apprelease.json"] == (CHART / "dashboards" / "apprelease.json").read_text().rstrip("\n")
 
 
-def test_the_network_policy_lets_scrapers_reach_the_metrics_port(helm: Helm, tmp_path: Path, namespace: str) -> None:
-    values = {"networkPolicy": {"enabled": True}, "metrics": {"port": 9102}}
+def test_the_network_policy_lets_only_the_named_scrapers_reach_the_metrics_port(
+    helm: Helm, tmp_path: Path, namespace: str
+) -> None:
+    values: dict[str, Any] = {
+        "networkPolicy": {"enabled": True, "apiServerCIDR": "192.0.2.1/32"},
+        "metrics": {"port": 9102},
+    }
     policy = _one(_docs(_template(helm, tmp_path, namespace, values)), "NetworkPolicy")
-    ports = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
-    assert ports == [8080, 9102]
+    assert not policy["spec"].get("ingress")  # nobody named: nobody admitted (the node's kubelet always is)
+    values["networkPolicy"]["metrics"] = {"namespaceSelector": {"kubernetes.io/metadata.name": "monitoring"}}
+    policy = _one(_docs(_template(helm, tmp_path, namespace, values)), "NetworkPolicy")
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 9102, "protocol": "TCP"}]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]

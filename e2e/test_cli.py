@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import yaml
@@ -130,7 +131,7 @@ def test_build_passes_build_args_and_target(testbed: Testbed, tmp_path: Path) ->
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "multi-stage")
     git(repo, "tag", "v0.5.0")
-    image = f"{testbed.registry}/cli/multi"
+    image = f"{testbed.registry}/cli/multi-{uuid.uuid4().hex[:8]}"  # a version is built once: a repository per run
     result = cli(
         "build",
         "--image",
@@ -159,7 +160,8 @@ def test_build_passes_build_args_and_target(testbed: Testbed, tmp_path: Path) ->
 def test_resolve_prints_the_pinned_reference(testbed: Testbed, tmp_path: Path) -> None:
     repo = tmp_path / "res"
     make_app_repo(repo, testbed.base_image, ["v0.1.0"])
-    image = f"{testbed.registry}/cli/res"
+    # A repository of its own per run: a version is built once, and each run's commit is new.
+    image = f"{testbed.registry}/cli/res-{uuid.uuid4().hex[:8]}"
     built = cli("build", "--image", image, "--push", "--quiet", str(repo))
     assert built.returncode == 0, built.stderr
     resolved = cli("resolve", f"{image}:v0.1.0", "--insecure-registry", testbed.registry)

@@ -100,7 +100,7 @@ def test_the_current_docker_context_and_docker_context_name_the_engine(
 ) -> None:
     repo = tmp_path / "ctx"
     make_app_repo(repo, testbed.base_image, ["v0.9.0"])
-    image = f"{testbed.registry}/cli/ctx"
+    image = f"{testbed.registry}/cli/ctx-{uuid.uuid4().hex[:12]}"  # a version is built once: a repository per run
     docker_config = tmp_path / "docker-config"
     docker_config.mkdir()
     with EngineRelay(short_dir / "relay.sock", testbed.docker_host) as relay:

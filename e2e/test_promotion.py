@@ -104,7 +104,7 @@ def test_prod_waits_for_staging_success_and_soak_then_pins_the_digest_staging_ra
     assert head["digest"] == original.digest and head["promotedFrom"] == f"{staging}/web#1"
     assert container_images(testbed, prod, "web") == {"web": original.pinned}
     upstream = get_release(testbed, staging, "web")["status"]["history"][0]
-    soaked_since = _time(upstream.get("succeededAt") or upstream["deployedAt"])
+    soaked_since = _time(upstream["succeededAt"])  # the bake's end
     assert _time(head["deployedAt"]) >= soaked_since + dt.timedelta(seconds=SOAK)
     # The tag re-check is shared per (repository, tag) and period (resync 30 s here): dev's earlier check may
     # stand for prod's first one, so the Warning can take up to a period.

@@ -12,7 +12,15 @@ import pytest
 
 from e2e.images import APP_PORT, bake, git, make_app_repo
 from e2e.realnode import ask_version, live_pods, on_real_node, wait_running
-from e2e.releases import apply, condition, deployment_manifest, get_release, patch_release, release_manifest
+from e2e.releases import (
+    apply,
+    condition,
+    deployment_manifest,
+    get_release,
+    patch_release,
+    release_manifest,
+    wait_ready,
+)
 from e2e.support import ROOT, Operator, Testbed, wait_until
 
 GOOD, CRASHING, SILENT = "v1.0.0", "v1.2.0", "v1.3.0"
@@ -82,6 +90,7 @@ def test_a_bad_version_rolls_back_by_itself_and_the_old_one_answers(
         ),
     )
     wait_running(testbed, namespace, "web", good.digest, 1)
+    wait_ready(testbed, namespace, "web", GOOD)  # Succeeded (baked): what a failure goes back to
 
     patch_release(testbed, namespace, "web", {"version": bad})
     release = _settled_rollback(testbed, namespace, "web")
@@ -106,6 +115,7 @@ def test_the_automatic_rollback_works_with_the_registry_stopped(
     apply(testbed, deployment)
     apply(testbed, release_manifest(namespace, "web", repository, GOOD, [{"kind": "Deployment", "name": "web"}]))
     wait_running(testbed, namespace, "web", good.digest, 1)
+    wait_ready(testbed, namespace, "web", GOOD)  # Succeeded (baked): what a failure goes back to
     patch_release(testbed, namespace, "web", {"version": CRASHING})
 
     def crashing_pulled() -> bool:

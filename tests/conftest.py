@@ -73,7 +73,7 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
-        elif key == "containers":
+        elif key in ("containers", "initContainers"):
             merged = [copy.deepcopy(c) for c in result.get(key) or []]
             by_name = {c["name"]: c for c in merged}
             for item in value:
@@ -106,10 +106,13 @@ class FakeCluster:
     appreleases: dict[str, dict[str, Any]] = field(default_factory=dict)
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     secrets: dict[str, bytes] = field(default_factory=dict)
+    secret_data: dict[str, dict[str, bytes]] = field(default_factory=dict)  # Secrets read whole (spec.verify keys)
+    config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     service_accounts: dict[str, list[str]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     others: dict[Kind, dict[str, dict[str, Any]]] = field(default_factory=dict)  # StatefulSets, DaemonSets, …
     pods: list[dict[str, Any]] = field(default_factory=list)
+    replica_sets: list[dict[str, Any]] = field(default_factory=list)
     deleted_pods: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)  # "status", "deployment/<name>", "pods?<selector>", in order
     # What others see, in order: "status", "event <reason>", "deployment/<name>" (a workload patch).
@@ -177,6 +180,11 @@ class FakeCluster:
         wanted = dict(part.split("=", 1) for part in selector.split(","))
         return [copy.deepcopy(p) for p in self.pods if wanted.items() <= p["metadata"]["labels"].items()]
 
+    def list_replica_sets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self.calls.append(f"replicasets?{selector}")
+        wanted = dict(part.split("=", 1) for part in selector.split(","))
+        return [copy.deepcopy(r) for r in self.replica_sets if wanted.items() <= r["metadata"]["labels"].items()]
+
     def delete_pod(self, namespace: str, name: str) -> None:
         self.deleted_pods.append(name)
         self.pods = [p for p in self.pods if p["metadata"]["name"] != name]
@@ -186,6 +194,15 @@ class FakeCluster:
 
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]:
         return list(self.service_accounts.get(name, []))
+
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        assert namespace == NS
+        self.calls.append(f"secret/{name}")
+        return dict(self.secret_data[name]) if name in self.secret_data else None
+
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        assert namespace == NS
+        return dict(self.config_maps[name]) if name in self.config_maps else None
 
     def post_event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
         assert involved["namespace"] == NS
@@ -212,7 +229,7 @@ class FakeCluster:
         return dict(self.deployments[deployment]["spec"]["template"]["metadata"].get("annotations") or {})
 
     def patched(self) -> list[str]:
-        return [c for c in self.calls if "/" in c and not c.startswith("pods?")]
+        return [c for c in self.calls if "/" in c and not c.startswith(("pods?", "replicasets?"))]
 
 
 def deployment(
@@ -282,6 +299,8 @@ class FakeRegistry:
         prefix = "/v2/shop/web/"
         assert request.url.path.startswith(prefix), request.url
         kind, _, ident = request.url.path.removeprefix(prefix).partition("/")
+        if kind == "referrers":  # distribution 2.8, like the test bed's: no referrers API (the sha256-<hex> tag)
+            return httpx.Response(404)
         digest = self.tags.get(ident, ident) if kind == "manifests" else ident
         if digest not in self.blobs:
             return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]})
@@ -321,6 +340,8 @@ class World:
     wall: WallClock = field(default_factory=WallClock)  # what the reconciler's `now` reads, when wired to it
 
     def create(self, version: str = "v1", **spec: Any) -> None:
+        """An AppRelease; without a bake (rollout.bakeSeconds 0) unless the test sets one."""
+        spec["rollout"] = {"bakeSeconds": 0, **spec.get("rollout", {})}
         self.cluster.appreleases[NAME] = {
             "apiVersion": "apprelease.dev/v1alpha1",
             "kind": "AppRelease",
@@ -329,6 +350,8 @@ class World:
         }
 
     def update(self, **spec: Any) -> None:
+        if "rollout" in spec:
+            spec["rollout"] = {"bakeSeconds": 0, **spec["rollout"]}
         obj = self.cluster.appreleases[NAME]
         obj["spec"].update(spec)
         obj["metadata"]["generation"] += 1

@@ -140,6 +140,12 @@ def test_table_shows_rollouts_and_the_last_ten_events(releases: FakeReleases) ->
             "1/1 available",
         ),
         (
+            "Deployment",
+            {"spec": {"replicas": 2, "paused": True}, "status": {"updatedReplicas": 0, "replicas": 2}},
+            Rollout.PAUSED,
+            "paused (spec.paused) at 0 of 2 new replicas updated; `kubectl rollout resume` continues it",
+        ),
+        (
             "StatefulSet",
             {"spec": {"replicas": 3}, "status": {"readyReplicas": 2}},
             PROGRESSING,

@@ -40,6 +40,7 @@ def label_names() -> dict[str, set[str]]:
         "apprelease_registry_requests_total": set(m.registry_requests._labelnames),
         "apprelease_workqueue_depth": set(m.workqueue_depth._labelnames),
         "apprelease_leader": set(m.leader._labelnames),
+        "apprelease_series_dropped_total": set(m.series_dropped._labelnames),
     }
 
 

@@ -16,6 +16,7 @@ from apprelease.core.api import AppReleaseStatus, Condition, HistoryEntry, Notif
 from apprelease.core.conditions import READY, RECONCILING, STALLED, Reason, set_condition
 from apprelease.notify.notifier import NOTIFICATION_FAILED
 from apprelease.registry import RegistryClient, RegistrySettings
+from apprelease.trust.policy import MAX_EVIDENCE
 from tests.conftest import Clock, FakeCluster, FakeRegistry, World, assert_stalled, deployment
 
 WORST_CASE_BUDGET = 256 * 1024  # DESIGN.md: the worst-case status stays under 256 KiB
@@ -29,13 +30,16 @@ STRING_BOUNDS: dict[str, int] = {
     "short_digest": 12,
     "git_commit": 64,
     "deployed_at": limits.MAX_TIMESTAMP,
+    "bake_started_at": limits.MAX_TIMESTAMP,
     "succeeded_at": limits.MAX_TIMESTAMP,
+    "paused_at": limits.MAX_TIMESTAMP,
     "promoted_from": limits.MAX_PROMOTED_FROM,
     "failure": limits.MAX_FAILURE,
     "last_handled_retry": limits.MAX_RETRY_TOKEN,
     "source": len("Registry"),
     "outcome": len("InProgress"),
     "cause": len("AutoRollback"),
+    "verified_by": MAX_EVIDENCE,
 }
 
 
@@ -83,10 +87,11 @@ def test_worst_case_status_is_under_budget() -> None:
         for t in (READY, RECONCILING, STALLED, NOTIFICATION_FAILED)
     ]
     since = {f"{i:0{limits.MAX_NOTIFY_KEY}d}": 2**62 for i in range(limits.MAX_NOTIFY)}
+    # historyLimit + 1: the newest Succeeded entry is kept while a newer one is not yet Succeeded.
     status = _raw(
         AppReleaseStatus,
         {
-            "history": [entry] * limits.MAX_HISTORY,
+            "history": [entry] * (limits.MAX_HISTORY + 1),
             "conditions": conditions,
             "notify_since": since,
             "notified_ahead": {"revision": 2**62, "outcomes": ["AwaitingPromotion", "PromotionRevoked"]},
@@ -95,7 +100,7 @@ def test_worst_case_status_is_under_budget() -> None:
     size = len(json.dumps({"status": status}).encode())
     assert size < WORST_CASE_BUDGET, f"worst-case status is {size} bytes"
     # The model accepts it: these are the fields the operator really writes.
-    assert len(AppReleaseStatus.model_validate(status).history) == limits.MAX_HISTORY
+    assert len(AppReleaseStatus.model_validate(status).history) == limits.MAX_HISTORY + 1
 
 
 def test_condition_messages_are_capped() -> None:

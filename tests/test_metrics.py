@@ -27,6 +27,7 @@ CONTRACT = {
     "apprelease_registry_requests": ("counter", {"registry", "method", "code"}),
     "apprelease_workqueue_depth": ("gauge", set()),
     "apprelease_leader": ("gauge", set()),
+    "apprelease_series_dropped": ("counter", set()),  # not in DESIGN.md: issue 16, the per-AppRelease cap
 }
 
 

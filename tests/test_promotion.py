@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from apprelease.controller.reconciler import Reconciler, Result
 from apprelease.core.conditions import READY, STALLED, Reason
 from tests.conftest import NAME, NS, POLL, RESYNC, World, assert_stalled, assert_waiting, commit_of, pinned
@@ -72,9 +74,19 @@ def test_inside_the_soak_it_waits_until_its_exact_end_then_deploys(world: World)
     assert world.condition(READY) == ("True", Reason.SUCCEEDED)
 
 
-def test_soak_counts_from_deployed_at_when_upstream_recorded_no_succeeded_at(world: World) -> None:
+def test_a_soak_is_never_counted_from_deployed_at_when_upstream_recorded_no_succeeded_at(world: World) -> None:
+    # succeededAt is the bake's end; deployedAt (an hour ago) says nothing about how long it has been Succeeded.
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z"))
+    assert promote(world, soak=30) == Result(retry=True)
+    assert_waiting(world, Reason.AWAITING_PROMOTION)
+    ready = next(c for c in world.status().conditions if c.type == READY)
+    assert "recorded no succeededAt" in ready.message
+    assert world.cluster.patched() == []
+
+
+def test_without_a_soak_an_upstream_success_lacking_succeeded_at_is_promoted(world: World) -> None:
     upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:59:00Z"))
-    assert promote(world, soak=30) == Result(requeue_after=POLL)  # 60 s since deployedAt: deployed now
+    assert promote(world, soak=0) == Result(requeue_after=POLL)
     assert world.cluster.images()["web"] == pinned(UP_DIGEST)
 
 
@@ -168,3 +180,12 @@ def test_an_upstream_that_does_not_exist_is_awaited(world: World) -> None:
     assert promote(world) == Result(retry=True)
     assert_waiting(world, Reason.AWAITING_PROMOTION)
     assert "does not exist" in next(c.message for c in world.status().conditions if c.type == READY)
+
+
+@pytest.mark.parametrize("namespace", ["n" * 64, "a.b", "Staging"])
+def test_a_source_namespace_that_is_no_dns_label_is_an_invalid_spec(world: World, namespace: str) -> None:
+    # A namespace name is an RFC 1123 label; promotedFrom's bound (limits.MAX_PROMOTED_FROM) rests on it.
+    world.create("v2", promotion={"from": {"namespace": namespace, "name": UPSTREAM}})
+    world.reconcile()
+    assert_stalled(world, Reason.INVALID_SPEC)
+    assert world.cluster.patched() == []

@@ -73,7 +73,7 @@ def _apprelease(name: str, version: str) -> dict[str, object]:
         "apiVersion": "apprelease.dev/v1alpha1",
         "kind": "AppRelease",
         "metadata": {"name": name, "namespace": NS, "generation": 1, "uid": f"uid-{name}"},
-        "spec": {"image": IMAGE, "version": version, "workloads": [{"name": name}]},
+        "spec": {"image": IMAGE, "version": version, "workloads": [{"name": name}], "rollout": {"bakeSeconds": 0}},
     }
 
 

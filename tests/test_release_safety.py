@@ -35,12 +35,19 @@ def add_pod(
         container["state"] = {"waiting": {"reason": reason, "message": "back-off restarting failed container"}}
     if exit_code is not None:
         container["lastState"] = {"terminated": {"exitCode": exit_code}}
+    owner = f"uid-{workload}"
+    if hash_label == "pod-template-hash":  # a Deployment's pod: owned by its ReplicaSet, owned by the Deployment
+        owner = f"uid-rs-{workload}-{revision}"
+        if all(r["metadata"]["uid"] != owner for r in world.cluster.replica_sets):
+            meta = {"name": f"{workload}-h{revision}", "uid": owner, "labels": {"app": workload}}
+            world.cluster.replica_sets.append({"metadata": {**meta, **controlled_by(f"uid-{workload}")}})
     world.cluster.pods.append(
         {
             "metadata": {
                 "name": name,
                 "labels": {"app": workload, hash_label: f"{workload}-h{revision}"},
                 "annotations": {ANNOTATION_REVISION: str(revision)},
+                **controlled_by(owner),
             },
             "status": {
                 "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
@@ -49,6 +56,11 @@ def add_pod(
         }
     )
     return name
+
+
+def controlled_by(uid: str) -> dict[str, Any]:
+    """metadata.ownerReferences naming the controller by uid, as Kubernetes' controllers set it."""
+    return {"ownerReferences": [{"kind": "Owner", "name": "owner", "uid": uid, "controller": True}]}
 
 
 def mid_rollout(world: World, name: str = "web") -> None:
@@ -302,7 +314,13 @@ def kind_object(kind: Kind, name: str, image: str) -> dict[str, Any]:
     if kind == Kind.STATEFUL_SET:
         spec["replicas"] = 2
     return {
-        "metadata": {"name": name, "namespace": NS, "generation": 1, "labels": {"apprelease.dev/release": NAME}},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "generation": 1,
+            "uid": f"uid-{name}",
+            "labels": {"apprelease.dev/release": NAME},
+        },
         "spec": spec,
     }
 

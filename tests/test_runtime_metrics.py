@@ -48,8 +48,8 @@ async def test_reconcile_results_queue_depth_and_the_served_page() -> None:
         runtime.queue.add(("shop", "ok"))
         runtime.queue.add(("shop", "retry"))
         assert metrics.registry.get_sample_value("apprelease_workqueue_depth") == len(runtime.queue) > 0
-        assert metrics._server is not None
-        port = metrics._server.server_port
+        assert metrics.server is not None
+        port = metrics.server.port
         page = await asyncio.to_thread(
             lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         )

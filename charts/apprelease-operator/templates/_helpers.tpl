@@ -107,10 +107,20 @@ handlers.py) or by kopf for the watches those handlers declare; nothing else is 
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "delete"]
+# ReplicaSets: listed by a Deployment's selector, only to tell its own pods (Pod -> ReplicaSet -> Deployment, by
+# uid in ownerReferences) from pods that merely match the selector; never watched, never changed.
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list"]
 # Secrets: only read by name, the imagePullSecrets an AppRelease, Deployment or ServiceAccount names, to
-# reach private registries. Never list/watch: the operator cannot enumerate secrets.
+# reach private registries, and spec.verify.keys.secretRef (public keys). Never list/watch: the operator cannot
+# enumerate secrets.
 - apiGroups: [""]
   resources: ["secrets"]
+  verbs: ["get"]
+# ConfigMaps: only read by name, spec.verify.trustedRootRef (a Sigstore trusted_root.json for keyless).
+- apiGroups: [""]
+  resources: ["configmaps"]
   verbs: ["get"]
 # ServiceAccounts: read by name for their imagePullSecrets (the pod's registry credentials).
 - apiGroups: [""]

@@ -28,7 +28,7 @@ def _short(digest: object) -> str:
     return (digest if isinstance(digest, str) else "").split(":", 1)[-1][:12]
 
 
-_STATE_STYLE = {Rollout.COMPLETE: "green", Rollout.FAILED: "red"}
+_STATE_STYLE = {Rollout.COMPLETE: "green", Rollout.FAILED: "red", Rollout.PAUSED: "yellow"}
 EVENTS_SHOWN = 10
 
 

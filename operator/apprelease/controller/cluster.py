@@ -38,10 +38,14 @@ class Cluster(Protocol):
     def get_workload(self, kind: Kind, namespace: str, name: str) -> JsonObject | None: ...
     def patch_workload(self, kind: Kind, namespace: str, name: str, body: Patch) -> JsonObject: ...
     def list_pods(self, namespace: str, selector: str) -> list[JsonObject]: ...
+    def list_replica_sets(self, namespace: str, selector: str) -> list[JsonObject]: ...
     def delete_pod(self, namespace: str, name: str) -> None: ...
     def get_docker_config(self, namespace: str, secret: str) -> bytes | None: ...
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]: ...
     def post_event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None: ...
+    # spec.verify's keys and trusted root (controller.verification.TrustSources).
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None: ...
 
 
 class KubernetesCluster:
@@ -142,6 +146,14 @@ class KubernetesCluster:
         pods = self._core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=self._timeout)
         return [self._plain(pod) for pod in pods.items or []]
 
+    def list_replica_sets(self, namespace: str, selector: str) -> list[JsonObject]:
+        """The ReplicaSets under a Deployment's selector: which of them the Deployment owns (by uid) says which
+        pods are its own."""
+        sets = self._apps.list_namespaced_replica_set(
+            namespace, label_selector=selector, _request_timeout=self._timeout
+        )
+        return [self._plain(rs) for rs in sets.items or []]
+
     def delete_pod(self, namespace: str, name: str) -> None:
         try:
             self._core.delete_namespaced_pod(name, namespace, _request_timeout=self._timeout)
@@ -179,6 +191,15 @@ class KubernetesCluster:
                 return None
             raise
         return {key: base64.b64decode(value) for key, value in (obj.data or {}).items()}
+
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            obj = self._core.read_namespaced_config_map(name, namespace, _request_timeout=self._timeout)
+        except ApiException as err:
+            if err.status in (403, 404):
+                return None
+            raise
+        return dict(obj.data or {})
 
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from apprelease.controller.cluster import Cluster
+from apprelease.controller.cluster import Cluster, JsonObject
 from apprelease.controller.report import NORMAL, WARNING, Report
 from apprelease.core import conditions as cond
 from apprelease.core import decisions, failures, limits
@@ -74,8 +74,11 @@ class Converger:
                 continue
             workload.obj = self._cluster.patch_workload(workload.kind, workload.namespace, workload.name, patch.body)
             if patch.drifted:
+                who = f" by {', '.join(limits.quoted(m, 64) for m in patch.changed_by)}" if patch.changed_by else ""
                 message = (
-                    f"{workload.title}: container(s) {', '.join(patch.drifted)} changed by hand; put back {pinned}"
+                    f"{workload.title}: container(s) {', '.join(patch.drifted)} changed{who} away from the pinned "
+                    f"digest; put back {pinned} (revision {status.revision}). Release a version through the "
+                    f"AppRelease instead (spec.version, or `apprelease rollback {self._ar.name}`)"
                 )
                 self._report.event(WARNING, EventReason.DRIFT_CORRECTED, message, about=workload.reference())
 
@@ -85,9 +88,16 @@ class Converger:
         entry = self._current()
         states = [w.rollout() for w in workloads]
         if entry is not None and entry.outcome == Outcome.IN_PROGRESS:
+            entry = self._account_pause(entry, states)
             failure = self._failure(workloads, states, entry)
             if failure:
                 return self._fail(workloads, entry, failure)
+        paused = [s for s in states if s.state == Rollout.PAUSED]
+        if paused:
+            message = "; ".join(s.message for s in paused) + "; the rollout timeout does not run meanwhile"
+            self._report.waiting(Reason.PAUSED, message)
+            self._report.write()
+            return Result(requeue_after=self._timing.poll_seconds)
         waiting = [s for s in states if s.state != Rollout.COMPLETE]
         if waiting:
             self._report.progressing("; ".join(s.message for s in waiting))
@@ -95,12 +105,47 @@ class Converger:
             return Result(requeue_after=self._timing.poll_seconds)
         status = self._report.status
         message = f"{status.version} ({status.digest}) runs in {len(workloads)} workload(s)"
+        if entry is not None and entry.outcome == Outcome.IN_PROGRESS:
+            left, total = self._bake(entry, workloads)
+            if left > 0:
+                self._report.waiting(Reason.BAKING, f"{message}; baking: {left:.0f}s of {total}s left")
+                self._report.write()
+                return Result(requeue_after=min(self._timing.poll_seconds, left))
         self._report.ready(cond.TRUE, Reason.SUCCEEDED, message)
         if entry is not None and entry.outcome == Outcome.IN_PROGRESS:
             self._succeeded(entry)
             self._report.event(NORMAL, EventReason.DEPLOYED, f"revision {status.revision}: {message}")
         self._report.write()
         return Result(requeue_after=self._timing.resync_seconds)
+
+    # --- the bake and pauses: clocks from persisted times only ------------------------------------------
+    def _bake(self, entry: HistoryEntry, workloads: list[Workload]) -> tuple[float, int]:
+        """(seconds left, total) of the bake of a revision whose rollout is complete; starts it (persisted in
+        bakeStartedAt) the first time. The total is rollout.bakeSeconds, at least each workload's
+        minReadySeconds."""
+        total = max([self._spec.bake_seconds, *(w.min_ready_seconds() for w in workloads)])
+        if entry.bake_started_at is None:
+            entry = self._update_entry(entry, bake_started_at=self._now)
+        return failures.bake_left(entry, self._now, total), total
+
+    def _account_pause(self, entry: HistoryEntry, states: list[RolloutState]) -> HistoryEntry:
+        """Open a pause (pausedAt) when a workload is paused; close it into pausedSeconds when none is."""
+        paused = any(s.state == Rollout.PAUSED for s in states)
+        if paused and entry.paused_at is None:
+            return self._update_entry(entry, paused_at=self._now)
+        if not paused and entry.paused_at is not None:
+            total = round(failures.paused_seconds(entry, self._now))
+            return self._update_entry(entry, paused_at=None, paused_seconds=total)
+        return entry
+
+    def _update_entry(self, entry: HistoryEntry, **fields: object) -> HistoryEntry:
+        updated = entry.model_copy(update=fields)
+        self._report.update(
+            lambda s: s.model_copy(
+                update={"history": [updated if e.revision == entry.revision else e for e in s.history]}
+            )
+        )
+        return updated
 
     # --- after an automatic rollback: keep the restored revision running, Stalled until spec or retry ----
     def hold(self, workloads: list[Workload]) -> Result:
@@ -121,14 +166,21 @@ class Converger:
                 self._report.write()
                 return Result()
         waiting = [s for s in states if s.state != Rollout.COMPLETE]
-        self._report.stalled(Reason.ROLLED_BACK, message, reconciling=bool(waiting))
+        left = 0.0
         if not waiting and entry is not None and entry.outcome == Outcome.IN_PROGRESS:
-            self._succeeded(entry)
-            self._report.event(
-                NORMAL, EventReason.DEPLOYED, f"revision {entry.revision}: {entry.version} runs again ({entry.digest})"
-            )
+            left = self._bake(entry, workloads)[0]
+            if left <= 0:
+                self._succeeded(entry)
+                self._report.event(
+                    NORMAL,
+                    EventReason.DEPLOYED,
+                    f"revision {entry.revision}: {entry.version} runs again ({entry.digest})",
+                )
+        self._report.stalled(Reason.ROLLED_BACK, message, reconciling=bool(waiting) or left > 0)
         self._report.write()
-        return Result(requeue_after=self._timing.poll_seconds if waiting else self._timing.resync_seconds)
+        if waiting or left > 0:
+            return Result(requeue_after=min(self._timing.poll_seconds, left or self._timing.poll_seconds))
+        return Result(requeue_after=self._timing.resync_seconds)
 
     # --- failure ---------------------------------------------------------------------------------------
     def _failure(self, workloads: list[Workload], states: list[RolloutState], entry: HistoryEntry) -> str | None:
@@ -136,19 +188,35 @@ class Converger:
             reported = failures.rollout_failure(state)
             if reported:
                 return reported
+        baking = entry.bake_started_at
         for workload, state in zip(workloads, states, strict=True):
-            selector = workload.pod_selector()
-            if state.state == Rollout.COMPLETE or selector is None:
+            if state.state == Rollout.COMPLETE and baking is None:
                 continue
-            pods = workload.revision_pods(self._cluster.list_pods(workload.namespace, selector), entry.revision)
+            pods = workload.revision_pods(self._own_pods(workload), entry.revision)
             stuck = failures.pod_failure(workload, pods)
+            if baking is not None:
+                stuck = stuck or failures.bake_failure(workload, pods, baking)
             if stuck:
                 return stuck
         waiting = [s for s in states if s.state != Rollout.COMPLETE]
         timeout = self._spec.timeout_seconds
-        if waiting and failures.timed_out(entry.deployed_at, self._now, timeout):
+        if any(s.state == Rollout.PAUSED for s in states):
+            return None  # a person holds it: the timeout clock stands still (pausedAt, pausedSeconds)
+        paused = failures.paused_seconds(entry, self._now)
+        if waiting and failures.timed_out(entry.deployed_at, self._now, timeout, paused):
             return failures.timeout_message(waiting, timeout)
         return None
+
+    def _own_pods(self, workload: Workload) -> list[JsonObject]:
+        """The workload's own pods: those under its selector whose ownerReferences lead to it by uid."""
+        selector = workload.pod_selector()
+        if selector is None:
+            return []
+        pods = self._cluster.list_pods(workload.namespace, selector)
+        replica_sets = []
+        if workload.kind == Kind.DEPLOYMENT:
+            replica_sets = self._cluster.list_replica_sets(workload.namespace, selector)
+        return workload.owned_pods(pods, replica_sets)
 
     def _fail(self, workloads: list[Workload], entry: HistoryEntry, failure: str) -> Result:
         self._failed(entry, failure)
@@ -193,13 +261,12 @@ class Converger:
         the reverted template to become Ready; such pods are deleted so the controller recreates them."""
         current = self._report.status.revision
         for workload, state in zip(workloads, states, strict=True):
-            selector = workload.pod_selector()
-            if workload.kind != Kind.STATEFUL_SET or state.state == Rollout.COMPLETE or selector is None:
+            if workload.kind != Kind.STATEFUL_SET or state.state == Rollout.COMPLETE:
                 continue
             update_revision = (workload.obj.get("status") or {}).get("updateRevision")
             if not update_revision or workload.template_annotations().get(ANNOTATION_REVISION) != str(current):
                 continue
-            for pod in map(_Pod.of, self._cluster.list_pods(workload.namespace, selector)):
+            for pod in map(_Pod.of, self._own_pods(workload)):  # never another owner's pod (overlapping selector)
                 stale = pod.labels.get("controller-revision-hash") != update_revision
                 if stale and not pod.ready and not pod.deleting:
                     self._cluster.delete_pod(workload.namespace, pod.name)
@@ -210,7 +277,7 @@ class Converger:
         return next((e for e in status.history if e.revision == status.revision), None)
 
     def _succeeded(self, entry: HistoryEntry) -> None:
-        self._report.update(lambda s: decisions.set_outcome(s, entry.revision, Outcome.SUCCEEDED))
+        self._report.update(lambda s: decisions.set_outcome(s, entry.revision, Outcome.SUCCEEDED, self._now))
 
     def _failed(self, entry: HistoryEntry, failure: str) -> None:
         self._report.update(
@@ -233,6 +300,7 @@ def _restore(
             now=now,
             history_limit=history_limit,
             cause=Cause.AUTO_ROLLBACK,
+            verified_by=target.verified_by,
         )
 
     return change

@@ -6,21 +6,61 @@ Kept out of reconciler.py so that each wing's wiring is one call there; the rule
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from apprelease.controller.cluster import Cluster
 from apprelease.controller.converge import Result
+from apprelease.controller.registryfaults import registry_problem
 from apprelease.controller.report import NORMAL, Report
+from apprelease.controller.verification import Gate
 from apprelease.core.api import AppRelease
-from apprelease.core.conditions import EventReason, Problem
+from apprelease.core.conditions import EventReason, Problem, Reason
 from apprelease.core.spec import ReleaseSpec
 from apprelease.notify.notifier import Notifier, with_failure
 from apprelease.promotion import eligibility
+from apprelease.registry import Credential, RegistryError
+from apprelease.trust import TrustError
+from apprelease.trust.verify import Verified
 
-__all__ = ["notify", "promote"]
+__all__ = ["Verifier", "notify", "promote", "source_refused"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Verifier:
+    """Verifies a promoted digest under this AppRelease's own spec.verify raised to the operator's floor (the
+    upstream's evidence is not taken: its policy may trust other keys). Registry requests only when a policy is
+    active, with the first pull credential of the workloads."""
+
+    gate: Gate
+    namespace: str
+    spec: ReleaseSpec
+    credentials: Callable[[], list[Credential]]
+
+    def __call__(self, digest: str) -> Verified | Problem:
+        try:
+            policy = self.gate.policy(self.namespace, self.spec.verify)
+            if not policy.active:
+                return Verified(digest, None)
+            credential = next(iter(self.credentials()), None)
+            return self.gate.verify_new(self.namespace, self.spec, digest, credential)
+        except RegistryError as err:
+            return registry_problem(err)
+        except TrustError as refused:  # the keys Secret or trusted root missing: the policy cannot be read
+            return Problem(Reason(refused.reason), str(refused))
+
+
+def source_refused(ar: AppRelease, spec: ReleaseSpec, sources: list[str]) -> Problem | None:
+    """PromotionSourceNotAllowed when spec.promotion names a namespace the operator does not promote from."""
+    return eligibility.source_problem(ar.namespace, spec.promotion, sources) if spec.promotion else None
 
 
 def promote(
-    cluster: Cluster, report: Report, ar: AppRelease, spec: ReleaseSpec, sources: list[str]
+    cluster: Cluster,
+    report: Report,
+    ar: AppRelease,
+    spec: ReleaseSpec,
+    sources: list[str],
+    verify: Callable[[str], Verified | Problem],
 ) -> tuple[Problem | None, float | None]:
     """Record a revision pinning what the upstream AppRelease recorded Succeeded for spec.version (no registry
     request), or why not and, when known, in how many seconds to look again."""
@@ -37,7 +77,10 @@ def promote(
         return decided.problem, None if decided.seconds_left is None else decided.seconds_left + 1.0
     if isinstance(decided, Problem):
         return decided, None
-    report.update(lambda s: eligibility.record(s, spec, decided, report.now))
+    verified = verify(decided.entry.digest)
+    if isinstance(verified, Problem):
+        return verified, None
+    report.update(lambda s: eligibility.record(s, spec, decided, report.now, verified.evidence))
     report.event(
         NORMAL,
         EventReason.PROMOTING,

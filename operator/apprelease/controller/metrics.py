@@ -3,7 +3,11 @@
 Per-AppRelease series are derived from the status as the API server holds it (`observe_status`, fed by the
 watch), so they say what users see with kubectl, survive operator restarts, and need no hook in the reconciler:
 a revision appearing in status.history counts once, and a revision whose outcome turns final gives its rollout
-duration (deployedAt to now). The server runs in its own daemon thread; nothing here blocks the event loop.
+duration (deployedAt to now). The server (`metrics_server`) runs in its own thread and event loop.
+
+Bounded: label values from tenants and registries are folded (`metric_labels`), and at most `max_releases`
+AppReleases have series (each at most 3 condition types x 3 statuses, 2 x 2 revision counters, 2 outcome
+histograms and one info series); updates for others are counted in `apprelease_series_dropped_total`.
 """
 
 from __future__ import annotations
@@ -14,17 +18,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
+from apprelease.controller import metric_labels
+from apprelease.controller.metric_labels import NO_RESPONSE, RegistryLabels
+from apprelease.controller.metrics_auth import TokenFile
+from apprelease.controller.metrics_server import MetricsServer, ServerLimits
+from apprelease.core.conditions import READY, RECONCILING, STALLED
 from apprelease.election.exported import LeaderOnly
 
 # Only the series of the contract: no `*_created` timestamps next to counters and histograms.
@@ -35,7 +36,10 @@ Key = tuple[str, str]
 CONDITION_STATUSES = ("True", "False", "Unknown")
 RESULTS = ("ok", "retry", "stalled", "error")
 FINAL_OUTCOMES = ("Succeeded", "Failed")
-NO_RESPONSE = "error"  # the `code` of a registry request that got no HTTP response (refused, timeout, TLS)
+CONDITION_TYPES = frozenset({READY, RECONCILING, STALLED})  # the operator's; others in status are not series
+SOURCES = frozenset({"Registry", "History"})
+CAUSES = frozenset({"Spec", "AutoRollback"})
+DEFAULT_MAX_RELEASES = 5000
 
 # Rollouts take seconds to an hour (rollout.timeoutSeconds up to a day); reconciles, milliseconds to a registry
 # timeout.
@@ -56,13 +60,25 @@ class _Seen:
 
 
 class Metrics:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    """The operator's series. `allowed_registries`/`max_registries` bound the `registry` label (see
+    `RegistryLabels`); `max_releases` bounds how many AppReleases have series."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        *,
+        allowed_registries: list[str] | tuple[str, ...] = (),
+        max_registries: int = metric_labels.DEFAULT_MAX_REGISTRIES,
+        max_releases: int = DEFAULT_MAX_RELEASES,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._lock = threading.Lock()  # registry hooks call in from worker threads
         self._seen: dict[Key, _Seen] = {}
         self._leading = True  # one replica, or until leader election says otherwise (set_leader)
-        self._server: WSGIServer | None = None
+        self._max_releases = max_releases
+        self._registry_label = RegistryLabels(allowed_registries, max_registries)
+        self._server: MetricsServer | None = None
         self.info = Gauge(
             "apprelease_info",
             "What an AppRelease runs (always 1): version, digest and revision.",
@@ -97,7 +113,8 @@ class Metrics:
         )
         self.registry_requests = Counter(
             "apprelease_registry_requests_total",
-            f"HTTP requests to image registries, by status code ({NO_RESPONSE!r}: no response).",
+            "HTTP requests to image registries: registry (allowed pattern, or 'other'), method, code (200, 401, "
+            f"403, 404, 429 exactly, else its class such as '5xx'; {NO_RESPONSE!r}: no response).",
             ["registry", "method", "code"],
             registry=self.registry,
         )
@@ -107,6 +124,12 @@ class Metrics:
         self.leader = Gauge(
             "apprelease_leader", "1 while this replica leads (reconciles), else 0.", registry=self.registry
         )
+        self.series_dropped = Counter(
+            "apprelease_series_dropped_total",
+            "Per-AppRelease series updates not recorded: that many AppReleases already have series "
+            "(APPRELEASE_METRICS_MAX_RELEASES).",
+            registry=self.registry,
+        )
 
     # --- the operator's calls ----------------------------------------------------------------------------
     def reconcile(self, result: str, seconds: float) -> None:
@@ -115,7 +138,9 @@ class Metrics:
         self.reconcile_duration.labels(result).observe(seconds)
 
     def registry_request(self, registry: str, method: str, code: int | None) -> None:
-        self.registry_requests.labels(registry, method.upper(), NO_RESPONSE if code is None else str(code)).inc()
+        self.registry_requests.labels(
+            self._registry_label(registry), metric_labels.method(method), metric_labels.status_code(code)
+        ).inc()
 
     def queue_depth(self, depth: int) -> None:
         self.workqueue_depth.set(depth)
@@ -128,15 +153,27 @@ class Metrics:
         """This replica leads (or not): `apprelease_leader`, and whether /metrics shows per-AppRelease series."""
         self._leading = leading
         self.leader.set(1 if leading else 0)
+        if self._server is not None:
+            self._server.exposition.invalidate()  # a cached page must not show the old leadership
 
     def revision(self, namespace: str, name: str, source: str, cause: str) -> None:
+        source = source if source in SOURCES else metric_labels.OTHER
+        cause = cause if cause in CAUSES else metric_labels.OTHER
         with self._lock:
-            self._seen.setdefault((namespace, name), _Seen()).revision_labels.add((source, cause))
+            seen = self._track((namespace, name))
+            if seen is None:
+                return
+            seen.revision_labels.add((source, cause))
         self.revisions.labels(namespace, name, source, cause).inc()
 
     def rollout_finished(self, namespace: str, name: str, outcome: str, seconds: float) -> None:
+        if outcome not in FINAL_OUTCOMES:
+            raise ValueError(f"unknown rollout outcome {outcome!r}")
         with self._lock:
-            self._seen.setdefault((namespace, name), _Seen()).outcomes.add(outcome)
+            seen = self._track((namespace, name))
+            if seen is None:
+                return
+            seen.outcomes.add(outcome)
         self.rollout_duration.labels(namespace, name, outcome).observe(max(0.0, seconds))
 
     def observe_status(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
@@ -145,7 +182,9 @@ class Metrics:
         key = (namespace, name)
         with self._lock:
             first_sight = key not in self._seen
-            seen = self._seen.setdefault(key, _Seen())
+            seen = self._track(key)
+            if seen is None:
+                return
             self._set_info(key, seen, status)
             self._set_conditions(key, seen, status.get("conditions") or [])
             history = [e for e in status.get("history") or [] if isinstance(e, Mapping)]
@@ -175,20 +214,46 @@ class Metrics:
             _remove(self.rollout_duration, namespace, name, outcome)
 
     # --- serving ---------------------------------------------------------------------------------------------
-    def serve(self, port: int, address: str = "0.0.0.0") -> int:
-        """Serve /metrics from a daemon thread; returns the port (useful with 0)."""
-        exported = LeaderOnly(self.registry, lambda: self._leading)
-        server, _thread = start_http_server(port, address, registry=exported)
-        self._server = server
-        return int(server.server_port)
+    def render(self) -> bytes:
+        """The text exposition format (version 0.0.4) of what this replica exports (per-AppRelease series only
+        while it leads); CPU-bound, run off the event loop."""
+        return generate_latest(LeaderOnly(self.registry, lambda: self._leading))
+
+    def serve(
+        self,
+        port: int,
+        address: str = "0.0.0.0",
+        *,
+        token_file: str | None = None,
+        limits: ServerLimits | None = None,
+    ) -> int:
+        """Serve /metrics from the server's own thread; returns the port (useful with 0).
+
+        With `token_file`, only requests bearing that token are answered (TokenError if it holds none)."""
+        token = TokenFile(token_file) if token_file else None
+        self._server = MetricsServer(self.render, token=token, limits=limits)
+        return self._server.start(port, address)
+
+    @property
+    def server(self) -> MetricsServer | None:
+        return self._server
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     # --- helpers (under the lock) ------------------------------------------------------------------------
+    def _track(self, key: Key) -> _Seen | None:
+        """The record of an AppRelease that has series, or None (counted) when `max_releases` have them."""
+        seen = self._seen.get(key)
+        if seen is None:
+            if len(self._seen) >= self._max_releases:
+                self.series_dropped.inc()
+                return None
+            seen = self._seen[key] = _Seen()
+        return seen
+
     def _set_info(self, key: Key, seen: _Seen, status: Mapping[str, Any]) -> None:
         version, digest, revision = status.get("version"), status.get("digest"), _int(status.get("revision"))
         info = (str(version), str(digest), str(revision)) if version and digest and revision else None
@@ -203,7 +268,7 @@ class Metrics:
     def _set_conditions(self, key: Key, seen: _Seen, conditions: list[Any]) -> None:
         current: dict[str, str] = {}
         for c in conditions:
-            if isinstance(c, Mapping) and c.get("type"):
+            if isinstance(c, Mapping) and c.get("type") in CONDITION_TYPES:
                 current[str(c["type"])] = str(c.get("status") or "Unknown")
         for type_ in seen.conditions - current.keys():
             for status in CONDITION_STATUSES:

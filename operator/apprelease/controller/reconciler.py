@@ -15,8 +15,10 @@ from collections.abc import Callable
 from apprelease.controller import extensions, pullsecrets
 from apprelease.controller.cluster import Cluster
 from apprelease.controller.converge import Converger, Result, Timing
+from apprelease.controller.registryfaults import registry_problem
 from apprelease.controller.report import NORMAL, WARNING, Report
 from apprelease.controller.tagwatch import TagWatch
+from apprelease.controller.verification import Gate
 from apprelease.core import conditions as cond
 from apprelease.core import decisions, limits, registrypolicy
 from apprelease.core.api import LABEL_REVISION, AppRelease, HistoryEntry, Outcome, Provenance, Source
@@ -26,17 +28,15 @@ from apprelease.core.spec import ReleaseSpec
 from apprelease.core.validation import check_spec
 from apprelease.core.workloads import Rollout, Workload
 from apprelease.notify.notifier import Notifier
-from apprelease.promotion import eligibility
 from apprelease.registry import (
     Credential,
     PlatformLabels,
     RegistryClient,
     RegistryError,
     Resolved,
-    TagNotFound,
-    Unauthorized,
     UnsupportedManifest,
 )
+from apprelease.trust import Mode
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,11 @@ class Reconciler:
         require_uid_binding: bool = False,
         notifier: Notifier | None = None,
         promotion_sources: list[str] | None = None,
+        verify_floor: Mode = Mode.NONE,
     ) -> None:
         self.cluster = cluster
+        # Verify before pinning (spec.verify, raised to the operator's floor); rollbacks re-check evidence.
+        self.gate = Gate(cluster, registry, verify_floor)
         self.allowed_registries = list(allowed_registries or [])
         self.require_uid_binding = require_uid_binding
         self.registry = registry
@@ -130,12 +133,8 @@ class _Pass:
             return False
         if isinstance(self.checked, Problem):
             return True
-        return self._registry_refused(self.checked) is None and self._source_refused(self.checked) is None
-
-    def _source_refused(self, spec: ReleaseSpec) -> Problem | None:
-        if spec.promotion is None:
-            return None
-        return eligibility.source_problem(self.ar.namespace, spec.promotion, self.o.promotion_sources)
+        source_refused = extensions.source_refused(self.ar, self.checked, self.o.promotion_sources)
+        return self._registry_refused(self.checked) is None and source_refused is None
 
     def _registry_refused(self, spec: ReleaseSpec) -> Problem | None:
         return registrypolicy.check_registry(spec.repository, self.o.allowed_registries)
@@ -184,10 +183,13 @@ class _Deploy:
         if self.spec.suspend:
             return self._observe_suspended(workloads)
         if isinstance(target, decisions.ResolveFromRegistry):
-            problem = self._promote() if self.spec.promotion else self._resolve_new_version(workloads)
+            problem = self._promote(workloads) if self.spec.promotion else self._resolve_new_version(workloads)
             if problem is not None:
                 return self._unresolved(problem, workloads)
         elif isinstance(target, decisions.RestoreFromHistory):
+            untrusted = self.o.gate.recheck(self.ar.namespace, self.spec, target.entry)  # no registry request
+            if untrusted is not None:
+                return _refuse(self.report, untrusted)
             self._restore(target.entry)
         if not isinstance(target, decisions.KeepCurrent):
             status = self.report.status
@@ -241,7 +243,7 @@ class _Deploy:
             return self.o.registry.platform_labels(pinned, credential)
         except RegistryError as err:
             if self.spec.provenance != Provenance.DISABLED or isinstance(err, UnsupportedManifest):
-                return _registry_problem(err)
+                return registry_problem(err)
             log.info("labels of %s unreadable (provenance Disabled): %s", resolved.pinned, err)
             return []
 
@@ -254,7 +256,7 @@ class _Deploy:
                     self.o.registry, self.spec.tagged, self._credentials(workloads)
                 )
             except RegistryError as err:
-                return _registry_problem(err)
+                return registry_problem(err)
             mismatch = decisions.check_digest(self.spec, resolved.digest)
             if mismatch:
                 return mismatch
@@ -266,6 +268,12 @@ class _Deploy:
         )
         if provenance:
             return provenance
+        try:
+            verified = self.o.gate.verify_new(self.ar.namespace, self.spec, resolved.digest, credential)
+        except RegistryError as err:
+            return registry_problem(err)
+        if isinstance(verified, Problem):
+            return verified
         # The revision (gitCommit) is read where labels were read before: linux/amd64, else the first platform.
         preferred = next((p for p in platforms if p.platform == "linux/amd64"), platforms[0] if platforms else None)
         labels = preferred.labels if preferred is not None else {}
@@ -284,11 +292,12 @@ class _Deploy:
                 image=self.spec.image,
                 version=self.spec.version,
                 digest=resolved.digest,
-                git_commit=git_commit,
+                git_commit=verified.commit or git_commit,  # a signed provenance beats a label
                 source=Source.REGISTRY,
                 restored_from=None,
                 now=self.now,
                 history_limit=self.spec.history_limit,
+                verified_by=verified.evidence,
             )
         )
         self.report.event(
@@ -298,9 +307,10 @@ class _Deploy:
         )
         return None
 
-    def _promote(self) -> Problem | None:
+    def _promote(self, workloads: list[Workload]) -> Problem | None:
+        verify = extensions.Verifier(self.o.gate, self.ar.namespace, self.spec, lambda: self._credentials(workloads))
         problem, self.wait_seconds = extensions.promote(
-            self.o.cluster, self.report, self.ar, self.spec, self.o.promotion_sources
+            self.o.cluster, self.report, self.ar, self.spec, self.o.promotion_sources, verify
         )
         return problem
 
@@ -316,6 +326,7 @@ class _Deploy:
                 restored_from=entry.revision,
                 now=self.now,
                 history_limit=self.spec.history_limit,
+                verified_by=entry.verified_by,
             )
         )
         revision = self.report.status.revision
@@ -387,13 +398,3 @@ def _refuse(report: Report, problem: Problem, requeue_after: float | None = None
     if problem.stalled:
         return Result(stalled=True)
     return Result(requeue_after=requeue_after) if requeue_after is not None else Result(retry=True)
-
-
-def _registry_problem(err: RegistryError) -> Problem:
-    if isinstance(err, UnsupportedManifest):
-        return Problem(Reason.UNSUPPORTED_MANIFEST, f"{err}; nothing was deployed")
-    if isinstance(err, TagNotFound):
-        return Problem(Reason.TAG_NOT_FOUND, f"{err}; it is deployed as soon as it is pushed")
-    if isinstance(err, Unauthorized):
-        return Problem(Reason.UNAUTHORIZED, str(err))
-    return Problem(Reason.REGISTRY_UNAVAILABLE, str(err))

@@ -50,7 +50,11 @@ class Runtime:
     @classmethod
     def from_environment(cls) -> Runtime:
         settings = OperatorSettings()
-        metrics = Metrics()
+        metrics = Metrics(
+            allowed_registries=settings.allowed_registries,
+            max_registries=settings.metrics_max_registries,
+            max_releases=settings.metrics_max_releases,
+        )
         registry = RegistryClient(settings.registry(), on_request=metrics.registry_request)
         connection = connect(prefer_in_cluster=True)
         cluster = KubernetesCluster(connection.api_client, timeout_seconds=settings.kube_timeout_seconds)
@@ -63,6 +67,7 @@ class Runtime:
             require_uid_binding=settings.require_uid_binding,
             promotion_sources=settings.promotion_sources,
             notifier=Notifier(cluster, Endpoint(settings.notify_rules(), _ssl_context(settings.ca_bundle))),
+            verify_floor=settings.verify_floor,
         )
         leadership: Leadership | None = None
         if settings.leader_election:
@@ -85,7 +90,8 @@ class Runtime:
             self.metrics.set_leader(True)
         self._workers = [asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.settings.workers)]
         self.metrics.queue_depth_from(lambda: len(self.queue))
-        self.metrics.serve(self.settings.metrics_port)  # its own thread: scrapes never touch the event loop
+        # Its own thread and event loop: scrapes never take this loop's time.
+        self.metrics.serve(self.settings.metrics_port, token_file=self.settings.metrics_token_file)
 
     async def stop(self) -> None:
         """Stop the workers, let a reconcile that is under way finish (bounded), then release the Lease: a

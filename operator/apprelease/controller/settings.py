@@ -12,6 +12,7 @@ from apprelease.election import shards
 from apprelease.election.rules import Timing, check_timing
 from apprelease.notify.endpoint import EndpointRules
 from apprelease.registry.client import RegistrySettings
+from apprelease.trust.policy import Mode
 
 
 class OperatorSettings(BaseSettings):
@@ -39,6 +40,11 @@ class OperatorSettings(BaseSettings):
         description="Private, shared, ULA or NAT64 networks (CIDR, comma-separated) that token realms and "
         "redirects of any registry may lead to; a registry's own network is always allowed for its own hops.",
     )
+    verify_floor: Mode = Field(
+        default=Mode.NONE,
+        description="The least signature verification every AppRelease gets (None, IfPresent, Required); a "
+        "tenant's spec.verify can ask for more, never less.",
+    )
     watch_namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Namespaces to watch, comma-separated; empty means the whole cluster."
     )
@@ -55,6 +61,15 @@ class OperatorSettings(BaseSettings):
     workers: int = Field(default=4, ge=1, le=64, description="AppReleases reconciled in parallel.")
     health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")
     metrics_port: int = Field(default=8081, ge=0, le=65535, description="Prometheus /metrics port (0: any free one).")
+    metrics_token_file: str | None = Field(
+        default=None, description="File holding the bearer token /metrics requires (a mounted Secret); unset: none."
+    )
+    metrics_max_releases: int = Field(
+        default=5000, ge=0, description="AppReleases with per-AppRelease series; updates for more are dropped."
+    )
+    metrics_max_registries: int = Field(
+        default=32, ge=0, description="Distinct `registry` label values without allowed_registries; then `other`."
+    )
     log_level: str = Field(default="INFO")
     # Leader election (DESIGN.md "High availability"). Off for `apprelease run` (one process on a laptop), as
     # controller-runtime binaries default --leader-elect to false; the Helm chart turns it on.

@@ -78,6 +78,7 @@ class Workload(_SpecModel):
 
 class RolloutPolicy(_SpecModel):
     timeout_seconds: int = Field(default=600, alias="timeoutSeconds")
+    bake_seconds: int = Field(default=30, alias="bakeSeconds")
     on_failure: str = Field(default=OnFailure.ROLLBACK.value, alias="onFailure")
 
 
@@ -127,6 +128,26 @@ class Promotion(_SpecModel):
     soak_seconds: int = Field(default=0, alias="soakSeconds")
 
 
+class KeylessIdentity(_SpecModel):
+    issuer: str = ""
+    subject: str | None = None
+    subject_regex: str | None = Field(default=None, alias="subjectRegex")
+
+
+class VerifyKeys(_SpecModel):
+    secret_ref: LocalObjectReference = Field(default_factory=LocalObjectReference, alias="secretRef")
+
+
+class VerifySpec(_SpecModel):
+    """spec.verify (DESIGN "Trust"); the rules are in `core.verifyspec`."""
+
+    mode: str = "Required"
+    keys: VerifyKeys | None = None
+    keyless: list[KeylessIdentity] | None = None
+    trusted_root_ref: LocalObjectReference | None = Field(default=None, alias="trustedRootRef")
+    provenance: str = "IfPresent"
+
+
 class AppReleaseSpec(_SpecModel):
     image: str = ""
     version: str = ""
@@ -139,6 +160,7 @@ class AppReleaseSpec(_SpecModel):
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
     notify: list[NotifyEntry] = Field(default_factory=list)
     promotion: Promotion | None = None
+    verify: VerifySpec | None = None
     # Fields whose value had the wrong type (possible only when the CRD schema is missing or old); "spec" when
     # the spec itself is not an object.
     _invalid_fields: list[str] = PrivateAttr(default_factory=list)
@@ -167,10 +189,18 @@ class HistoryEntry(_Model):
     restored_from: int | None = Field(default=None, alias="restoredFrom")
     cause: Cause = Cause.SPEC
     deployed_at: str | None = Field(default=None, alias="deployedAt")
-    succeeded_at: str | None = Field(default=None, alias="succeededAt")  # when it became Succeeded
+    # When every workload's rollout was first seen complete: the bake starts here (persisted, so that an
+    # operator restarted mid-bake goes on with the same clock).
+    bake_started_at: str | None = Field(default=None, alias="bakeStartedAt")
+    succeeded_at: str | None = Field(default=None, alias="succeededAt")  # when the bake ended
+    # Pause accounting: the open pause's start, and the seconds of closed pauses; not counted by the timeout.
+    paused_at: str | None = Field(default=None, alias="pausedAt")
+    paused_seconds: int | None = Field(default=None, alias="pausedSeconds")
     promoted_from: str | None = Field(default=None, alias="promotedFrom")  # <namespace>/<name>#<revision>
     outcome: Outcome = Outcome.IN_PROGRESS
     failure: str | None = None  # only on Failed entries: workload, pod, reason, exit code
+    # What verified the digest: "SHA256:<key fingerprint>" or "keyless:<issuer>|<subject>" (trust.policy).
+    verified_by: str | None = Field(default=None, alias="verifiedBy")
     notified: list[str] | None = None  # NotifyOutcome values already sent to spec.notify
 
 

@@ -41,6 +41,8 @@ class Reason(StrEnum):
     UNSUPPORTED_MANIFEST = "UnsupportedManifest"  # a media type not asked for (Docker schema 1 included)
     PROMOTION_REVOKED = "PromotionRevoked"  # the upstream revision of the digest to promote later failed
     PROMOTION_SOURCE_NOT_ALLOWED = "PromotionSourceNotAllowed"  # upstream namespace outside promotion sources
+    SIGNATURE_INVALID = "SignatureInvalid"  # a signature that does not hold, or names another digest
+    SIGNATURE_UNTRUSTED = "SignatureUntrusted"  # signed by a key or identity spec.verify does not trust
     # Ready=False and retried with backoff: the world may fix these.
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     UNAUTHORIZED = "Unauthorized"
@@ -49,11 +51,14 @@ class Reason(StrEnum):
     WORKLOAD_NOT_OPTED_IN = "WorkloadNotOptedIn"  # the workload lacks the apprelease.dev/release label
     CONTAINER_NOT_FOUND = "ContainerNotFound"
     AWAITING_PROMOTION = "AwaitingPromotion"  # upstream has not (long enough) Succeeded with spec.version
+    PAUSED = "Paused"  # a person paused a workload's rollout (Deployment spec.paused); no clock runs meanwhile
+    SIGNATURE_MISSING = "SignatureMissing"  # no signature yet (CI may sign a moment after pushing)
     # Stalled after a failed rollout, until the spec changes or a retry is asked for (apprelease.dev/retry).
     ROLLOUT_FAILED = "RolloutFailed"  # onFailure Halt, or nothing to go back to
     ROLLED_BACK = "RolledBack"  # the last good revision was restored automatically
     # Progress and success.
     PROGRESSING = "Progressing"
+    BAKING = "Baking"  # the rollout is complete; the new pods must stay up for rollout.bakeSeconds
     SUCCEEDED = "Succeeded"
     SUSPENDED = "Suspended"
 
@@ -83,6 +88,8 @@ _CLASSES: dict[Reason, ReasonClass] = {
             Reason.UNSUPPORTED_MANIFEST,
             Reason.PROMOTION_REVOKED,
             Reason.PROMOTION_SOURCE_NOT_ALLOWED,
+            Reason.SIGNATURE_INVALID,
+            Reason.SIGNATURE_UNTRUSTED,
         ),
         ReasonClass.STALLED,
     ),
@@ -95,11 +102,13 @@ _CLASSES: dict[Reason, ReasonClass] = {
             Reason.WORKLOAD_NOT_OPTED_IN,
             Reason.CONTAINER_NOT_FOUND,
             Reason.AWAITING_PROMOTION,
+            Reason.PAUSED,
+            Reason.SIGNATURE_MISSING,
         ),
         ReasonClass.RETRIED,
     ),
     **dict.fromkeys((Reason.ROLLOUT_FAILED, Reason.ROLLED_BACK), ReasonClass.FAILED),
-    **dict.fromkeys((Reason.PROGRESSING, Reason.SUCCEEDED, Reason.SUSPENDED), ReasonClass.READY),
+    **dict.fromkeys((Reason.PROGRESSING, Reason.BAKING, Reason.SUCCEEDED, Reason.SUSPENDED), ReasonClass.READY),
 }
 
 

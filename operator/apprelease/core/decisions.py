@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from apprelease.core import consent, limits, reference
+from apprelease.core import consent, fieldowners, limits, reference
 from apprelease.core.api import (
     ANNOTATION_CHANGE_CAUSE,
     ANNOTATION_RELEASE,
@@ -152,6 +152,7 @@ def record_revision(
     now: str,
     history_limit: int,
     cause: Cause = Cause.SPEC,
+    verified_by: str | None = None,
 ) -> AppReleaseStatus:
     """A status with a new revision at the head of history; the one it replaces, if unfinished, is Superseded."""
     revision = max([status.revision, *(e.revision for e in status.history)]) + 1
@@ -170,6 +171,7 @@ def record_revision(
         cause=cause,
         deployedAt=now,
         outcome=Outcome.IN_PROGRESS,
+        verifiedBy=verified_by,
     )
     return status.model_copy(
         update={
@@ -179,16 +181,28 @@ def record_revision(
             "short_digest": short_digest(digest),
             "image": f"{image}@{digest}",
             "git_commit": git_commit,
-            "history": [entry, *previous][:history_limit],
+            "history": keep_way_back([entry, *previous], history_limit),
         }
     )
 
 
-def set_outcome(status: AppReleaseStatus, revision: int, outcome: Outcome) -> AppReleaseStatus:
-    history = [
-        entry.model_copy(update={"outcome": outcome}) if entry.revision == revision else entry
-        for entry in status.history
-    ]
+def keep_way_back(history: list[HistoryEntry], history_limit: int) -> list[HistoryEntry]:
+    """History cut to history_limit entries (newest first), except that the newest Succeeded entry stays while a
+    newer one is not yet Succeeded: it is what a failure of the newer ones rolls back to (history then holds
+    history_limit + 1 entries)."""
+    kept = history[:history_limit]
+    succeeded = next((e for e in history if e.outcome == Outcome.SUCCEEDED), None)
+    if succeeded is not None and succeeded not in kept:
+        kept.append(succeeded)
+    return kept
+
+
+def set_outcome(status: AppReleaseStatus, revision: int, outcome: Outcome, now: str | None = None) -> AppReleaseStatus:
+    """A status with one revision's outcome set; Succeeded records `now` as succeededAt (the bake's end)."""
+    update: dict[str, object] = {"outcome": outcome}
+    if outcome == Outcome.SUCCEEDED and now is not None:
+        update["succeeded_at"] = now
+    history = [entry.model_copy(update=update) if entry.revision == revision else entry for entry in status.history]
     return status.model_copy(update={"history": history})
 
 
@@ -228,6 +242,7 @@ def select_containers(workload: Workload, wanted: Sequence[str] | None, image: R
 class WorkloadPatch:
     body: dict[str, object]  # a strategic-merge patch body, sent as JSON
     drifted: list[str]  # containers whose image was changed by someone else after we pinned it
+    changed_by: list[str]  # who changed them, from managedFields (empty when the API does not say)
 
 
 def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, release: str) -> WorkloadPatch | None:
@@ -239,13 +254,13 @@ def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, 
     annotations_stale = any(template_annotations.get(k) != v for k, v in wanted_annotations.items())
     if not stale and not annotations_stale:
         return None
-    # Drift: the template still says it is our revision, yet an image differs: someone edited it by hand.
-    ours = template_annotations.get(ANNOTATION_REVISION) == str(revision)
-    drifted = stale if ours else []
-    template = {
-        "metadata": {"annotations": wanted_annotations},
-        "spec": {"containers": [{"name": name, "image": pinned} for name in workload.containers]},
-    }
+    drifted, changed_by = _drift(workload, stale, revision)
+    inits = workload.init_container_names()
+    lists: dict[str, list[dict[str, str]]] = {"initContainers": [], "containers": []}
+    for name in workload.containers:
+        lists["initContainers" if name in inits else "containers"].append({"name": name, "image": pinned})
+    # Strategic merge by name in each list: only the named containers' images change, in the list they are in.
+    template = {"metadata": {"annotations": wanted_annotations}, "spec": {k: v for k, v in lists.items() if v}}
     body: dict[str, object] = {
         "metadata": {
             "annotations": {
@@ -255,7 +270,31 @@ def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, 
         },
         **workload.template_patch(template),
     }
-    return WorkloadPatch(body=body, drifted=drifted)
+    return WorkloadPatch(body=body, drifted=drifted, changed_by=changed_by)
+
+
+def _drift(workload: Workload, stale: list[str], revision: int) -> tuple[list[str], list[str]]:
+    """Which stale containers drifted (someone else moved them off the pinned digest), and who did it.
+
+    Drift, whatever the template's annotations say: the template was pinned by us before (it carries our revision
+    annotation) and the image field now belongs to another field manager (a hand edit, `kubectl rollout undo`,
+    which also restores the older revision annotation, a GitOps sync). A template still carrying the current
+    revision with another image is drift too. A new revision of ours is not: the image is still our field.
+    """
+    annotation = workload.template_annotations().get(ANNOTATION_REVISION)
+    if annotation is None or not stale:
+        return [], []
+    inits = workload.init_container_names()
+    managed = workload.meta.value("managedFields")
+    drifted: list[str] = []
+    changed_by: list[str] = []
+    for name in stale:
+        owners = fieldowners.image_managers(managed, workload.info.template_path, name, name in inits)
+        others = [o for o in owners if o != fieldowners.OPERATOR_MANAGER]
+        if annotation == str(revision) or (others and fieldowners.OPERATOR_MANAGER not in owners):
+            drifted.append(name)
+            changed_by.extend(o for o in others if o not in changed_by)
+    return drifted, changed_by
 
 
 def check_opt_in(

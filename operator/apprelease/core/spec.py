@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from apprelease.core.api import OnFailure, Provenance
 from apprelease.core.reference import Reference
+from apprelease.core.verifyspec import VerifySettings
 from apprelease.core.workloads import Kind
 
 
@@ -48,8 +49,10 @@ class ReleaseSpec:
     history_limit: int = 10  # 1..100
     suspend: bool = False
     timeout_seconds: int = 600  # 30..86400
+    bake_seconds: int = 30  # 0..3600: new pods must stay up this long after the rollout completed
     on_failure: OnFailure = OnFailure.ROLLBACK
     promotion: PromotionRef | None = None
+    verify: VerifySettings = VerifySettings()  # spec.verify as asked; the operator's floor is applied later
 
     @property
     def tagged(self) -> Reference:

@@ -15,9 +15,11 @@ from apprelease.core.api import SPEC_NOT_AN_OBJECT, AppReleaseSpec, OnFailure, P
 from apprelease.core.conditions import Problem, Reason
 from apprelease.core.reference import Reference
 from apprelease.core.spec import PromotionRef, ReleaseSpec, WorkloadRef
+from apprelease.core.verifyspec import VerifySettings, check_verify
 from apprelease.core.workloads import Kind
 
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SUPPORTED_KINDS = tuple(kind.value for kind in Kind)
 MAX_WORKLOADS = 20  # CRD: spec.workloads maxItems
@@ -43,12 +45,15 @@ def check_spec(spec: AppReleaseSpec) -> ReleaseSpec | Problem:
         return Problem(Reason.MUTABLE_REFERENCE, mutable)
     invalid = _wrong_types(spec) or (image if isinstance(image, str) else None)
     invalid = invalid or next((message for rule in _RULES if (message := rule(spec))), None)
-    if invalid or isinstance(image, str):
+    verify = check_verify(spec.verify)
+    if isinstance(verify, str):
+        invalid = invalid or verify
+    if invalid or isinstance(image, str) or isinstance(verify, str):
         return Problem(Reason.INVALID_SPEC, invalid or str(image))
-    return _typed(spec, image)
+    return _typed(spec, image, verify)
 
 
-def _typed(spec: AppReleaseSpec, image: Reference) -> ReleaseSpec:
+def _typed(spec: AppReleaseSpec, image: Reference, verify: VerifySettings) -> ReleaseSpec:
     return ReleaseSpec(
         image=spec.image,
         repository=image,
@@ -63,8 +68,10 @@ def _typed(spec: AppReleaseSpec, image: Reference) -> ReleaseSpec:
         history_limit=spec.history_limit,
         suspend=spec.suspend,
         timeout_seconds=spec.rollout.timeout_seconds,
+        bake_seconds=spec.rollout.bake_seconds,
         on_failure=OnFailure(spec.rollout.on_failure),
         promotion=_promotion(spec),
+        verify=verify,
     )
 
 
@@ -194,6 +201,8 @@ def _history_limit(spec: AppReleaseSpec) -> str | None:
 def _rollout(spec: AppReleaseSpec) -> str | None:
     if not 30 <= spec.rollout.timeout_seconds <= 86400:
         return f"spec.rollout.timeoutSeconds {spec.rollout.timeout_seconds} must be between 30 and 86400"
+    if not 0 <= spec.rollout.bake_seconds <= 3600:
+        return f"spec.rollout.bakeSeconds {spec.rollout.bake_seconds} must be between 0 and 3600"
     if spec.rollout.on_failure not in {o.value for o in OnFailure}:
         return f"spec.rollout.onFailure {limits.quoted(spec.rollout.on_failure)} must be Rollback or Halt"
     return None
@@ -206,9 +215,11 @@ def _promotion_rule(spec: AppReleaseSpec) -> str | None:
     if spec.promotion is None:
         return None
     source = spec.promotion.from_
-    for field, value in (("namespace", source.namespace), ("name", source.name)):
-        if not value or len(value) > MAX_NAME or not _DNS_SUBDOMAIN.match(value):
-            return f"spec.promotion.from.{field} {limits.quoted(value)} must name an object (a DNS subdomain)"
+    namespace = source.namespace
+    if not namespace or len(namespace) > limits.MAX_NAMESPACE or not _DNS_LABEL.match(namespace):
+        return f"spec.promotion.from.namespace {limits.quoted(namespace)} must name a namespace (a DNS label)"
+    if not source.name or len(source.name) > MAX_NAME or not _DNS_SUBDOMAIN.match(source.name):
+        return f"spec.promotion.from.name {limits.quoted(source.name)} must name an object (a DNS subdomain)"
     if not 0 <= spec.promotion.soak_seconds <= MAX_SOAK_SECONDS:
         return f"spec.promotion.soakSeconds {spec.promotion.soak_seconds} must be between 0 and {MAX_SOAK_SECONDS}"
     return None

@@ -45,6 +45,7 @@ class Rollout(StrEnum):
     COMPLETE = "Complete"
     PROGRESSING = "Progressing"
     FAILED = "Failed"
+    PAUSED = "Paused"  # a person paused it (Deployment spec.paused): neither failing nor progressing
     MISSING = "Missing"  # the workload does not exist (only `judge` says so; the operator reports it before)
     UNTRACKED = "Untracked"  # a kind this model does not know
 
@@ -107,10 +108,19 @@ class Workload:
         return Fields(self.template()).sub("metadata").strings("annotations")
 
     def pod_containers(self) -> list[dict[str, Any]]:
-        return [c for c in self.pod_spec().get("containers") or [] if isinstance(c, dict)]
+        """initContainers (native sidecars included) then containers; ephemeralContainers never (not pinned)."""
+        spec = self.pod_spec()
+        return [c for key in _CONTAINER_LISTS for c in spec.get(key) or [] if isinstance(c, dict)]
+
+    def init_container_names(self) -> set[str]:
+        return {str(c.get("name")) for c in self.pod_spec().get("initContainers") or [] if isinstance(c, dict)}
 
     def images(self) -> dict[str, str]:
+        """Container name -> image, init containers included (names are unique across both lists in a pod)."""
         return {str(c.get("name")): str(c.get("image", "")) for c in self.pod_containers()}
+
+    def min_ready_seconds(self) -> int:
+        return Fields(self.obj).sub("spec").num("minReadySeconds")
 
     def template_patch(self, template: dict[str, Any]) -> dict[str, Any]:
         """A patch body that puts `template` (a partial pod template) where this kind keeps its template."""
@@ -161,10 +171,34 @@ class Workload:
                 hashes.add(update_revision)
         return [p for p in pods if _meta(p, "labels").get(label) in hashes]
 
+    def owned_pods(self, pods: Sequence[Pod], replica_sets: Sequence[Mapping[str, object]] = ()) -> list[Pod]:
+        """The pods whose ownerReferences chain leads to this workload by uid: Pod -> ReplicaSet -> Deployment,
+        Pod -> StatefulSet, Pod -> DaemonSet. A pod that merely matches the selector (a bare pod, another
+        workload's pod under an overlapping selector) is not this workload's; Kubernetes' own controllers
+        decide ownership the same way (the controllerRef, by uid). `replica_sets` are those of the namespace
+        (any; only those the Deployment controls count)."""
+        uid = self.meta.text("uid")
+        if not uid:
+            return []
+        owners = {uid}
+        if self.kind == Kind.DEPLOYMENT:
+            owners = {Fields(rs).sub("metadata").text("uid") for rs in replica_sets if controller_uid(rs) == uid}
+            owners.discard("")
+        return [p for p in pods if controller_uid(p) in owners]
+
     # --- rollout ---------------------------------------------------------------------------------------
     def rollout(self) -> RolloutState:
         """How far the rollout of the current template is, as `kubectl rollout status` judges it."""
         return judge(self.kind, self.obj, self.title)
+
+
+def controller_uid(obj: Mapping[str, object]) -> str | None:
+    """The uid of an object's controller (the ownerReference with controller: true), as Kubernetes' controllers
+    and garbage collector read it; None when it has none."""
+    for ref in Fields(obj).sub("metadata").items("ownerReferences"):
+        if ref.value("controller") is True and ref.text("uid"):
+            return ref.text("uid")
+    return None
 
 
 def template_images(kind: str, obj: Mapping[str, object] | None) -> dict[str, str]:
@@ -184,6 +218,9 @@ def judge(kind: str, obj: Mapping[str, object] | None, title: str = "") -> Rollo
     (pods take the template only when deleted, there is nothing to wait for); StatefulSet: ready, then the
     partition's updated pods, else update revision = current revision; DaemonSet: updated and available pods.
     CronJob (kubectl has no viewer): complete once pinned, its next Jobs run the template.
+    Paused: a Deployment with spec.paused whose rollout is not complete (kubectl would wait for ever; a paused
+    Deployment is not a failing one). Only Deployments can be paused (`kubectl rollout pause` refuses other
+    kinds); a StatefulSet partition is a partitioned rollout and OnDelete a manual one, both judged as kubectl.
     Counts that are absent or not integers count as 0 (spec.replicas as 1, the API default).
     """
     if obj is None:
@@ -195,6 +232,8 @@ def judge(kind: str, obj: Mapping[str, object] | None, title: str = "") -> Rollo
     view = Fields(obj)
     spec, status = view.sub("spec"), view.sub("status")
     state, detail = _gate(known, spec, status, view.sub("metadata").num("generation")) or _JUDGES[known](spec, status)
+    if state == Rollout.PROGRESSING and known == Kind.DEPLOYMENT and spec.value("paused") is True:
+        state, detail = Rollout.PAUSED, f"paused (spec.paused) at {detail}; `kubectl rollout resume` continues it"
     return RolloutState(state, detail, title)
 
 
@@ -212,6 +251,7 @@ def _rolling(spec: Fields) -> bool:
     return spec.sub("updateStrategy").text("type", "RollingUpdate") == "RollingUpdate"
 
 
+_CONTAINER_LISTS = ("initContainers", "containers")
 _Judgement = tuple[Rollout, str]
 _UNOBSERVED = (Rollout.PROGRESSING, "waiting for the controller to observe the new spec")
 _ON_DELETE = (Rollout.COMPLETE, "updateStrategy OnDelete: pods change only when deleted")

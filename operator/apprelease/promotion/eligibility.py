@@ -5,9 +5,10 @@ Rules (DESIGN.md "Promotion"):
   (`APPRELEASE_PROMOTION_SOURCES`, `*` for any), else Stalled `PromotionSourceNotAllowed`.
 - Among upstream history entries of spec.version (of the same repository), the newest one with a final outcome
   decides: `Failed` -> Stalled `PromotionRevoked` (a failed bake, or rolled back automatically); `Succeeded` ->
-  eligible once it has been Succeeded for `soakSeconds` (from `succeededAt`; an entry without it, written by
-  an operator that did not record it, counts from `deployedAt`), else Ready False `AwaitingPromotion`, with the
-  seconds left so the caller requeues at the soak's end. No final entry: `AwaitingPromotion`.
+  eligible once it has been Succeeded for `soakSeconds` (from `succeededAt`, which the upstream's operator writes
+  when the bake ended; a Succeeded entry without it is never old enough for a soak above 0), else Ready False
+  `AwaitingPromotion`, with the seconds left so the caller requeues at the soak's end. No final entry:
+  `AwaitingPromotion`.
 - A digest taken from upstream must satisfy spec.digest, if set (`DigestMismatch`).
 """
 
@@ -60,7 +61,7 @@ def _same_repository(entry: HistoryEntry, spec: ReleaseSpec) -> bool:
 
 
 def _since(entry: HistoryEntry) -> dt.datetime | None:
-    return _time(entry.succeeded_at or entry.deployed_at)
+    return _time(entry.succeeded_at)
 
 
 def _time(stamp: str | None) -> dt.datetime | None:
@@ -96,6 +97,9 @@ def judge(spec: ReleaseSpec, upstream: AppReleaseStatus | None, now: str) -> Eli
             f"{where} succeeded with {spec.version} as {entry.digest}, but spec.digest is {spec.digest}",
         )
     since, current = _since(entry), _time(now)
+    if since is None and source.soak_seconds > 0:
+        message = f"{where} succeeded with {spec.version} but recorded no succeededAt; the soak cannot be counted"
+        return Waiting(Problem(Reason.AWAITING_PROMOTION, message), None)
     left = source.soak_seconds - ((current - since).total_seconds() if since and current else 0.0)
     if left > 0:
         message = f"{where} succeeded with {spec.version}; promoted after a soak of {source.soak_seconds}s"
@@ -103,8 +107,11 @@ def judge(spec: ReleaseSpec, upstream: AppReleaseStatus | None, now: str) -> Eli
     return Eligible(entry, where)
 
 
-def record(status: AppReleaseStatus, spec: ReleaseSpec, eligible: Eligible, now: str) -> AppReleaseStatus:
-    """A new revision pinning the upstream digest (and its gitCommit), with `promotedFrom`."""
+def record(
+    status: AppReleaseStatus, spec: ReleaseSpec, eligible: Eligible, now: str, verified_by: str | None = None
+) -> AppReleaseStatus:
+    """A new revision pinning the upstream digest (and its gitCommit), with `promotedFrom` and the evidence this
+    AppRelease's own verification found (`verifiedBy`)."""
     recorded = record_revision(
         status,
         image=spec.image,
@@ -115,6 +122,7 @@ def record(status: AppReleaseStatus, spec: ReleaseSpec, eligible: Eligible, now:
         restored_from=None,
         now=now,
         history_limit=spec.history_limit,
+        verified_by=verified_by,
     )
     head, *rest = recorded.history
     return recorded.model_copy(

@@ -17,6 +17,7 @@ from apprelease.cli.bake import BakeError, BakePlan, build, push
 from apprelease.cli.engine import EngineError, connect, find_endpoint
 from apprelease.cli.gitinfo import GitError, read_git_state, release_version
 from apprelease.cli.manifest import parse_workload, release_manifest, render_manifest
+from apprelease.cli.release import RegistryAccess, load_signer
 from apprelease.cli.text import plain, safe
 from apprelease.core import reference
 from apprelease.core.api import LABEL_RELEASE
@@ -45,14 +46,38 @@ def build_command(
         [], "--workload", "-w", help="Deployment NAME or NAME:CONTAINER,... for --manifest (default: --name)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the result."),
+    sign: bool = typer.Option(
+        False,
+        "--sign",
+        help="Sign the pushed digest and attest its SLSA provenance (cosign's bundle format, OCI referrers); "
+        "needs --push and --key.",
+    ),
+    key: Path | None = typer.Option(
+        None,
+        "--key",
+        help="PEM private key for --sign (ECDSA P-256/P-384 or Ed25519); a password from APPRELEASE_KEY_PASSWORD.",
+    ),
+    insecure_registry: list[str] = typer.Option(
+        [], "--insecure-registry", help="Registry host reached over plain http (repeatable; loopback always is)."
+    ),
 ) -> None:
-    """Bake the image of the git tag at HEAD: tags VERSION and the short commit, OCI provenance labels."""
+    """Bake the image of the git tag at HEAD: tags VERSION and the short commit, OCI provenance labels.
+
+    With --push a version is built once: a version tag that already holds an image of another commit is
+    refused; one holding this commit's image is left as it is (nothing is pushed)."""
     plan, repo_path = _plan(image, context, file, version, build_arg, target)
     if manifest and not do_push:
         fail("--manifest pins the pushed digest: add --push")
-    digest = _bake(plan, do_push, quiet)
+    if sign and not (do_push and key):
+        fail("--sign signs the pushed digest: add --push and --key FILE")
+    signer = load_signer(key) if sign and key else None
+    access = RegistryAccess.for_image(plan.image, insecure_registry)
+    existing = access.released(plan) if do_push else None
+    digest = existing or _bake(plan, do_push, quiet)
     if digest is None:
         return
+    if signer is not None:
+        access.sign(plan, digest, signer, only_if_unsigned=existing is not None, quiet=quiet)
     out.print(plain(f"{plan.image}@{digest}"), markup=False, highlight=False)
     if manifest:
         release_name = name or repo_path.rsplit("/", 1)[-1]

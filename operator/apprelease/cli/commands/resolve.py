@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import typer
 
-from apprelease.cli.app import Output, dump, err, fail, out
-from apprelease.cli.text import plain, safe
+from apprelease.cli.app import Output, dump, fail, out
+from apprelease.cli.registryaccess import docker_keyring
+from apprelease.cli.text import plain
 from apprelease.core import reference
 from apprelease.registry import Credential, RegistryClient, RegistryError, RegistrySettings
-from apprelease.registry.credentials import Keyring
 
 
 def resolve(
@@ -34,7 +33,7 @@ def resolve(
         insecure_registries=[*insecure_registry, *env_insecure],
         ca_bundle=ca_bundle or os.environ.get("APPRELEASE_CA_BUNDLE") or None,
     )
-    found = _docker_credentials().lookup(ref.repository)
+    found = docker_keyring().lookup(ref.repository)
     credential: Credential | None = found[0] if found else None
     try:
         with RegistryClient(settings) as registry:
@@ -46,18 +45,3 @@ def resolve(
         return
     data = {"reference": str(ref), "pinned": resolved.pinned, "digest": resolved.digest}
     dump({**data, "mediaType": resolved.media_type}, output)
-
-
-def _docker_credentials() -> Keyring:
-    """Your docker config's credentials, chosen as the kubelet chooses them (so `resolve` sees what a node
-    given the same config as a pull secret would)."""
-    keyring = Keyring()
-    folder = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    path = folder / "config.json"
-    if not path.is_file():
-        return keyring
-    try:
-        keyring.add(path.read_bytes())
-    except ValueError as problem:
-        err.print(f"[yellow]warning:[/] {safe(path)}: {safe(problem)}")
-    return keyring
