@@ -7,6 +7,7 @@ roll back through the chart's RBAC, and show that RBAC grants no more than that.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import uuid
@@ -108,6 +109,8 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == [
         "ClusterRole",
+        "ClusterRole",
+        "ClusterRole",
         "ClusterRoleBinding",
         "CustomResourceDefinition",
         "Deployment",
@@ -119,8 +122,10 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
     ]
     crd = _one(docs, "CustomResourceDefinition")
     assert crd == yaml.safe_load(CRD.read_text())
-    role = _one(docs, "ClusterRole")
+    role = _named(docs, "ClusterRole", "ar-apprelease-operator")
     assert _rules(role) == {**NAMESPACED_RULES, **CRD_RULES}
+    assert _rules(_named(docs, "ClusterRole", "ar-apprelease-operator-edit")) == TENANT_EDIT_RULES
+    assert _rules(_named(docs, "ClusterRole", "ar-apprelease-operator-view")) == TENANT_VIEW_RULES
     binding = _one(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ar-apprelease-operator", "namespace": namespace}]
     _assert_leader_election(docs, namespace)
@@ -138,6 +143,9 @@ def test_default_render_is_cluster_wide_and_accepted_by_the_api_server(
         "APPRELEASE_REQUIRE_UID_BINDING": "false",
         "APPRELEASE_VERIFY_FLOOR": "None",  # spec.verify alone decides, unless the platform team raises it
         **LEADER_ELECTION_ENV,
+        "APPRELEASE_PROMOTION_SOURCES": "",
+        "APPRELEASE_NOTIFY_INSECURE_HOSTS": "",
+        "APPRELEASE_NOTIFY_ALLOWED_NETWORKS": "",
     }
     downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
     assert downward == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
@@ -178,9 +186,14 @@ def test_namespaced_render_with_digest_is_accepted_by_the_api_server(
     for binding in bindings:
         assert binding["roleRef"]["name"] == "ar-apprelease-operator"
         assert binding["subjects"][0]["namespace"] == namespace
-    cluster_role = _one(docs, "ClusterRole")
-    assert cluster_role["metadata"]["name"] == "ar-apprelease-operator-discovery"
-    assert _rules(cluster_role) == {**CRD_RULES, **NAMESPACE_RULES}  # the only cluster-scoped grant here
+    cluster_role = _named(docs, "ClusterRole", "ar-apprelease-operator-discovery")
+    # The operator's only cluster-scoped grant here (the others are the tenants' aggregated roles).
+    assert _rules(cluster_role) == {**CRD_RULES, **NAMESPACE_RULES}
+    assert sorted(d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole") == [
+        "ar-apprelease-operator-discovery",
+        "ar-apprelease-operator-edit",
+        "ar-apprelease-operator-view",
+    ]
 
     container = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"apprelease/operator@{DIGEST}"  # the digest wins over the tag
@@ -418,6 +431,56 @@ def test_cluster_wide_install_grants_no_more_than_the_operator_needs(
         assert left.returncode != 0 and "NotFound" in left.stderr, f"{kind} {fullname} left after uninstall"
 
 
+def test_tenants_with_edit_or_admin_write_appreleases_but_never_their_status(
+    testbed: Testbed, api: client.ApiClient, crd_installed: None, helm: Helm, namespace: str, tmp_path: Path
+) -> None:
+    """Promotion trusts upstream status: a tenant's ServiceAccount token gets 403 on appreleases/status."""
+    release = f"ar-{uuid.uuid4().hex[:6]}"
+    try:
+        helm("install", release, str(CHART), "-n", namespace)
+        for role in ("edit", "admin"):
+            account = f"tenant-{role}"
+            testbed.kubectl("create", "serviceaccount", account, "-n", namespace)
+            testbed.kubectl(
+                "create", "rolebinding", account, f"--clusterrole={role}", f"--serviceaccount={namespace}:{account}",
+                "-n", namespace,
+            )  # fmt: skip
+            kubeconfig = _service_account_kubeconfig(testbed, api, namespace, account, tmp_path)
+            # The controller manager aggregates the chart's rules into edit/admin asynchronously.
+            wait_until(
+                functools.partial(_aggregated, kubeconfig, namespace),
+                timeout=30,
+                what=f"appreleases aggregated into {role}",
+            )
+            name = f"web-{role}"
+            manifest = release_manifest(namespace, name, f"{testbed.registry}/e2e/web", "v1.0.0", [{"name": name}])
+            tenant = ["kubectl", "--kubeconfig", kubeconfig, "-n", namespace]
+            created = subprocess.run(
+                [*tenant, "create", "-f", "-"], input=yaml.safe_dump(manifest), capture_output=True, text=True
+            )
+            assert created.returncode == 0, created.stderr
+            forged = {
+                "status": {"history": [{"revision": 9, "version": "v9", "digest": DIGEST, "outcome": "Succeeded"}]}
+            }
+            for verb in ("patch", "replace"):
+                args = ["--subresource=status"]
+                if verb == "patch":
+                    args += ["appreleases.apprelease.dev", name, "--type=merge", "-p", json.dumps(forged)]
+                    answer = subprocess.run([*tenant, verb, *args], capture_output=True, text=True)
+                else:
+                    body = {**manifest, **forged}
+                    answer = subprocess.run(
+                        [*tenant, verb, *args, "-f", "-"], input=yaml.safe_dump(body), capture_output=True, text=True
+                    )
+                assert answer.returncode != 0 and "Forbidden" in answer.stderr, f"{role} {verb}: {answer.stderr}"
+            for verb in ("patch", "update"):
+                assert not _can_i(kubeconfig, f"{verb} appreleases.apprelease.dev --subresource=status", namespace)
+            status = get_release(testbed, namespace, name).get("status") or {}
+            assert [h for h in status.get("history") or [] if h.get("version") == "v9"] == []  # nothing forged
+    finally:
+        helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "60s", check=False)
+
+
 # --- helpers ---------------------------------------------------------------------------------------------
 
 NAMESPACED_RULES = {
@@ -434,6 +497,19 @@ NAMESPACED_RULES = {
     ("", "serviceaccounts"): {"get"},
     ("", "events"): {"create"},
 }
+TENANT_EDIT_RULES = {
+    ("apprelease.dev", "appreleases"): {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+    }
+}
+TENANT_VIEW_RULES = {("apprelease.dev", "appreleases"): {"get", "list", "watch"}}
 CRD_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 LEADER_ELECTION_ENV = {
@@ -467,6 +543,11 @@ def _assert_leader_election(docs: list[dict[str, Any]], namespace: str) -> None:
 
 
 NAMESPACE_RULES = {("", "namespaces"): {"list", "watch"}}  # namespaced mode only: kopf lists them, see rbac.yaml
+
+
+def _named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [found] = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
 
 
 def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -528,6 +609,10 @@ def _operator_env_from_installed_chart(
         ca_file.write_text(config_map["data"]["ca.crt"])
         env["APPRELEASE_CA_BUNDLE"] = str(ca_file)
     return env
+
+
+def _aggregated(kubeconfig: str, namespace: str) -> bool | None:
+    return _can_i(kubeconfig, "create appreleases.apprelease.dev", namespace) or None
 
 
 def _can_i(kubeconfig: str, what: str, namespace: str | None = None) -> bool:

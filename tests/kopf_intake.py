@@ -22,6 +22,7 @@ class KopfIntake:
     def __init__(self, runtime: Runtime) -> None:
         self.memo = kopf.Memo(runtime=runtime)
         self.indexer = OperatorIndexer()
+        self.upstreams = OperatorIndexer()  # releases_by_upstream
 
     @property
     def index(self) -> handlers.ReleasesByWorkload:
@@ -33,11 +34,14 @@ class KopfIntake:
         object_key = (meta.get("namespace"), meta.get("name"), meta.get("uid"))  # kopf's make_key
         if type == "DELETED":
             self.indexer.discard(object_key)
+            self.upstreams.discard(object_key)
         else:
             index_fn: Any = handlers.releases_by_workload  # kopf's decorators type handlers as generic callbacks
             self.indexer.replace(object_key, await index_fn(body=body))
+            upstream_fn: Any = handlers.releases_by_upstream
+            self.upstreams.replace(object_key, await upstream_fn(body=body))
         on_event: Any = handlers.on_apprelease_event
-        await on_event(type=type, body=body, memo=self.memo)
+        await on_event(type=type, body=body, memo=self.memo, releases_by_upstream=self.upstreams.index)
 
     async def workload(self, kind: str, body: Mapping[str, Any]) -> None:
         """One watch event of a labelled workload of this kind."""

@@ -12,8 +12,9 @@ import pytest
 
 from apprelease.controller.reconciler import Reconciler, Result
 from apprelease.core import limits
-from apprelease.core.api import AppReleaseStatus, Condition, HistoryEntry
+from apprelease.core.api import AppReleaseStatus, Condition, HistoryEntry, NotifyOutcome
 from apprelease.core.conditions import READY, RECONCILING, STALLED, Reason, set_condition
+from apprelease.notify.notifier import NOTIFICATION_FAILED
 from apprelease.registry import RegistryClient, RegistrySettings
 from apprelease.trust.policy import MAX_EVIDENCE
 from tests.conftest import Clock, FakeCluster, FakeRegistry, World, assert_stalled, deployment
@@ -32,6 +33,7 @@ STRING_BOUNDS: dict[str, int] = {
     "bake_started_at": limits.MAX_TIMESTAMP,
     "succeeded_at": limits.MAX_TIMESTAMP,
     "paused_at": limits.MAX_TIMESTAMP,
+    "promoted_from": limits.MAX_PROMOTED_FROM,
     "failure": limits.MAX_FAILURE,
     "last_handled_retry": limits.MAX_RETRY_TOKEN,
     "source": len("Registry"),
@@ -71,7 +73,8 @@ def _raw(model: type[Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_worst_case_status_is_under_budget() -> None:
-    entry = _raw(HistoryEntry, {"image": "x" * limits.MAX_IMAGE})
+    every_outcome = [o.value for o in NotifyOutcome]  # `notified` holds each outcome at most once
+    entry = _raw(HistoryEntry, {"image": "x" * limits.MAX_IMAGE, "notified": every_outcome})
     conditions = [
         {
             "type": t,
@@ -81,10 +84,19 @@ def test_worst_case_status_is_under_budget() -> None:
             "observedGeneration": 2**62,
             "lastTransitionTime": "x" * limits.MAX_TIMESTAMP,
         }
-        for t in (READY, RECONCILING, STALLED)
+        for t in (READY, RECONCILING, STALLED, NOTIFICATION_FAILED)
     ]
+    since = {f"{i:0{limits.MAX_NOTIFY_KEY}d}": 2**62 for i in range(limits.MAX_NOTIFY)}
     # historyLimit + 1: the newest Succeeded entry is kept while a newer one is not yet Succeeded.
-    status = _raw(AppReleaseStatus, {"history": [entry] * (limits.MAX_HISTORY + 1), "conditions": conditions})
+    status = _raw(
+        AppReleaseStatus,
+        {
+            "history": [entry] * (limits.MAX_HISTORY + 1),
+            "conditions": conditions,
+            "notify_since": since,
+            "notified_ahead": {"revision": 2**62, "outcomes": ["AwaitingPromotion", "PromotionRevoked"]},
+        },
+    )
     size = len(json.dumps({"status": status}).encode())
     assert size < WORST_CASE_BUDGET, f"worst-case status is {size} bytes"
     # The model accepts it: these are the fields the operator really writes.

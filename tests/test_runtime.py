@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+from typing import Any
 
 from apprelease.controller import handlers
 from apprelease.controller.reconciler import Result
@@ -42,6 +43,7 @@ def test_kopf_handlers_run_on_the_event_loop() -> None:
         handlers.on_daemonset_event,
         handlers.on_cronjob_event,
         handlers.releases_by_workload,
+        handlers.releases_by_upstream,
         handlers.queue_depth,
         handlers.startup,
         handlers.cleanup,
@@ -122,3 +124,45 @@ def test_listed_workloads_defaults_the_kind_and_skips_non_objects() -> None:
         handlers.listed_workloads({"metadata": {"namespace": "shop", "name": "web"}, "spec": {"workloads": "web"}})
         == {}
     )
+
+
+async def test_an_upstream_event_wakes_the_appreleases_promoting_from_it() -> None:
+    reconciler = RecordingReconciler()
+    runtime = Runtime(OperatorSettings(workers=1, metrics_port=0), reconciler)  # type: ignore[arg-type]
+    kopf_side = KopfIntake(runtime)
+    await runtime.start()
+    try:
+        prod = apprelease("prod", "web", 1, [("Deployment", "web")])
+        prod["spec"]["promotion"] = {"from": {"namespace": "staging", "name": "web"}}
+        await kopf_side.apprelease("ADDED", prod)
+        await kopf_side.apprelease("ADDED", apprelease("staging", "web", 1, [("Deployment", "web")]))
+        await kopf_side.apprelease("ADDED", apprelease("staging", "api", 1, [("Deployment", "api")]))
+        await settle()
+        reconciler.calls.clear()
+
+        # staging's status changed (same generation): prod looks again, staging itself does not need to.
+        await kopf_side.apprelease("MODIFIED", apprelease("staging", "web", 1, [("Deployment", "web")]))
+        await kopf_side.apprelease("MODIFIED", apprelease("staging", "api", 1, [("Deployment", "api")]))
+        await settle()
+        assert reconciler.calls == [("prod", "web")]
+
+        del prod["spec"]["promotion"]
+        prod["metadata"]["generation"] = 2
+        await kopf_side.apprelease("MODIFIED", prod)
+        await settle()
+        reconciler.calls.clear()
+        await kopf_side.apprelease("MODIFIED", apprelease("staging", "web", 1, [("Deployment", "web")]))
+        await settle()
+        assert reconciler.calls == []
+    finally:
+        await runtime.stop()
+
+
+def test_promotion_source_is_one_entry_or_none() -> None:
+    body: dict[str, Any] = {
+        "metadata": {"namespace": "prod", "name": "web"},
+        "spec": {"promotion": {"from": {"namespace": "s"}}},
+    }
+    assert handlers.promotion_source(body) == {}
+    body["spec"]["promotion"]["from"]["name"] = "web"
+    assert handlers.promotion_source(body) == {("s", "web"): ("prod", "web")}

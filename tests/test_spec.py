@@ -159,9 +159,12 @@ def test_every_reason_has_a_class() -> None:
         Reason.DIGEST_MISMATCH,
         Reason.REGISTRY_NOT_ALLOWED,
         Reason.UNSUPPORTED_MANIFEST,
+        Reason.PROMOTION_REVOKED,
+        Reason.PROMOTION_SOURCE_NOT_ALLOWED,
         Reason.SIGNATURE_INVALID,
         Reason.SIGNATURE_UNTRUSTED,
     }
+    assert Reason.AWAITING_PROMOTION.reason_class == ReasonClass.RETRIED
     assert Reason.SIGNATURE_MISSING.reason_class == ReasonClass.RETRIED  # CI may sign a moment after pushing
     assert {r for r in Reason if r.failed_rollout} == {Reason.ROLLOUT_FAILED, Reason.ROLLED_BACK}
     assert Reason.TAG_NOT_FOUND.reason_class == ReasonClass.RETRIED

@@ -11,7 +11,8 @@ from apprelease.core.conditions import READY, Reason
 from apprelease.trust import Mode
 from apprelease.trust.sign import PrivateKey, bundle, statement
 
-from .conftest import IMAGE, World, assert_stalled, assert_waiting, pinned, sha
+from .conftest import IMAGE, NS, World, assert_stalled, assert_waiting, pinned, sha
+from .test_promotion import SOURCE, UPSTREAM, entry, upstream
 from .trustkit import new_key, public_pem, trusted
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -144,3 +145,38 @@ def test_a_missing_keys_secret_is_retried(world: World) -> None:
     world.reconcile()
     assert_waiting(world, Reason.SIGNATURE_MISSING)
     assert "cosign-keys" in world.events(Reason.SIGNATURE_MISSING)[0].message
+
+
+def test_a_promoted_digest_is_verified_under_this_releases_own_policy(world: World) -> None:
+    key = new_key()
+    trust(world, key)
+    digest = world.registry.release("v2")
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", digest=digest))
+    world.create("v2", verify=VERIFY, promotion=SOURCE)
+    world.reconcile()
+    assert_waiting(world, Reason.SIGNATURE_MISSING)  # upstream's Succeeded is no signature
+    assert "deployment/web" not in world.cluster.calls and world.status().revision == 0
+    sign(world, digest, key)
+    world.reconcile()
+    head = world.status().history[0]
+    assert world.cluster.images()["web"] == pinned(digest)
+    assert (head.promoted_from, head.verified_by) == (f"{NS}/{UPSTREAM}#4", trusted(key).fingerprint)
+
+
+def test_the_operator_floor_applies_to_a_promotion(world: World) -> None:
+    world.reconciler.gate = type(world.reconciler.gate)(world.cluster, world.reconciler.registry, Mode.REQUIRED)
+    digest = world.registry.release("v2")
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", digest=digest))
+    world.create("v2", promotion=SOURCE)
+    world.reconcile()
+    assert_waiting(world, Reason.SIGNATURE_MISSING)
+    assert "deployment/web" not in world.cluster.calls
+
+
+def test_a_promotion_whose_keys_secret_is_missing_is_retried(world: World) -> None:
+    digest = world.registry.release("v2")
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", digest=digest))
+    world.create("v2", verify=VERIFY, promotion=SOURCE)
+    world.reconcile()
+    assert_waiting(world, Reason.SIGNATURE_MISSING)
+    assert "deployment/web" not in world.cluster.calls

@@ -140,6 +140,8 @@ def _history_row(entry: Fields, current: bool) -> list[Text]:
     source = str(entry.value("source", ""))
     if entry.value("restoredFrom"):
         source += f" (from {entry.value('restoredFrom')})"
+    if entry.value("promotedFrom"):
+        source = f"Promotion (from {entry.value('promotedFrom')})"
     outcome = entry.value("outcome", "")
     return [
         Text(plain(f"{'*' if current else ' '}{entry.value('revision')}")),

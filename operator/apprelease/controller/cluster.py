@@ -182,11 +182,12 @@ class KubernetesCluster:
         return base64.b64decode(raw)
 
     def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        """A Secret's entries, decoded; None when it is missing or unreadable (the caller reports it)."""
+        """A Secret's data, decoded; None when it is missing or the operator may not read it."""
         try:
             obj = self._core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
         except ApiException as err:
             if err.status in (403, 404):
+                log.warning("Secret %s/%s cannot be read (HTTP %s)", namespace, name, err.status)
                 return None
             raise
         return {key: base64.b64decode(value) for key, value in (obj.data or {}).items()}

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 WorkloadRef = tuple[str, str, str]  # (namespace, kind, name) of a workload an AppRelease lists
 ReleasesByWorkload = kopf.Index[WorkloadRef, Key]  # workload -> the AppReleases that list it
+ReleasesByUpstream = kopf.Index[Key, Key]  # upstream AppRelease -> the AppReleases promoting from it
 
 
 def release_key(body: Mapping[str, Any]) -> Key:
@@ -52,6 +53,13 @@ def listed_workloads(body: Mapping[str, Any]) -> dict[WorkloadRef, Key]:
     items = Fields(body).sub("spec").value("workloads")
     listed = [Fields(item) for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
     return {(key[0], w.text("kind") or Kind.DEPLOYMENT.value, w.text("name")): key for w in listed}
+
+
+def promotion_source(body: Mapping[str, Any]) -> dict[Key, Key]:
+    """spec.promotion.from of an AppRelease, mapped to the AppRelease (one kopf index entry; none without it)."""
+    source = Fields(body).sub("spec").sub("promotion").sub("from")
+    upstream = (source.text("namespace"), source.text("name"))
+    return {upstream: release_key(body)} if all(upstream) else {}
 
 
 def _runtime(memo: Mapping[str, Any]) -> Runtime:
@@ -105,9 +113,20 @@ async def releases_by_workload(body: kopf.Body, **_: Any) -> dict[WorkloadRef, K
     return listed_workloads(body)
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+async def releases_by_upstream(body: kopf.Body, **_: Any) -> dict[Key, Key]:
+    """kopf calls this before the handlers of each AppRelease event; see `promotion_source`."""
+    return promotion_source(body)
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def on_apprelease_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def on_apprelease_event(
+    type: str, body: kopf.Body, memo: kopf.Memo, releases_by_upstream: ReleasesByUpstream | None = None, **_: Any
+) -> None:
     runtime, key = _runtime(memo), release_key(body)
+    if releases_by_upstream is not None:
+        # Its status may have made a version promotable (or revoked it): its downstreams look again.
+        runtime.wake(releases_by_upstream.get(key, ()))
     if type == "DELETED":
         runtime.forget(key)  # kopf has dropped its entries of releases_by_workload already
         return
@@ -166,6 +185,8 @@ __all__ = [
     "on_daemonset_event",
     "on_deployment_event",
     "on_statefulset_event",
+    "promotion_source",
+    "releases_by_upstream",
     "releases_by_workload",
     "release_key",
     "startup",

@@ -12,9 +12,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from apprelease.controller import pullsecrets
+from apprelease.controller import extensions, pullsecrets
 from apprelease.controller.cluster import Cluster
 from apprelease.controller.converge import Converger, Result, Timing
+from apprelease.controller.registryfaults import registry_problem
 from apprelease.controller.report import NORMAL, WARNING, Report
 from apprelease.controller.tagwatch import TagWatch
 from apprelease.controller.verification import Gate
@@ -26,14 +27,13 @@ from apprelease.core.reference import Reference
 from apprelease.core.spec import ReleaseSpec
 from apprelease.core.validation import check_spec
 from apprelease.core.workloads import Rollout, Workload
+from apprelease.notify.notifier import Notifier
 from apprelease.registry import (
     Credential,
     PlatformLabels,
     RegistryClient,
     RegistryError,
     Resolved,
-    TagNotFound,
-    Unauthorized,
     UnsupportedManifest,
 )
 from apprelease.trust import Mode
@@ -59,6 +59,8 @@ class Reconciler:
         monotonic: Callable[[], float] = time.monotonic,
         allowed_registries: list[str] | None = None,
         require_uid_binding: bool = False,
+        notifier: Notifier | None = None,
+        promotion_sources: list[str] | None = None,
         verify_floor: Mode = Mode.NONE,
     ) -> None:
         self.cluster = cluster
@@ -71,6 +73,8 @@ class Reconciler:
         self.now = now
         # Slightly under the resync period, so that every resync of a Ready release re-checks its tag.
         self.tag_watch = TagWatch(resync_seconds * 0.9, monotonic)
+        self.notifier = notifier
+        self.promotion_sources = list(promotion_sources or [])
 
     # --- entry point -----------------------------------------------------------------------------------
     def reconcile(self, namespace: str, name: str) -> Result:
@@ -80,6 +84,8 @@ class Reconciler:
         ar = AppRelease.from_k8s(obj)
         report = Report(self.cluster, ar, self.now())
         result = _Pass(self, ar, report).run()
+        if self.notifier is not None:
+            result = extensions.notify(self.notifier, ar, report, result, self.timing.poll_seconds)
         report.finish()  # Events no status write followed (e.g. TagMoved) go out last
         return result
 
@@ -123,9 +129,12 @@ class _Pass:
     def _policy_may_have_changed(self, reason: Reason | None) -> bool:
         """A refusal by the operator's own policy is looked at again: the platform team may since have allowed
         the registry. Every other Stalled reason waits for a new generation."""
-        if reason != Reason.REGISTRY_NOT_ALLOWED:
+        if reason not in (Reason.REGISTRY_NOT_ALLOWED, Reason.PROMOTION_SOURCE_NOT_ALLOWED):
             return False
-        return isinstance(self.checked, Problem) or self._registry_refused(self.checked) is None
+        if isinstance(self.checked, Problem):
+            return True
+        source_refused = extensions.source_refused(self.ar, self.checked, self.o.promotion_sources)
+        return self._registry_refused(self.checked) is None and source_refused is None
 
     def _registry_refused(self, spec: ReleaseSpec) -> Problem | None:
         return registrypolicy.check_registry(spec.repository, self.o.allowed_registries)
@@ -161,6 +170,7 @@ class _Deploy:
         self.now = owner.now
         self.report = owner.report
         self.retrying = retrying
+        self.wait_seconds: float | None = None  # when a refusal is known to end (a promotion's soak)
         self.converger = Converger(self.o.cluster, self.ar, spec, self.report, self.o.timing, self.now)
 
     def run(self) -> Result:
@@ -173,7 +183,7 @@ class _Deploy:
         if self.spec.suspend:
             return self._observe_suspended(workloads)
         if isinstance(target, decisions.ResolveFromRegistry):
-            problem = self._resolve_new_version(workloads)
+            problem = self._promote(workloads) if self.spec.promotion else self._resolve_new_version(workloads)
             if problem is not None:
                 return self._unresolved(problem, workloads)
         elif isinstance(target, decisions.RestoreFromHistory):
@@ -195,7 +205,7 @@ class _Deploy:
         if not problem.stalled and self._runs_recorded_repository():
             # The new version is not reachable yet; what was recorded last still runs and stays pinned.
             self.converger.pin(workloads)
-        return _refuse(self.report, problem)
+        return _refuse(self.report, problem, self.wait_seconds)
 
     def load_workloads(self) -> list[Workload] | Problem:
         loaded: list[Workload] = []
@@ -233,7 +243,7 @@ class _Deploy:
             return self.o.registry.platform_labels(pinned, credential)
         except RegistryError as err:
             if self.spec.provenance != Provenance.DISABLED or isinstance(err, UnsupportedManifest):
-                return _registry_problem(err)
+                return registry_problem(err)
             log.info("labels of %s unreadable (provenance Disabled): %s", resolved.pinned, err)
             return []
 
@@ -246,7 +256,7 @@ class _Deploy:
                     self.o.registry, self.spec.tagged, self._credentials(workloads)
                 )
             except RegistryError as err:
-                return _registry_problem(err)
+                return registry_problem(err)
             mismatch = decisions.check_digest(self.spec, resolved.digest)
             if mismatch:
                 return mismatch
@@ -261,7 +271,7 @@ class _Deploy:
         try:
             verified = self.o.gate.verify_new(self.ar.namespace, self.spec, resolved.digest, credential)
         except RegistryError as err:
-            return _registry_problem(err)
+            return registry_problem(err)
         if isinstance(verified, Problem):
             return verified
         # The revision (gitCommit) is read where labels were read before: linux/amd64, else the first platform.
@@ -296,6 +306,13 @@ class _Deploy:
             f"revision {self.report.status.revision}: {self.spec.version} resolved to {resolved.digest}",
         )
         return None
+
+    def _promote(self, workloads: list[Workload]) -> Problem | None:
+        verify = extensions.Verifier(self.o.gate, self.ar.namespace, self.spec, lambda: self._credentials(workloads))
+        problem, self.wait_seconds = extensions.promote(
+            self.o.cluster, self.report, self.ar, self.spec, self.o.promotion_sources, verify
+        )
+        return problem
 
     def _restore(self, entry: HistoryEntry) -> None:
         self.report.update(
@@ -371,20 +388,13 @@ class _Deploy:
         )
 
 
-def _refuse(report: Report, problem: Problem) -> Result:
-    """A pass that cannot go on: Stalled (not retried until the spec changes) or waiting (retried with backoff),
-    as the reason's class says; a Warning Event when a reader sees a change."""
+def _refuse(report: Report, problem: Problem, requeue_after: float | None = None) -> Result:
+    """A pass that cannot go on: Stalled (not retried until the spec changes) or waiting (retried with backoff,
+    or at `requeue_after` seconds when the wait's end is known), as the reason's class says; a Warning Event
+    when a reader sees a change."""
     if report.problem(problem):
         report.event(WARNING, problem.reason, problem.message)
     report.write()
-    return Result(stalled=True) if problem.stalled else Result(retry=True)
-
-
-def _registry_problem(err: RegistryError) -> Problem:
-    if isinstance(err, UnsupportedManifest):
-        return Problem(Reason.UNSUPPORTED_MANIFEST, f"{err}; nothing was deployed")
-    if isinstance(err, TagNotFound):
-        return Problem(Reason.TAG_NOT_FOUND, f"{err}; it is deployed as soon as it is pushed")
-    if isinstance(err, Unauthorized):
-        return Problem(Reason.UNAUTHORIZED, str(err))
-    return Problem(Reason.REGISTRY_UNAVAILABLE, str(err))
+    if problem.stalled:
+        return Result(stalled=True)
+    return Result(requeue_after=requeue_after) if requeue_after is not None else Result(retry=True)

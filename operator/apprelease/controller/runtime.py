@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import time
 from collections.abc import Iterable
 
@@ -16,6 +17,8 @@ from apprelease.controller.reconciler import Reconciler
 from apprelease.controller.settings import OperatorSettings
 from apprelease.controller.workqueue import WorkQueue
 from apprelease.election import AlwaysLeader, Elector, KubernetesLeaseStore, Leadership, candidate_identity
+from apprelease.notify.endpoint import Endpoint
+from apprelease.notify.notifier import Notifier
 from apprelease.registry import RegistryClient
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ class Runtime:
             rollout_poll_seconds=settings.rollout_poll_seconds,
             allowed_registries=settings.allowed_registries,
             require_uid_binding=settings.require_uid_binding,
+            promotion_sources=settings.promotion_sources,
+            notifier=Notifier(cluster, Endpoint(settings.notify_rules(), _ssl_context(settings.ca_bundle))),
             verify_floor=settings.verify_floor,
         )
         leadership: Leadership | None = None
@@ -177,3 +182,11 @@ def _elector(settings: OperatorSettings, connection: Connection, metrics: Metric
         timeout_seconds=max(1.0, timing.renew_deadline / 3),  # two tries fit in one renew deadline
     )
     return Elector(store, candidate_identity(), timing, on_change=metrics.set_leader)
+
+
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """The system CAs, plus the operator's extra ones (the same file registries use)."""
+    context = ssl.create_default_context()
+    if ca_bundle:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context

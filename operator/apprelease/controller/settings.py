@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from apprelease.election import shards
 from apprelease.election.rules import Timing, check_timing
+from apprelease.notify.endpoint import EndpointRules
 from apprelease.registry.client import RegistrySettings
 from apprelease.trust.policy import Mode
 
@@ -86,9 +87,29 @@ class OperatorSettings(BaseSettings):
         default=None, description="0xSTART-0xEND: namespaces whose FNV-1a hash is in range (ShardedListAndWatch)."
     )
     list_chunk_size: int = Field(default=500, ge=0, le=10000, description="Initial list page size; 0: one list.")
+    notify_insecure_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Notification receivers (host or host:port) reached over plain http. Comma-separated.",
+    )
+    notify_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Private or loopback networks (CIDR) receivers may be in; link-local never. Comma-separated.",
+    )
+    promotion_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces whose AppReleases others may promote from (besides their own); * for any.",
+    )
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, description="Deadline of one notification.")
 
     @field_validator(
-        "insecure_registries", "allowed_registries", "watch_namespaces", "allowed_private_networks", mode="before"
+        "insecure_registries",
+        "allowed_registries",
+        "watch_namespaces",
+        "allowed_private_networks",
+        "notify_insecure_hosts",
+        "notify_allowed_networks",
+        "promotion_sources",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -129,4 +150,10 @@ class OperatorSettings(BaseSettings):
             resolution_timeout_seconds=self.registry_resolution_timeout_seconds,
             allowed_private_networks=self.allowed_private_networks,
             cache_ttl_seconds=self.registry_cache_seconds,
+        )
+
+    def notify_rules(self) -> EndpointRules:
+        """Raises ValueError for an entry of notify_allowed_networks that is not CIDR notation."""
+        return EndpointRules.parse(
+            self.notify_insecure_hosts, self.notify_allowed_networks, self.notify_timeout_seconds
         )

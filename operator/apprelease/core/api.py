@@ -86,6 +86,48 @@ class LocalObjectReference(_SpecModel):
     name: str = ""
 
 
+class NotifyType(StrEnum):
+    SLACK = "slack"
+    MSTEAMS = "msteams"
+    WEBHOOK = "webhook"
+    CLOUDEVENTS = "cloudevents"
+
+
+class NotifyOutcome(StrEnum):
+    """What a notification tells about one revision (DESIGN.md "Notifications")."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ROLLED_BACK = "RolledBack"
+    AWAITING_PROMOTION = "AwaitingPromotion"
+    PROMOTION_REVOKED = "PromotionRevoked"
+
+
+class NotifyEntry(_SpecModel):
+    """One entry of spec.notify: where to send (a Secret holding `url` and optionally `token`) and what."""
+
+    type: str = NotifyType.WEBHOOK.value
+    secret_ref: LocalObjectReference = Field(default_factory=LocalObjectReference, alias="secretRef")
+    on: list[str] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """How status.notifySince names this entry: `<type>/<secret name>`."""
+        return f"{self.type}/{self.secret_ref.name}"
+
+
+class ObjectReference(_SpecModel):
+    namespace: str = ""
+    name: str = ""
+
+
+class Promotion(_SpecModel):
+    """spec.promotion: pin what the upstream AppRelease recorded Succeeded for spec.version, soaked."""
+
+    from_: ObjectReference = Field(default_factory=ObjectReference, alias="from")
+    soak_seconds: int = Field(default=0, alias="soakSeconds")
+
+
 class KeylessIdentity(_SpecModel):
     issuer: str = ""
     subject: str | None = None
@@ -116,6 +158,8 @@ class AppReleaseSpec(_SpecModel):
     history_limit: int = Field(default=10, alias="historyLimit")
     suspend: bool = False
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
+    notify: list[NotifyEntry] = Field(default_factory=list)
+    promotion: Promotion | None = None
     verify: VerifySpec | None = None
     # Fields whose value had the wrong type (possible only when the CRD schema is missing or old); "spec" when
     # the spec itself is not an object.
@@ -152,10 +196,20 @@ class HistoryEntry(_Model):
     # Pause accounting: the open pause's start, and the seconds of closed pauses; not counted by the timeout.
     paused_at: str | None = Field(default=None, alias="pausedAt")
     paused_seconds: int | None = Field(default=None, alias="pausedSeconds")
+    promoted_from: str | None = Field(default=None, alias="promotedFrom")  # <namespace>/<name>#<revision>
     outcome: Outcome = Outcome.IN_PROGRESS
     failure: str | None = None  # only on Failed entries: workload, pod, reason, exit code
     # What verified the digest: "SHA256:<key fingerprint>" or "keyless:<issuer>|<subject>" (trust.policy).
     verified_by: str | None = Field(default=None, alias="verifiedBy")
+    notified: list[str] | None = None  # NotifyOutcome values already sent to spec.notify
+
+
+class NotifiedAhead(_Model):
+    """Outcomes told about the revision a promotion would record next (AwaitingPromotion, PromotionRevoked):
+    they come before its history entry exists."""
+
+    revision: int
+    outcomes: list[str] = Field(default_factory=list)
 
 
 class AppReleaseStatus(_Model):
@@ -169,6 +223,10 @@ class AppReleaseStatus(_Model):
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     last_handled_retry: str | None = Field(default=None, alias="lastHandledRetry")
+    # Per spec.notify entry (NotifyEntry.key): the first revision it may tell about, fixed when the entry is
+    # first seen, so that a new entry (or an operator upgrade) never replays older history.
+    notify_since: dict[str, int] | None = Field(default=None, alias="notifySince")
+    notified_ahead: NotifiedAhead | None = Field(default=None, alias="notifiedAhead")
 
     def to_k8s(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -39,6 +39,8 @@ class Reason(StrEnum):
     DIGEST_MISMATCH = "DigestMismatch"
     REGISTRY_NOT_ALLOWED = "RegistryNotAllowed"  # spec.image is outside the operator's allowedRegistries
     UNSUPPORTED_MANIFEST = "UnsupportedManifest"  # a media type not asked for (Docker schema 1 included)
+    PROMOTION_REVOKED = "PromotionRevoked"  # the upstream revision of the digest to promote later failed
+    PROMOTION_SOURCE_NOT_ALLOWED = "PromotionSourceNotAllowed"  # upstream namespace outside promotion sources
     SIGNATURE_INVALID = "SignatureInvalid"  # a signature that does not hold, or names another digest
     SIGNATURE_UNTRUSTED = "SignatureUntrusted"  # signed by a key or identity spec.verify does not trust
     # Ready=False and retried with backoff: the world may fix these.
@@ -48,6 +50,7 @@ class Reason(StrEnum):
     WORKLOAD_NOT_FOUND = "WorkloadNotFound"
     WORKLOAD_NOT_OPTED_IN = "WorkloadNotOptedIn"  # the workload lacks the apprelease.dev/release label
     CONTAINER_NOT_FOUND = "ContainerNotFound"
+    AWAITING_PROMOTION = "AwaitingPromotion"  # upstream has not (long enough) Succeeded with spec.version
     PAUSED = "Paused"  # a person paused a workload's rollout (Deployment spec.paused); no clock runs meanwhile
     SIGNATURE_MISSING = "SignatureMissing"  # no signature yet (CI may sign a moment after pushing)
     # Stalled after a failed rollout, until the spec changes or a retry is asked for (apprelease.dev/retry).
@@ -83,6 +86,8 @@ _CLASSES: dict[Reason, ReasonClass] = {
             Reason.DIGEST_MISMATCH,
             Reason.REGISTRY_NOT_ALLOWED,
             Reason.UNSUPPORTED_MANIFEST,
+            Reason.PROMOTION_REVOKED,
+            Reason.PROMOTION_SOURCE_NOT_ALLOWED,
             Reason.SIGNATURE_INVALID,
             Reason.SIGNATURE_UNTRUSTED,
         ),
@@ -96,6 +101,7 @@ _CLASSES: dict[Reason, ReasonClass] = {
             Reason.WORKLOAD_NOT_FOUND,
             Reason.WORKLOAD_NOT_OPTED_IN,
             Reason.CONTAINER_NOT_FOUND,
+            Reason.AWAITING_PROMOTION,
             Reason.PAUSED,
             Reason.SIGNATURE_MISSING,
         ),
@@ -123,6 +129,7 @@ class EventReason:
     DEPLOYED = "Deployed"
     DRIFT_CORRECTED = "DriftCorrected"
     TAG_MOVED = "TagMoved"
+    PROMOTING = "Promoting"  # a new revision pins the digest upstream recorded Succeeded
     LABEL_REJECTED = "LabelRejected"  # an image label is not what it claims to be; it is not copied
     ROLLOUT_FAILED = Reason.ROLLOUT_FAILED.value
     ROLLED_BACK = Reason.ROLLED_BACK.value

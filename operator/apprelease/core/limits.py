@@ -24,6 +24,10 @@ MAX_RETRY_TOKEN = 64  # status.lastHandledRetry (the CRD's maxLength: an install
 # Platform children of an image index whose provenance is checked (each costs a manifest and a config read);
 # an index listing more is refused. Docker Hub's official images list at most about a dozen.
 MAX_PLATFORMS = 64
+MAX_NAMESPACE = 63  # a namespace name is an RFC 1123 label (Kubernetes: 63 characters)
+MAX_PROMOTED_FROM = MAX_NAMESPACE + 1 + 253 + 1 + 19  # <namespace>/<name>#<revision>
+MAX_NOTIFY = 10  # spec.notify entries (CRD maxItems), hence status.notifySince keys
+MAX_NOTIFY_KEY = len("cloudevents/") + 253  # a notifySince key: <type>/<Secret name>
 
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _ELLIPSIS = "…"

@@ -24,6 +24,18 @@ class WorkloadRef:
 
 
 @dataclass(frozen=True)
+class PromotionRef:
+    """spec.promotion: the upstream AppRelease and how long its Succeeded must have lasted (seconds)."""
+
+    namespace: str
+    name: str
+    soak_seconds: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class ReleaseSpec:
     """A valid spec. `repository` is spec.image parsed and normalised (no tag, no digest)."""
 
@@ -39,6 +51,7 @@ class ReleaseSpec:
     timeout_seconds: int = 600  # 30..86400
     bake_seconds: int = 30  # 0..3600: new pods must stay up this long after the rollout completed
     on_failure: OnFailure = OnFailure.ROLLBACK
+    promotion: PromotionRef | None = None
     verify: VerifySettings = VerifySettings()  # spec.verify as asked; the operator's floor is applied later
 
     @property

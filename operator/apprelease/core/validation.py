@@ -14,11 +14,12 @@ from apprelease.core import limits, reference
 from apprelease.core.api import SPEC_NOT_AN_OBJECT, AppReleaseSpec, OnFailure, Provenance
 from apprelease.core.conditions import Problem, Reason
 from apprelease.core.reference import Reference
-from apprelease.core.spec import ReleaseSpec, WorkloadRef
+from apprelease.core.spec import PromotionRef, ReleaseSpec, WorkloadRef
 from apprelease.core.verifyspec import VerifySettings, check_verify
 from apprelease.core.workloads import Kind
 
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SUPPORTED_KINDS = tuple(kind.value for kind in Kind)
 MAX_WORKLOADS = 20  # CRD: spec.workloads maxItems
@@ -69,8 +70,16 @@ def _typed(spec: AppReleaseSpec, image: Reference, verify: VerifySettings) -> Re
         timeout_seconds=spec.rollout.timeout_seconds,
         bake_seconds=spec.rollout.bake_seconds,
         on_failure=OnFailure(spec.rollout.on_failure),
+        promotion=_promotion(spec),
         verify=verify,
     )
+
+
+def _promotion(spec: AppReleaseSpec) -> PromotionRef | None:
+    if spec.promotion is None:
+        return None
+    source = spec.promotion.from_
+    return PromotionRef(source.namespace, source.name, spec.promotion.soak_seconds)
 
 
 # --- spec.image: parsed once; a message (str) when it does not parse --------------------------------
@@ -199,6 +208,23 @@ def _rollout(spec: AppReleaseSpec) -> str | None:
     return None
 
 
+MAX_SOAK_SECONDS = 30 * 86400  # CRD: spec.promotion.soakSeconds maximum
+
+
+def _promotion_rule(spec: AppReleaseSpec) -> str | None:
+    if spec.promotion is None:
+        return None
+    source = spec.promotion.from_
+    namespace = source.namespace
+    if not namespace or len(namespace) > limits.MAX_NAMESPACE or not _DNS_LABEL.match(namespace):
+        return f"spec.promotion.from.namespace {limits.quoted(namespace)} must name a namespace (a DNS label)"
+    if not source.name or len(source.name) > MAX_NAME or not _DNS_SUBDOMAIN.match(source.name):
+        return f"spec.promotion.from.name {limits.quoted(source.name)} must name an object (a DNS subdomain)"
+    if not 0 <= spec.promotion.soak_seconds <= MAX_SOAK_SECONDS:
+        return f"spec.promotion.soakSeconds {spec.promotion.soak_seconds} must be between 0 and {MAX_SOAK_SECONDS}"
+    return None
+
+
 _RULES: tuple[Rule, ...] = (
     _version,
     _digest,
@@ -208,4 +234,5 @@ _RULES: tuple[Rule, ...] = (
     _provenance,
     _history_limit,
     _rollout,
+    _promotion_rule,
 )

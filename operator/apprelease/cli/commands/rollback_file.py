@@ -23,8 +23,11 @@ _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)")
 
 
-def rollback_in_file(path: Path, commit: bool, namespace: str, current: AppRelease, entry: HistoryEntry) -> None:
-    """The GitOps rollback: the manifest gets the recorded version and digest; the sync deploys it."""
+def rollback_in_file(
+    path: Path, commit: bool, namespace: str, current: AppRelease, entry: HistoryEntry, promoted_from: str | None = None
+) -> None:
+    """The GitOps rollback: the manifest gets the recorded version and digest; the sync deploys it. With
+    `promoted_from` (`ns/name`), `entry` is the upstream's and the commit says it is a promotion."""
     # The history comes from the cluster: only a real tag and digest may go into a file and a commit message.
     if not reference.is_valid_tag(entry.version) or not _DIGEST.fullmatch(entry.digest):
         fail(f"revision {entry.revision} records {entry.version!r} / {entry.digest!r}: not a tag and a digest")
@@ -34,7 +37,7 @@ def rollback_in_file(path: Path, commit: bool, namespace: str, current: AppRelea
         if commit:
             prepare_commit(real)
         edit = set_version(text, name=current.name, namespace=namespace, version=entry.version, digest=entry.digest)
-        message = commit_message(namespace, current.name, edit.previous_version, entry)
+        message = commit_message(namespace, current.name, edit.previous_version, entry, promoted_from)
     except (OSError, UnicodeDecodeError, GitError, ManifestEditError, OutsideRepository) as problem:
         fail(f"{path}: {problem}")
     if not edit.changed(text):
@@ -65,7 +68,9 @@ def _read(path: Path) -> str:
     return data.decode("utf-8")
 
 
-def commit_message(namespace: str, name: str, previous: str | None, entry: HistoryEntry) -> str:
+def commit_message(
+    namespace: str, name: str, previous: str | None, entry: HistoryEntry, promoted_from: str | None = None
+) -> str:
     """The rollback commit's message, every value in it checked to be what it says it is.
 
     The values come from the cluster (history) and from the file (the previous version): a newline in one of them
@@ -80,10 +85,19 @@ def commit_message(namespace: str, name: str, previous: str | None, entry: Histo
         "the recorded digest": (entry.digest, _DIGEST.fullmatch(entry.digest) is not None, "a digest"),
         "the revision": (entry.revision, isinstance(entry.revision, int) and entry.revision > 0, "a revision number"),
         "deployedAt": (entry.deployed_at, entry.deployed_at is None or _is_timestamp(entry.deployed_at), "a date"),
+        "the upstream": (promoted_from, promoted_from is None or _is_source(promoted_from), "namespace/name"),
     }
     for what, (value, valid, claim) in checks.items():
         if not valid:
             raise ManifestEditError(f"{what} {plain(repr(value))[:100]} is not {claim}: refusing to write it")
+    if promoted_from is not None:
+        subject = f"Promote AppRelease {namespace}/{name} to {entry.version} from {promoted_from}"
+        body = (
+            f"spec.version {previous} -> {entry.version}\n"
+            f"spec.digest {entry.digest}, Succeeded in {promoted_from}#{entry.revision}.\n\n"
+            "Written by apprelease promote --file --commit."
+        )
+        return f"{subject}\n\n{body}"
     subject = f"Roll back AppRelease {namespace}/{name} to {entry.version} (revision {entry.revision})"
     body = (
         f"spec.version {previous} -> {entry.version}\n"
@@ -93,6 +107,11 @@ def commit_message(namespace: str, name: str, previous: str | None, entry: Histo
         "Written by apprelease rollback --file --commit."
     )
     return f"{subject}\n\n{body}"
+
+
+def _is_source(value: str) -> bool:
+    namespace, _, name = value.partition("/")
+    return _NAMESPACE.fullmatch(namespace) is not None and len(name) <= 253 and _NAME.fullmatch(name) is not None
 
 
 def _is_timestamp(value: str) -> bool:

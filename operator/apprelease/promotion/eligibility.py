@@ -1,0 +1,130 @@
+"""May spec.version be promoted from the upstream AppRelease now, and which digest (pure).
+
+Rules (DESIGN.md "Promotion"):
+- The source namespace must be the AppRelease's own or listed in the operator's promotion sources
+  (`APPRELEASE_PROMOTION_SOURCES`, `*` for any), else Stalled `PromotionSourceNotAllowed`.
+- Among upstream history entries of spec.version (of the same repository), the newest one with a final outcome
+  decides: `Failed` -> Stalled `PromotionRevoked` (a failed bake, or rolled back automatically); `Succeeded` ->
+  eligible once it has been Succeeded for `soakSeconds` (from `succeededAt`, which the upstream's operator writes
+  when the bake ended; a Succeeded entry without it is never old enough for a soak above 0), else Ready False
+  `AwaitingPromotion`, with the seconds left so the caller requeues at the soak's end. No final entry:
+  `AwaitingPromotion`.
+- A digest taken from upstream must satisfy spec.digest, if set (`DigestMismatch`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from apprelease.core.api import AppReleaseStatus, HistoryEntry, Outcome, Source
+from apprelease.core.conditions import Problem, Reason
+from apprelease.core.decisions import in_repository, record_revision
+from apprelease.core.spec import PromotionRef, ReleaseSpec
+
+__all__ = ["ANY_SOURCE", "Eligible", "Waiting", "judge", "newest_final", "record", "source_problem"]
+
+ANY_SOURCE = "*"
+
+
+@dataclass(frozen=True)
+class Eligible:
+    entry: HistoryEntry  # the upstream entry whose digest is pinned
+    promoted_from: str  # <namespace>/<name>#<revision>
+
+
+@dataclass(frozen=True)
+class Waiting:
+    problem: Problem  # AwaitingPromotion
+    seconds_left: float | None  # None: nothing known to wait for (woken by upstream changes, or the resync)
+
+
+def source_problem(own_namespace: str, source: PromotionRef, allowed: list[str]) -> Problem | None:
+    if source.namespace == own_namespace or ANY_SOURCE in allowed or source.namespace in allowed:
+        return None
+    return Problem(
+        Reason.PROMOTION_SOURCE_NOT_ALLOWED,
+        f"namespace {source.namespace} is not a promotion source of this operator (APPRELEASE_PROMOTION_SOURCES)",
+    )
+
+
+def newest_final(history: list[HistoryEntry], version: str, spec: ReleaseSpec | None = None) -> HistoryEntry | None:
+    """The newest entry of `version` (of spec.image's repository, when given) that Succeeded or Failed: the one
+    that decides whether the version may be promoted."""
+    same = [h for h in history if h.version == version and (spec is None or _same_repository(h, spec))]
+    finals = [h for h in same if h.outcome in (Outcome.SUCCEEDED, Outcome.FAILED)]
+    return max(finals, key=lambda h: h.revision, default=None)
+
+
+def _same_repository(entry: HistoryEntry, spec: ReleaseSpec) -> bool:
+    return entry.image is None or in_repository(entry.image, spec)
+
+
+def _since(entry: HistoryEntry) -> dt.datetime | None:
+    return _time(entry.succeeded_at)
+
+
+def _time(stamp: str | None) -> dt.datetime | None:
+    """An RFC 3339 time as status writes it, or None."""
+    if not stamp:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def judge(spec: ReleaseSpec, upstream: AppReleaseStatus | None, now: str) -> Eligible | Waiting | Problem:
+    """Whether spec.version may be pinned at `now` (RFC 3339); `spec.promotion` must be set."""
+    source = spec.promotion
+    assert source is not None
+    if upstream is None:
+        return Waiting(Problem(Reason.AWAITING_PROMOTION, f"upstream AppRelease {source} does not exist (yet)"), None)
+    entry = newest_final(upstream.history, spec.version, spec)
+    if entry is None:
+        message = f"{source} has not Succeeded with {spec.version} yet; promoted as soon as it has"
+        return Waiting(Problem(Reason.AWAITING_PROMOTION, message), None)
+    where = f"{source}#{entry.revision}"
+    if entry.outcome == Outcome.FAILED:
+        return Problem(
+            Reason.PROMOTION_REVOKED,
+            f"{spec.version} ({entry.digest}) failed upstream in {where}; it is not promoted. Promote another version",
+        )
+    if spec.digest and spec.digest != entry.digest:
+        return Problem(
+            Reason.DIGEST_MISMATCH,
+            f"{where} succeeded with {spec.version} as {entry.digest}, but spec.digest is {spec.digest}",
+        )
+    since, current = _since(entry), _time(now)
+    if since is None and source.soak_seconds > 0:
+        message = f"{where} succeeded with {spec.version} but recorded no succeededAt; the soak cannot be counted"
+        return Waiting(Problem(Reason.AWAITING_PROMOTION, message), None)
+    left = source.soak_seconds - ((current - since).total_seconds() if since and current else 0.0)
+    if left > 0:
+        message = f"{where} succeeded with {spec.version}; promoted after a soak of {source.soak_seconds}s"
+        return Waiting(Problem(Reason.AWAITING_PROMOTION, message), left)
+    return Eligible(entry, where)
+
+
+def record(
+    status: AppReleaseStatus, spec: ReleaseSpec, eligible: Eligible, now: str, verified_by: str | None = None
+) -> AppReleaseStatus:
+    """A new revision pinning the upstream digest (and its gitCommit), with `promotedFrom` and the evidence this
+    AppRelease's own verification found (`verifiedBy`)."""
+    recorded = record_revision(
+        status,
+        image=spec.image,
+        version=spec.version,
+        digest=eligible.entry.digest,
+        git_commit=eligible.entry.git_commit,
+        source=Source.REGISTRY,
+        restored_from=None,
+        now=now,
+        history_limit=spec.history_limit,
+        verified_by=verified_by,
+    )
+    head, *rest = recorded.history
+    return recorded.model_copy(
+        update={"history": [head.model_copy(update={"promoted_from": eligible.promoted_from}), *rest]}
+    )
