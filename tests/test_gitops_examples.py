@@ -16,7 +16,7 @@ from apprelease.core.api import (
 )
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 600  # DESIGN.md: rollout.timeoutSeconds default
+DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 600  # the README: rollout.timeoutSeconds default
 
 
 def flux() -> list[dict[str, Any]]:

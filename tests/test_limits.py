@@ -19,7 +19,7 @@ from apprelease.registry import RegistryClient, RegistrySettings
 from apprelease.trust.policy import MAX_EVIDENCE
 from tests.conftest import Clock, FakeCluster, FakeRegistry, World, assert_stalled, deployment
 
-WORST_CASE_BUDGET = 256 * 1024  # DESIGN.md: the worst-case status stays under 256 KiB
+WORST_CASE_BUDGET = 256 * 1024  # the README: the worst-case status stays under 256 KiB
 
 # The longest value each string field can hold. A new field without an entry here fails the test below: give it
 # a bound in apprelease.core.limits first, then list it.

@@ -1,4 +1,4 @@
-"""Metrics: exactly DESIGN.md's names, types and labels, derived from AppRelease status as the watch sees it."""
+"""Metrics: exactly the README's names, types and labels, derived from AppRelease status as the watch sees it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from apprelease.registry import RegistryClient, RegistryError, RegistrySettings
 T0 = dt.datetime(2026, 11, 27, 10, 0, 0, tzinfo=dt.UTC)
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 
-# DESIGN.md "Metrics": name -> (type, labels)
+# the README's "Metrics": name -> (type, labels)
 CONTRACT = {
     "apprelease_info": ("gauge", {"namespace", "name", "version", "digest", "revision"}),
     "apprelease_condition": ("gauge", {"namespace", "name", "type", "status"}),
@@ -27,7 +27,7 @@ CONTRACT = {
     "apprelease_registry_requests": ("counter", {"registry", "method", "code"}),
     "apprelease_workqueue_depth": ("gauge", set()),
     "apprelease_leader": ("gauge", set()),
-    "apprelease_series_dropped": ("counter", set()),  # not in DESIGN.md: issue 16, the per-AppRelease cap
+    "apprelease_series_dropped": ("counter", set()),  # not in the README: issue 16, the per-AppRelease cap
 }
 
 

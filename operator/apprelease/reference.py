@@ -1,6 +1,6 @@
 """Stable public path for image references: `apprelease.reference.parse(text) -> Reference`.
 
-The implementation lives in `apprelease.core.reference`; this module re-exports it (DESIGN.md, "Layout").
+The implementation lives in `apprelease.core.reference`; this module re-exports it (README, "Development").
 """
 
 from apprelease.core.reference import *  # noqa: F403

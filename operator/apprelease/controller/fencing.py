@@ -1,4 +1,4 @@
-"""Fencing of status writes (DESIGN.md "High availability"): a status write is conditional on the
+"""Fencing of status writes (the README's "High availability"): a status write is conditional on the
 resourceVersion of the AppRelease the pass decided from, so a replica that lost the lease (frozen, partitioned)
 cannot record a revision over what its successor wrote.
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN.md "Metrics"): names, types and labels are a contract with users' dashboards.
+"""Prometheus metrics (the README's "Metrics"): names, types and labels are a contract with users' dashboards.
 
 Per-AppRelease series are derived from the status as the API server holds it (`observe_status`, fed by the
 watch), so they say what users see with kubectl, survive operator restarts, and need no hook in the reconciler:

@@ -71,7 +71,7 @@ class OperatorSettings(BaseSettings):
         default=32, ge=0, description="Distinct `registry` label values without allowed_registries; then `other`."
     )
     log_level: str = Field(default="INFO")
-    # Leader election (DESIGN.md "High availability"). Off for `apprelease run` (one process on a laptop), as
+    # Leader election (the README's "High availability"). Off for `apprelease run` (one process on a laptop), as
     # controller-runtime binaries default --leader-elect to false; the Helm chart turns it on.
     leader_election: bool = Field(default=False, description="Elect a leader on a Lease; only it reconciles.")
     leader_election_name: str = Field(default="apprelease-operator", min_length=1, max_length=253)

@@ -94,7 +94,7 @@ class NotifyType(StrEnum):
 
 
 class NotifyOutcome(StrEnum):
-    """What a notification tells about one revision (DESIGN.md "Notifications")."""
+    """What a notification tells about one revision (the README's "Notifications")."""
 
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"

@@ -1,4 +1,4 @@
-"""Leader election of operator replicas on a coordination.k8s.io/v1 Lease (DESIGN.md "High availability").
+"""Leader election of operator replicas on a coordination.k8s.io/v1 Lease (the README's "High availability").
 
 `rules` holds the decisions (pure), `lease` the Lease on the API server, `elector` the loop on kopf's event
 loop, `identity` who we are. The runtime starts an `Elector` when APPRELEASE_LEADER_ELECTION is on and gates its

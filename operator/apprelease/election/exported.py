@@ -1,4 +1,4 @@
-"""Per-AppRelease series are exported by the leader only (DESIGN.md "High availability", issue 19): every
+"""Per-AppRelease series are exported by the leader only (the README's "High availability", issue 19): every
 replica keeps them up to date from its watch (so a new leader has them at once), but a follower's /metrics
 leaves them out, so a dashboard summing over pods counts each AppRelease once."""
 

@@ -1,6 +1,6 @@
 """Which (revision, outcome) pairs each spec.notify entry is owed, from status alone (pure).
 
-Rules (DESIGN.md "Notifications"):
+Rules (the README's "Notifications"):
 - An outcome of a history entry: `Succeeded` and `Failed` from its `outcome`; `RolledBack` for an entry the
   operator recorded itself to undo a failure (`cause: AutoRollback`), as soon as it is recorded.
 - Never replay old history: each entry's first revision (`status.notifySince[<type>/<secret>]`) is fixed when

@@ -1,4 +1,4 @@
-"""One notification on the wire, under the registry client's hostile-server rules (DESIGN.md "Notifications").
+"""One notification on the wire, under the registry client's hostile-server rules (the README's "Notifications").
 
 Reused from `registry/`, not rewritten: `address_problem` under an `AddressPolicy` (never link-local such as
 cloud metadata, unspecified or multicast; loopback and private, shared, ULA or NAT64 ranges only when the

@@ -1,6 +1,6 @@
 """May spec.version be promoted from the upstream AppRelease now, and which digest (pure).
 
-Rules (DESIGN.md "Promotion"):
+Rules (the README's "Promotion"):
 - The source namespace must be the AppRelease's own or listed in the operator's promotion sources
   (`APPRELEASE_PROMOTION_SOURCES`, `*` for any), else Stalled `PromotionSourceNotAllowed`.
 - Among upstream history entries of spec.version (of the same repository), the newest one with a final outcome
