@@ -258,6 +258,7 @@ def test_operator_from_the_chart_runs_as_a_pod_on_the_real_node(
     tmp_path: Path,
 ) -> None:
     values: dict[str, Any] = {
+        "replicaCount": 1,  # one pod to follow through a deletion; two replicas and failover are e2e/test_ha.py's
         "image": {
             "repository": operator_image.repository,
             "digest": operator_image.digest,
