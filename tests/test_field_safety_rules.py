@@ -203,24 +203,26 @@ OLD = f"{IMAGE}@sha256:" + "0" * 64
 
 def test_rollout_undo_is_drift_and_names_who_did_it() -> None:
     # kubectl rollout undo: the old template back, with its older revision annotation; the image is kubectl's.
-    undone = with_init({"web": OLD}, {}, annotations={ANNOTATION_REVISION: "1"})
-    undone.obj["metadata"]["managedFields"] = [managed("apprelease", "other"), managed("kubectl-rollout")]
+    undone = with_init(
+        {"web": OLD},
+        {},
+        annotations={ANNOTATION_REVISION: "1"},
+        managedFields=[managed("apprelease", "other"), managed("kubectl-rollout")],
+    )
     undone.containers = ["web"]
     patch = plan_patch(undone, pinned=PINNED, version="v2", revision=2, release="shop")
     assert patch is not None and patch.drifted == ["web"] and patch.changed_by == ["kubectl-rollout"]
 
 
 def test_a_new_revision_of_ours_is_not_drift() -> None:
-    ours = with_init({"web": OLD}, {}, annotations={ANNOTATION_REVISION: "1"})
-    ours.obj["metadata"]["managedFields"] = [managed("apprelease")]
+    ours = with_init({"web": OLD}, {}, annotations={ANNOTATION_REVISION: "1"}, managedFields=[managed("apprelease")])
     ours.containers = ["web"]
     patch = plan_patch(ours, pinned=PINNED, version="v2", revision=2, release="shop")
     assert patch is not None and patch.drifted == []
 
 
 def test_a_first_pin_is_not_drift() -> None:
-    fresh = with_init({"web": f"{IMAGE}:v0"}, {})
-    fresh.obj["metadata"]["managedFields"] = [managed("kubectl-client-side-apply")]
+    fresh = with_init({"web": f"{IMAGE}:v0"}, {}, managedFields=[managed("kubectl-client-side-apply")])
     fresh.containers = ["web"]
     patch = plan_patch(fresh, pinned=PINNED, version="v1", revision=1, release="shop")
     assert patch is not None and patch.drifted == []

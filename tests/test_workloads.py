@@ -152,8 +152,11 @@ def test_pods_of_the_new_revision_share_its_hash_and_old_ones_never_count() -> N
 
 
 def test_stateful_set_pods_of_its_update_revision_count_before_any_carries_our_annotation() -> None:
-    sts = view(Kind.STATEFUL_SET, {"template": {"metadata": {"annotations": {ANNOTATION_REVISION: "2"}}}})
-    sts.obj["status"]["updateRevision"] = "app-7f"
+    sts = view(
+        Kind.STATEFUL_SET,
+        {"template": {"metadata": {"annotations": {ANNOTATION_REVISION: "2"}}}},
+        {"updateRevision": "app-7f"},
+    )
     pods = [
         pod("app-2", "controller-revision-hash", "app-7f", None),
         pod("app-0", "controller-revision-hash", "app-1a", 1),

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import typer
 import yaml
@@ -19,6 +19,7 @@ from rich.console import Console
 from apprelease import __version__
 from apprelease.cli.kube import KubeError, Releases
 from apprelease.cli.text import safe
+from apprelease.controller.cluster import JsonObject
 
 app = typer.Typer(
     name="apprelease",
@@ -61,7 +62,7 @@ def releases(kubeconfig: str | None, context: str | None, namespace: str | None)
 
 def read_release(
     name: str, kubeconfig: str | None, context: str | None, namespace: str | None
-) -> tuple[Releases, dict[str, Any]]:
+) -> tuple[Releases, JsonObject]:
     """The namespace's AppReleases and the named one as stored (camelCase JSON); fails when it cannot be read."""
     found = releases(kubeconfig, context, namespace)
     try:

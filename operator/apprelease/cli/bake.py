@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 
 from apprelease.cli.engine import ENGINE_FAILURES
 from apprelease.cli.gitinfo import GitState
 from apprelease.core.api import LABEL_REVISION, LABEL_VERSION
+from apprelease.core.fields import Fields
 
 LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_CREATED = "org.opencontainers.image.created"
@@ -80,7 +80,8 @@ def build(plan: BakePlan, on_line: Progress, api: docker.APIClient) -> str:
     return image_id
 
 
-def _follow_build(stream: Iterable[dict[str, Any]], on_line: Progress) -> str:
+def _follow_build(stream: Iterable[Mapping[str, object]], on_line: Progress) -> str:
+    """The image ID a build stream (the engine's decoded JSON messages) ends with; BakeError on an error message."""
     image_id = ""
     for chunk in stream:
         if "error" in chunk:
@@ -88,8 +89,7 @@ def _follow_build(stream: Iterable[dict[str, Any]], on_line: Progress) -> str:
         text = str(chunk.get("stream", "")).rstrip()
         if text:
             on_line(text)
-        aux = chunk.get("aux") or {}
-        image_id = aux.get("ID", image_id)
+        image_id = Fields(chunk).sub("aux").text("ID", image_id)
     if not image_id:
         raise BakeError("docker build finished without an image")
     return image_id

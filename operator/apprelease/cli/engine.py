@@ -18,7 +18,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
@@ -44,7 +43,7 @@ class Endpoint:
 
     host: str
     source: str
-    tls: Any = None  # docker.tls.TLSConfig | None
+    tls: docker.tls.TLSConfig | None = None
 
     def describe(self) -> str:
         return f"{self.host} ({self.source})"

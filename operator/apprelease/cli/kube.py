@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from apprelease.controller.cluster import MERGE_PATCH, KubernetesCluster
+from apprelease.controller.cluster import MERGE_PATCH, JsonObject, KubernetesCluster
 from apprelease.controller.kubeclient import KubeConfigError, connect
 from apprelease.core.api import KIND, AppRelease
 from apprelease.core.fieldowners import CLI_MANAGER as CLI_FIELD_MANAGER
@@ -43,7 +43,7 @@ class Releases:
     def get(self, name: str) -> AppRelease:
         return AppRelease.from_k8s(self.get_raw(name))
 
-    def get_raw(self, name: str) -> dict[str, Any]:
+    def get_raw(self, name: str) -> JsonObject:
         what = f"AppRelease {self.namespace}/{name}"
         try:
             obj = self._cluster.get_apprelease(self.namespace, name)
@@ -81,9 +81,9 @@ class Releases:
         except ApiException as err:
             raise KubeError(_message(err, f"{kind} {self.namespace}/{name}")) from err
 
-    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+    def patch_spec(self, name: str, spec: Mapping[str, object]) -> None:
         try:
-            self._cluster.patch_apprelease_spec(self.namespace, name, spec, CLI_FIELD_MANAGER)
+            self._cluster.patch_apprelease_spec(self.namespace, name, dict(spec), CLI_FIELD_MANAGER)
         except ApiException as err:
             raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
 
@@ -93,7 +93,7 @@ class Releases:
         except ApiException as err:
             raise KubeError(_message(err, f"AppRelease {self.namespace}/{name}")) from err
 
-    def events(self, name: str, uid: str | None) -> list[dict[str, Any]]:
+    def events(self, name: str, uid: str | None) -> list[Mapping[str, object]]:
         """Events about the AppRelease, as the API server stores them (camelCase), oldest first."""
         selector = f"involvedObject.kind={KIND},involvedObject.name={name}"
         try:
@@ -102,12 +102,13 @@ class Releases:
             )
         except ApiException as err:
             raise KubeError(_message(err, f"Events of {self.namespace}/{name}")) from err
-        items: list[dict[str, Any]] = self._plain(response).get("items") or []
+        found = self._plain(response).get("items")
+        items = [e for e in found if isinstance(e, Mapping)] if isinstance(found, list) else []
         # An earlier object of the same name left Events too; only this one's count.
         mine = [e for e in items if not uid or Fields(e).sub("involvedObject").value("uid") in (None, "", uid)]
         return sorted(mine, key=lambda e: event_time(Fields(e))[:19])  # whole seconds: some carry microseconds
 
-    def workload(self, kind: str, name: str) -> dict[str, Any] | None:
+    def workload(self, kind: str, name: str) -> JsonObject | None:
         """A workload as raw JSON, or None when it does not exist."""
         readers = {
             Kind.DEPLOYMENT: self._apps.read_namespaced_deployment,
@@ -126,7 +127,7 @@ class Releases:
             raise KubeError(_message(err, f"{kind} {self.namespace}/{name}")) from err
         return self._plain(response)
 
-    def _plain(self, model: object) -> dict[str, Any]:
+    def _plain(self, model: object) -> JsonObject:
         """The API server's JSON shape (camelCase), as kubectl shows it."""
         data = self.api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
         return data if isinstance(data, dict) else {}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apprelease import __version__
-from apprelease.registry.push import Attached, Pusher
+from apprelease.registry.push import Attached, Descriptor, Pusher
 from apprelease.trust import sign
 from apprelease.trust.provenance import build_predicate
 from apprelease.trust.statement import COSIGN_SIGN_PREDICATE
@@ -42,7 +42,7 @@ def load_key(path: Path, password: str | None) -> sign.PrivateKey:
     return sign.load_private_key(pem, password.encode() if password else None)
 
 
-def _attach(pusher: Pusher, subject: dict[str, object], bundle: bytes, predicate_type: str) -> Attached:
+def _attach(pusher: Pusher, subject: Descriptor, bundle: bytes, predicate_type: str) -> Attached:
     annotations = {_CONTENT_ANNOTATION: "dsse-envelope", _PREDICATE_ANNOTATION: predicate_type}
     return pusher.attach(subject, sign.BUNDLE_MEDIA_TYPE, bundle, annotations)
 

@@ -25,6 +25,7 @@ from apprelease.core.api import (
     Source,
 )
 from apprelease.core.conditions import EventReason, Reason
+from apprelease.core.fields import Fields
 from apprelease.core.spec import ReleaseSpec
 from apprelease.core.workloads import Kind, Rollout, RolloutState, Workload
 
@@ -263,7 +264,7 @@ class Converger:
         for workload, state in zip(workloads, states, strict=True):
             if workload.kind != Kind.STATEFUL_SET or state.state == Rollout.COMPLETE:
                 continue
-            update_revision = (workload.obj.get("status") or {}).get("updateRevision")
+            update_revision = Fields(workload.obj).sub("status").text("updateRevision")
             if not update_revision or workload.template_annotations().get(ANNOTATION_REVISION) != str(current):
                 continue
             for pod in map(_Pod.of, self._own_pods(workload)):  # never another owner's pod (overlapping selector)

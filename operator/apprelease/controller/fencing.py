@@ -9,7 +9,7 @@ A conflict is not an error: the key is requeued and the next pass reads the AppR
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 
 class Conflict(Exception):
@@ -17,10 +17,11 @@ class Conflict(Exception):
     the write."""
 
 
-def conditional(body: dict[str, Any], resource_version: str) -> dict[str, Any]:
-    """`body` (a merge patch) made conditional on `resource_version`; unchanged when that is empty."""
+def conditional(body: Mapping[str, object], resource_version: str) -> dict[str, object]:
+    """`body` (a merge patch) made conditional on `resource_version`; a copy, unchanged when that is empty."""
     if not resource_version:
-        return body
-    metadata = dict(body.get("metadata") or {})
+        return dict(body)
+    given = body.get("metadata")
+    metadata: dict[str, object] = dict(given) if isinstance(given, Mapping) else {}
     metadata["resourceVersion"] = resource_version
     return {**body, "metadata": metadata}

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 import kopf
 
@@ -38,13 +37,13 @@ ReleasesByWorkload = kopf.Index[WorkloadRef, Key]  # workload -> the AppReleases
 ReleasesByUpstream = kopf.Index[Key, Key]  # upstream AppRelease -> the AppReleases promoting from it
 
 
-def release_key(body: Mapping[str, Any]) -> Key:
+def release_key(body: Mapping[str, object]) -> Key:
     """(namespace, name) of an object; "" for a missing part."""
     meta = Fields(body).sub("metadata")
     return (meta.text("namespace"), meta.text("name"))
 
 
-def listed_workloads(body: Mapping[str, Any]) -> dict[WorkloadRef, Key]:
+def listed_workloads(body: Mapping[str, object]) -> dict[WorkloadRef, Key]:
     """The workloads an AppRelease's spec.workloads lists, each mapped to the AppRelease: one kopf index entry
     per workload. A `kind` left out means Deployment (the CRD's default); non-object items are skipped (the
     reconciler reports them). Always a dict, empty when nothing is listed: kopf then drops the old entries,
@@ -55,14 +54,14 @@ def listed_workloads(body: Mapping[str, Any]) -> dict[WorkloadRef, Key]:
     return {(key[0], w.text("kind") or Kind.DEPLOYMENT.value, w.text("name")): key for w in listed}
 
 
-def promotion_source(body: Mapping[str, Any]) -> dict[Key, Key]:
+def promotion_source(body: Mapping[str, object]) -> dict[Key, Key]:
     """spec.promotion.from of an AppRelease, mapped to the AppRelease (one kopf index entry; none without it)."""
     source = Fields(body).sub("spec").sub("promotion").sub("from")
     upstream = (source.text("namespace"), source.text("name"))
     return {upstream: release_key(body)} if all(upstream) else {}
 
 
-def _runtime(memo: Mapping[str, Any]) -> Runtime:
+def _runtime(memo: Mapping[str, object]) -> Runtime:
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime):
         raise RuntimeError("the operator runtime is not started")
@@ -70,7 +69,7 @@ def _runtime(memo: Mapping[str, Any]) -> Runtime:
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: object) -> None:
     settings.posting.enabled = False  # we post our own Events, with our own reasons
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
@@ -99,7 +98,7 @@ def watch_shard(kopf_settings: kopf.OperatorSettings, ours: OperatorSettings) ->
 
 
 @kopf.on.cleanup()
-async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+async def cleanup(memo: kopf.Memo, **_: object) -> None:
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
         await runtime.stop()
@@ -108,20 +107,20 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 # The handlers are coroutines on purpose: kopf runs plain functions in a thread pool, and the work queue is
 # asyncio's, which must only be touched from the event loop. They do no I/O, so they never block it.
 @kopf.index(GROUP, VERSION, PLURAL)
-async def releases_by_workload(body: kopf.Body, **_: Any) -> dict[WorkloadRef, Key]:
+async def releases_by_workload(body: kopf.Body, **_: object) -> dict[WorkloadRef, Key]:
     """kopf calls this before the handlers of each AppRelease event; see `listed_workloads`."""
     return listed_workloads(body)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-async def releases_by_upstream(body: kopf.Body, **_: Any) -> dict[Key, Key]:
+async def releases_by_upstream(body: kopf.Body, **_: object) -> dict[Key, Key]:
     """kopf calls this before the handlers of each AppRelease event; see `promotion_source`."""
     return promotion_source(body)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def on_apprelease_event(
-    type: str, body: kopf.Body, memo: kopf.Memo, releases_by_upstream: ReleasesByUpstream | None = None, **_: Any
+    type: str, body: kopf.Body, memo: kopf.Memo, releases_by_upstream: ReleasesByUpstream | None = None, **_: object
 ) -> None:
     runtime, key = _runtime(memo), release_key(body)
     if releases_by_upstream is not None:
@@ -145,34 +144,34 @@ async def _on_workload_event(kind: Kind, body: kopf.Body, memo: kopf.Memo, index
 # One watch per workload kind, each filtered by the API server to labelled objects (see startup).
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_deployment_event(
-    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: Any
+    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: object
 ) -> None:
     await _on_workload_event(Kind.DEPLOYMENT, body, memo, releases_by_workload)
 
 
 @kopf.on.event("apps", "v1", "statefulsets", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_statefulset_event(
-    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: Any
+    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: object
 ) -> None:
     await _on_workload_event(Kind.STATEFUL_SET, body, memo, releases_by_workload)
 
 
 @kopf.on.event("apps", "v1", "daemonsets", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_daemonset_event(
-    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: Any
+    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: object
 ) -> None:
     await _on_workload_event(Kind.DAEMON_SET, body, memo, releases_by_workload)
 
 
 @kopf.on.event("batch", "v1", "cronjobs", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_cronjob_event(
-    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: Any
+    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: object
 ) -> None:
     await _on_workload_event(Kind.CRON_JOB, body, memo, releases_by_workload)
 
 
 @kopf.on.probe(id="queue")
-async def queue_depth(memo: kopf.Memo, **_: Any) -> int:
+async def queue_depth(memo: kopf.Memo, **_: object) -> int:
     runtime = memo.get("runtime")
     return len(runtime.queue) if isinstance(runtime, Runtime) else 0
 

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
@@ -176,7 +175,7 @@ class Metrics:
             seen.outcomes.add(outcome)
         self.rollout_duration.labels(namespace, name, outcome).observe(max(0.0, seconds))
 
-    def observe_status(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
+    def observe_status(self, namespace: str, name: str, status: Mapping[str, object] | None) -> None:
         """Bring the per-AppRelease series in line with this status (as stored; camelCase keys)."""
         status = status or {}
         key = (namespace, name)
@@ -186,8 +185,8 @@ class Metrics:
             if seen is None:
                 return
             self._set_info(key, seen, status)
-            self._set_conditions(key, seen, status.get("conditions") or [])
-            history = [e for e in status.get("history") or [] if isinstance(e, Mapping)]
+            self._set_conditions(key, seen, _mappings(status.get("conditions")))
+            history = _mappings(status.get("history"))
             new, finished = _changes(seen, history, _int(status.get("revision")), first_sight)
         for entry in new:
             self.revision(namespace, name, str(entry.get("source") or "Registry"), str(entry.get("cause") or "Spec"))
@@ -254,7 +253,7 @@ class Metrics:
             seen = self._seen[key] = _Seen()
         return seen
 
-    def _set_info(self, key: Key, seen: _Seen, status: Mapping[str, Any]) -> None:
+    def _set_info(self, key: Key, seen: _Seen, status: Mapping[str, object]) -> None:
         version, digest, revision = status.get("version"), status.get("digest"), _int(status.get("revision"))
         info = (str(version), str(digest), str(revision)) if version and digest and revision else None
         if info == seen.info:
@@ -265,10 +264,10 @@ class Metrics:
             self.info.labels(*key, *info).set(1)
         seen.info = info
 
-    def _set_conditions(self, key: Key, seen: _Seen, conditions: list[Any]) -> None:
+    def _set_conditions(self, key: Key, seen: _Seen, conditions: list[Mapping[str, object]]) -> None:
         current: dict[str, str] = {}
         for c in conditions:
-            if isinstance(c, Mapping) and c.get("type") in CONDITION_TYPES:
+            if c.get("type") in CONDITION_TYPES:
                 current[str(c["type"])] = str(c.get("status") or "Unknown")
         for type_ in seen.conditions - current.keys():
             for status in CONDITION_STATUSES:
@@ -280,8 +279,8 @@ class Metrics:
 
 
 def _changes(
-    seen: _Seen, history: list[Mapping[str, Any]], revision: int, first_sight: bool
-) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    seen: _Seen, history: list[Mapping[str, object]], revision: int, first_sight: bool
+) -> tuple[list[Mapping[str, object]], list[Mapping[str, object]]]:
     """New revisions to count, and revisions whose rollout just ended; updates `seen`.
 
     On first sight (operator start), what is already in history was counted by an earlier process: it only
@@ -289,7 +288,7 @@ def _changes(
     """
     new = [] if first_sight else [e for e in history if _int(e.get("revision")) > seen.revision]
     new_revisions = {_int(e.get("revision")) for e in new}
-    finished: list[Mapping[str, Any]] = []
+    finished: list[Mapping[str, object]] = []
     for entry in history:
         number, outcome = _int(entry.get("revision")), entry.get("outcome")
         if outcome == "InProgress":
@@ -311,11 +310,16 @@ def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
         pass
 
 
-def _int(value: Any) -> int:
+def _mappings(value: object) -> list[Mapping[str, object]]:
+    """The objects of a JSON list (status.conditions, status.history); anything else reads as empty."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _timestamp(value: Any) -> float | None:
+def _timestamp(value: object) -> float | None:
     if not isinstance(value, str):
         return None
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from apprelease.core import limits
 from apprelease.core.api import ANNOTATION_REVISION
@@ -72,7 +72,7 @@ class Workload:
     """One workload as read from the API server, with the containers of it the AppRelease pins."""
 
     kind: Kind
-    obj: dict[str, Any]
+    obj: Mapping[str, object]
     containers: list[str]
 
     @property
@@ -95,25 +95,26 @@ class Workload:
     def title(self) -> str:
         return f"{self.kind} {self.name}"
 
-    def template(self) -> dict[str, Any]:
-        node: Any = self.obj
+    def template(self) -> Mapping[str, object]:
+        node: object = self.obj
         for key in self.info.template_path:
-            node = (node or {}).get(key) if isinstance(node, dict) else None
-        return node if isinstance(node, dict) else {}
+            node = node.get(key) if isinstance(node, Mapping) else None
+        return node if isinstance(node, Mapping) else {}
 
-    def pod_spec(self) -> dict[str, Any]:
-        return dict(self.template().get("spec") or {})
+    def pod_spec(self) -> dict[str, object]:
+        spec = self.template().get("spec")
+        return dict(spec) if isinstance(spec, Mapping) else {}
 
     def template_annotations(self) -> dict[str, str]:
         return Fields(self.template()).sub("metadata").strings("annotations")
 
-    def pod_containers(self) -> list[dict[str, Any]]:
+    def pod_containers(self) -> list[Mapping[str, object]]:
         """initContainers (native sidecars included) then containers; ephemeralContainers never (not pinned)."""
         spec = self.pod_spec()
-        return [c for key in _CONTAINER_LISTS for c in spec.get(key) or [] if isinstance(c, dict)]
+        return [c for key in _CONTAINER_LISTS for c in _objects(spec.get(key))]
 
     def init_container_names(self) -> set[str]:
-        return {str(c.get("name")) for c in self.pod_spec().get("initContainers") or [] if isinstance(c, dict)}
+        return {str(c.get("name")) for c in _objects(self.pod_spec().get("initContainers"))}
 
     def images(self) -> dict[str, str]:
         """Container name -> image, init containers included (names are unique across both lists in a pod)."""
@@ -122,9 +123,9 @@ class Workload:
     def min_ready_seconds(self) -> int:
         return Fields(self.obj).sub("spec").num("minReadySeconds")
 
-    def template_patch(self, template: dict[str, Any]) -> dict[str, Any]:
+    def template_patch(self, template: Mapping[str, object]) -> dict[str, object]:
         """A patch body that puts `template` (a partial pod template) where this kind keeps its template."""
-        body: dict[str, Any] = template
+        body: dict[str, object] = dict(template)
         for key in reversed(self.info.template_path):
             body = {key: body}
         return body
@@ -320,6 +321,11 @@ def _requirement(expression: Fields) -> list[str]:
     key, operator, values = expression.text("key"), expression.text("operator"), ",".join(expression.texts("values"))
     texts = {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key, "DoesNotExist": f"!{key}"}
     return [texts[operator]] if operator in texts else []
+
+
+def _objects(value: object) -> list[Mapping[str, object]]:
+    """The objects of a JSON list (a pod spec's containers); other items, or a value that is no list, are left out."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _meta(pod: Mapping[str, object], key: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import binascii
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -52,7 +52,7 @@ class Credential(BaseModel):
     identity_token: SecretStr | None = None
 
 
-def _load(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+def _load(data: bytes | str | Mapping[str, object]) -> Mapping[str, object]:
     if isinstance(data, Mapping):
         return data
     try:
@@ -65,7 +65,7 @@ def _load(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     return loaded
 
 
-def _optional_str(entry: Mapping[str, Any], field: str, host: str) -> str | None:
+def _optional_str(entry: Mapping[str, object], field: str, host: str) -> str | None:
     value = entry.get(field)
     if value is None or value == "":
         return None
@@ -90,7 +90,7 @@ def _decode_auth(encoded: str, host: str) -> tuple[str, str]:
     return username, password
 
 
-def _credential(entry: Mapping[str, Any], host: str) -> Credential | None:
+def _credential(entry: Mapping[str, object], host: str) -> Credential | None:
     username = _optional_str(entry, "username", host)
     password = _optional_str(entry, "password", host)
     auth = _optional_str(entry, "auth", host)
@@ -108,7 +108,7 @@ def _credential(entry: Mapping[str, Any], host: str) -> Credential | None:
     )
 
 
-def _entries(data: bytes | str | Mapping[str, Any]) -> list[tuple[str, Credential]]:
+def _entries(data: bytes | str | Mapping[str, object]) -> list[tuple[str, Credential]]:
     """(keyring key, credential) of every usable entry, in document order.
 
     Keys the kubelet cannot parse are skipped, as it skips them; entries without credentials (managed by a
@@ -137,7 +137,7 @@ def _entries(data: bytes | str | Mapping[str, Any]) -> list[tuple[str, Credentia
     return entries
 
 
-def parse_docker_config(data: bytes | str | Mapping[str, Any]) -> dict[str, Credential]:
+def parse_docker_config(data: bytes | str | Mapping[str, object]) -> dict[str, Credential]:
     """Credentials per keyring key (see :func:`keyring_key`: ``host[:port][/path]``) of one document.
 
     Where several spellings land on one key (``https://index.docker.io/v1/`` and ``index.docker.io``),
@@ -206,7 +206,8 @@ def _split_host_port(host: str) -> tuple[str, str]:
 
 
 # A glob token: ("*",), ("?",), ("=", char) or ("[", negated, ((low, high), ...)).
-_Token = tuple[Any, ...]
+_Char = tuple[Literal["?"]] | tuple[Literal["="], str] | tuple[Literal["["], bool, tuple[tuple[str, str], ...]]
+_Token = tuple[Literal["*"]] | _Char
 
 
 def _glob_tokens(pattern: str) -> list[_Token] | None:
@@ -229,7 +230,7 @@ def _glob_tokens(pattern: str) -> list[_Token] | None:
             tokens.append(("=", pattern[i]))
         elif char in "*?":
             if not (char == "*" and tokens and tokens[-1] == ("*",)):
-                tokens.append((char,))
+                tokens.append(("*",) if char == "*" else ("?",))
         else:
             tokens.append(("=", char))
         i += 1
@@ -267,11 +268,11 @@ def _class_char(pattern: str, i: int) -> tuple[str, int] | None:
     return pattern[i], i + 1
 
 
-def _token_matches(token: _Token, char: str) -> bool:
+def _token_matches(token: _Char, char: str) -> bool:
     if token[0] == "?":
         return char != "/"
     if token[0] == "=":
-        return bool(char == token[1])
+        return char == token[1]
     negated, ranges = token[1], token[2]
     return any(lo <= char <= hi for lo, hi in ranges) != negated and char != "/"
 
@@ -288,7 +289,7 @@ def glob_match(pattern: str, label: str) -> bool:
         return False
     reachable = {0}
     for token in tokens:
-        if token == ("*",):
+        if token[0] == "*":
             reachable = set(range(min(reachable), len(label) + 1))
         else:
             reachable = {p + 1 for p in reachable if p < len(label) and _token_matches(token, label[p])}
@@ -345,7 +346,7 @@ class Keyring:
         self._creds: dict[str, list[Credential]] = {}
         self._index: list[str] = []
 
-    def add(self, data: bytes | str | Mapping[str, Any]) -> None:
+    def add(self, data: bytes | str | Mapping[str, object]) -> None:
         """Add one Docker config document; a ValueError (naming no secret) leaves the keyring unchanged."""
         self.file(_entries(data))
 

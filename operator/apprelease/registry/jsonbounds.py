@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 __all__ = ["MAX_DEPTH", "MAX_ITEMS", "check", "load"]
 
@@ -24,8 +23,10 @@ _BRACKETS_ONLY = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def load(content: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> Any:
-    """Parse JSON text or raise ValueError (never RecursionError, never a huge allocation)."""
+def load(content: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> object:
+    """Parse JSON text or raise ValueError (never RecursionError, never a huge allocation). The value is
+    whatever the text holds (dict, list, str, int, float, bool or None): callers narrow it or validate it
+    with a model."""
     raw = content.encode("utf-8") if isinstance(content, str) else content
     check(raw, max_bytes=max_bytes, max_depth=max_depth, max_items=max_items)
     try:

@@ -13,7 +13,7 @@ import hashlib
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
@@ -128,31 +128,33 @@ class ConfigFacts:
 # manifest's layers, a config's history) without creating an object for it, in C: a 4 MB manifest of small
 # objects costs kilobytes and milliseconds, not the hundreds of MB that json.loads builds. Nesting too deep
 # for the decoder is a RecursionError, which callers see as ValueError.
+# Scalar members are `object` (any JSON value): one of another type must not fail the whole document, so
+# readers narrow them with isinstance.
 
 
 class _Descriptor(msgspec.Struct):
-    digest: Any = None
+    digest: object = None
 
 
 class _Platform(msgspec.Struct):
-    os: Any = None
-    architecture: Any = None
-    variant: Any = None
+    os: object = None
+    architecture: object = None
+    variant: object = None
 
 
 class _Annotations(msgspec.Struct, rename={"reference_type": _REFERENCE_TYPE}):
-    reference_type: Any = None
+    reference_type: object = None
 
 
 class _Child(msgspec.Struct):
-    digest: Any = None
+    digest: object = None
     platform: _Platform | None = None
     annotations: _Annotations | None = None
 
 
 class _Manifest(msgspec.Struct, rename={"schema_version": "schemaVersion", "media_type": "mediaType"}):
-    schema_version: Any = None
-    media_type: Any = None
+    schema_version: object = None
+    media_type: object = None
     config: _Descriptor | None = None
     # Each entry decoded on its own (``_child``): one odd entry must not hide the others.
     manifests: list[msgspec.Raw] | None = None

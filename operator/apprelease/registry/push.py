@@ -15,7 +15,7 @@ import json
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import certifi
 import httpx
@@ -27,7 +27,7 @@ from .credentials import Credential
 from .errors import RegistryError, TagNotFound
 from .hops import HopRules, is_loopback_host
 
-__all__ = ["EMPTY_CONFIG", "Attached", "Pusher"]
+__all__ = ["EMPTY_CONFIG", "Attached", "Descriptor", "Pusher"]
 
 EMPTY_CONFIG = b"{}"
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
@@ -48,6 +48,21 @@ class Attached:
 
     digest: str
     listed_by: str
+
+
+class Descriptor(TypedDict):
+    """An OCI content descriptor (image-spec descriptor.md): what a referrer's ``subject`` names."""
+
+    mediaType: str
+    digest: str
+    size: int
+
+
+class _IndexEntry(Descriptor):
+    """A referrer's entry in the referrers tag's index (distribution-spec 1.1, referrers tag schema)."""
+
+    artifactType: str
+    annotations: dict[str, str]
 
 
 class Pusher:
@@ -95,7 +110,7 @@ class Pusher:
 
     # -- public ---------------------------------------------------------------------------------------
 
-    def descriptor(self, digest: str) -> dict[str, Any]:
+    def descriptor(self, digest: str) -> Descriptor:
         """The image manifest's descriptor (media type, digest, size), for a referrer's ``subject``."""
         reply = self._send("GET", self._target.url("manifests", digest), accept=oci.MANIFEST_ACCEPT)
         if reply.status_code == 404:
@@ -108,11 +123,11 @@ class Pusher:
             media_type = oci.parse_manifest(reply.content, content_type, _MAX_REPLY, _MAX_INDEX_ENTRIES).media_type
         except (ValueError, oci.Unsupported):
             raise RegistryError(f"manifest {digest} in {self._target.repository} is not an image manifest") from None
-        return {"mediaType": media_type, "digest": digest, "size": len(reply.content)}
+        return Descriptor(mediaType=media_type, digest=digest, size=len(reply.content))
 
     def attach(
         self,
-        subject: dict[str, Any],
+        subject: Descriptor,
         artifact_type: str,
         layer: bytes,
         annotations: dict[str, str],
@@ -134,7 +149,7 @@ class Pusher:
         ).encode()
         digest = _sha(manifest)
         self._put_manifest(digest, manifest, oci.OCI_MANIFEST)
-        entry = {
+        entry: _IndexEntry = {
             "mediaType": oci.OCI_MANIFEST,
             "digest": digest,
             "size": len(manifest),
@@ -149,14 +164,15 @@ class Pusher:
 
     # -- parts ----------------------------------------------------------------------------------------
 
-    def _add_to_referrers_tag(self, subject_digest: str, entry: dict[str, Any]) -> None:
+    def _add_to_referrers_tag(self, subject_digest: str, entry: _IndexEntry) -> None:
         tag = subject_digest.replace(":", "-", 1)
         reply = self._send("GET", self._target.url("manifests", tag), accept=oci.OCI_INDEX)
-        manifests: list[Any] = []
+        manifests: list[object] = []  # the tag's entries as the registry wrote them (objects; kept as they are)
         if reply.status_code == 200:
             document = jsonbounds.load(reply.content, max_bytes=_MAX_REPLY)
             found = document.get("manifests") if isinstance(document, dict) else None
-            manifests = [m for m in found or [] if isinstance(m, dict) and m.get("digest") != entry["digest"]]
+            kept = found if isinstance(found, list) else []
+            manifests = [m for m in kept if isinstance(m, dict) and m.get("digest") != entry["digest"]]
         elif reply.status_code != 404:
             self._ok(reply, f"referrers tag {tag}")
         if len(manifests) >= _MAX_INDEX_ENTRIES:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -68,7 +68,10 @@ class _Manifest(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
 
 
-def _parse(model: type[BaseModel], content: bytes, limit: int, what: str) -> Any:
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _parse(model: type[_Model], content: bytes, limit: int, what: str) -> _Model:
     try:
         return model.model_validate(jsonbounds.load(content, max_bytes=limit))
     except (ValueError, ValidationError):

@@ -8,7 +8,6 @@ Bundle shape (sigstore/protobuf-specs ``sigstore_bundle.proto``, JSON form): ``m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -53,22 +52,22 @@ class _Hint(BaseModel):
 class _Material(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     public_key: _Hint | None = Field(default=None, alias="publicKey")
-    certificate: dict[str, Any] | None = None
-    chain: dict[str, Any] | None = Field(default=None, alias="x509CertificateChain")
+    certificate: dict[str, object] | None = None
+    chain: dict[str, object] | None = Field(default=None, alias="x509CertificateChain")
 
 
 class _Bundle(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     media_type: str = Field(alias="mediaType", max_length=256)
     material: _Material = Field(alias="verificationMaterial")
-    envelope: dict[str, Any] | None = Field(default=None, alias="dsseEnvelope")
+    envelope: dict[str, object] | None = Field(default=None, alias="dsseEnvelope")
 
 
 @dataclass(frozen=True)
 class Bundle:
     """A parsed bundle: its DSSE envelope (JSON object), key hint (keyed), whether it carries a certificate."""
 
-    envelope: dict[str, Any]
+    envelope: dict[str, object]
     hint: str | None
     keyless: bool
 

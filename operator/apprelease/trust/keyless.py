@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
@@ -26,6 +26,7 @@ from .policy import TrustPolicy, keyless_evidence
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
+    from sigstore.verify import Verifier  # imported lazily at run time (see above)
 
 __all__ = ["MAX_TRUSTED_ROOT_BYTES", "identity_of", "verify_keyless"]
 
@@ -36,7 +37,7 @@ _PUBLIC_GOOD = "https://tuf-repo-cdn.sigstore.dev"
 _MAX_VERIFIERS = 16
 
 _lock = threading.Lock()
-_verifiers: dict[str, Any] = {}
+_verifiers: dict[str, Verifier] = {}
 
 
 def _utf8_string(der: bytes) -> str:
@@ -106,7 +107,7 @@ class _IdentityPolicy:
         raise VerificationError(self.refused)
 
 
-def _verifier(trusted_root: str | None) -> Any:
+def _verifier(trusted_root: str | None) -> Verifier:
     from sigstore._utils import read_embedded
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier

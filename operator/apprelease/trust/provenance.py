@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from ..core.limits import git_commit
 
@@ -78,7 +77,7 @@ def _get(document: object, *path: str) -> object:
     return document
 
 
-def read_source(predicate_type: str, predicate: dict[str, Any]) -> Source:
+def read_source(predicate_type: str, predicate: dict[str, object]) -> Source:
     """The source repository, tag and commit an SLSA provenance predicate (v1 or v0.2) names."""
     if predicate_type.endswith("/v0.2"):
         repository, tag, commit = _dependency([_get(predicate, "invocation", "configSource")])
@@ -91,7 +90,7 @@ def read_source(predicate_type: str, predicate: dict[str, Any]) -> Source:
     return Source(repository, tag, commit)
 
 
-def build_predicate(repository: str, tag: str, commit: str, builder: str) -> dict[str, Any]:
+def build_predicate(repository: str, tag: str, commit: str, builder: str) -> dict[str, object]:
     """The SLSA v1 provenance predicate ``apprelease build --sign`` attests (read back by :func:`read_source`)."""
     ref = f"{_TAG_REF}{tag}"
     return {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -52,7 +51,9 @@ def _sign(key: PrivateKey, message: bytes) -> bytes:
     return key.sign(message, ec.ECDSA(algorithm))
 
 
-def statement(digest: str, name: str, predicate_type: str = COSIGN_SIGN_PREDICATE, predicate: Any = None) -> bytes:
+def statement(
+    digest: str, name: str, predicate_type: str = COSIGN_SIGN_PREDICATE, predicate: dict[str, object] | None = None
+) -> bytes:
     """An in-toto Statement v1 about one image (``name``: the repository, ``digest``: ``sha256:<hex>``)."""
     algorithm, _, value = digest.partition(":")
     document = {

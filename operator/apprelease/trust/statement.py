@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -85,7 +84,7 @@ class Envelope:
         return pae(self.payload_type, self.payload)
 
 
-def parse_envelope(document: Any) -> Envelope:
+def parse_envelope(document: object) -> Envelope:
     """A DSSE envelope from its JSON object (``dsseEnvelope`` of a bundle); SignatureInvalid when malformed."""
     try:
         model = _Envelope.model_validate(document)
@@ -110,7 +109,7 @@ class _Statement(BaseModel):
     type: str = Field(alias="_type", max_length=256)
     subject: list[_Subject] = Field(min_length=1, max_length=MAX_SUBJECTS)
     predicate_type: str = Field(alias="predicateType", max_length=256)
-    predicate: dict[str, Any] | None = None
+    predicate: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ class Statement:
 
     digests: frozenset[str]
     predicate_type: str
-    predicate: dict[str, Any]
+    predicate: dict[str, object]
 
     def names(self, digest: str) -> bool:
         """True when one subject's digest is exactly ``digest`` (``<algorithm>:<hex>``, compared as written)."""

@@ -14,6 +14,7 @@ from apprelease.cli.app import (
     dump,
     out,
 )
+from apprelease.core.fields import Fields
 
 
 def history(
@@ -26,6 +27,6 @@ def history(
     """Every recorded revision, newest first."""
     _, raw = shared.read_release(name, kubeconfig, context, namespace)
     if output != Output.TABLE:
-        dump((raw.get("status") or {}).get("history") or [], output)
+        dump(Fields(raw).sub("status").value("history") or [], output)
         return
     render.history(out, raw)

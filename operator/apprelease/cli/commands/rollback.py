@@ -21,6 +21,7 @@ from apprelease.cli.kube import KubeError, Releases
 from apprelease.cli.text import plain, safe
 from apprelease.core.api import AppRelease, HistoryEntry
 from apprelease.core.fieldowners import spec_version_owners
+from apprelease.core.fields import Fields
 from apprelease.core.rollback import RollbackRefused, choose_rollback
 
 
@@ -51,7 +52,7 @@ def rollback(
     if file is not None:
         rollback_in_file(file, commit, releases.namespace, current, entry)
         return
-    owners = spec_version_owners((raw.get("metadata") or {}).get("managedFields"))
+    owners = spec_version_owners(Fields(raw).sub("metadata").value("managedFields"))
     _warn_about_appliers(f"{releases.namespace}/{name}", current.spec.version, entry, owners)
     if entry.version == current.spec.version:
         fail(f"{name} is already at {entry.version}")

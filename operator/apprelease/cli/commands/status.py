@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from apprelease.cli import app as shared
 from apprelease.cli import render
 from apprelease.cli.app import (
@@ -43,10 +41,10 @@ def status(
     render.status(out, raw, workloads, events)
 
 
-def _around(releases: Releases, name: str, raw: Json) -> tuple[list[WorkloadRow], list[dict[str, Any]] | None]:
+def _around(releases: Releases, name: str, raw: Json) -> tuple[list[WorkloadRow], list[Json] | None]:
     """The AppRelease's workloads as read now (None: not found), and its Events (None: not readable)."""
     workloads: list[WorkloadRow] = []
-    events: list[dict[str, Any]] | None = None
+    events: list[Json] | None = None
     release = Fields(raw)
     try:
         for w in release.sub("spec").items("workloads"):
