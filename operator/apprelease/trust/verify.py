@@ -52,12 +52,14 @@ class KeylessVerifier(Protocol):
 @dataclass(frozen=True)
 class Verified:
     """The outcome for a digest: the evidence that verified it (None when nothing was required and nothing
-    found), and the tag and commit a trusted provenance attestation names (None without one)."""
+    found), and the tag and commit a trusted provenance attestation names with the evidence of its signer
+    (``provenance_by``; all None without one). A rollback re-checks ``evidence`` and ``provenance_by``."""
 
     digest: str
     evidence: str | None
     commit: str | None = None
     tag: str | None = None
+    provenance_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,9 @@ def _with_provenance(digest: str, trusted: list[_Finding], policy: TrustPolicy, 
             raise ProvenanceMismatch(
                 f"{digest}: the provenance attestation names tag {quoted(first.tag)}, not {quoted(version)}"
             )
-        return Verified(digest, matching[0].evidence, matching[1].commit, matching[1].tag)
+        return Verified(digest, matching[0].evidence, matching[1].commit, matching[1].tag, matching[0].evidence)
     if matching is not None:
-        return Verified(digest, trusted[0].evidence, matching[1].commit, matching[1].tag)
+        return Verified(digest, trusted[0].evidence, matching[1].commit, matching[1].tag, matching[0].evidence)
     return Verified(digest, trusted[0].evidence)
 
 
