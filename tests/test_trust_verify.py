@@ -149,6 +149,19 @@ def test_provenance_names_the_tag_and_gives_the_commit() -> None:
         verify(DIGEST, [signed_bundle(key)], policy(key, provenance=True), version="v1.4.2")
 
 
+def test_verified_by_is_the_signatures_signer_and_the_attestations_signer_is_recorded_apart() -> None:
+    signer, attester = new_key(), new_key()
+    predicate = build_predicate("https://git.example.com/shop/web", "v1.4.2", "0f3c2e1" + "0" * 33, "apprelease")
+    attestation = signed_bundle(attester, predicate_type=SLSA, predicate=predicate)
+    both = TrustPolicy(mode=Mode.REQUIRED, keys=(trusted(signer), trusted(attester)))
+    for listed in ([attestation, signed_bundle(signer)], [signed_bundle(signer), attestation]):
+        result = verify(DIGEST, listed, both, version="v1.4.2")  # whatever order the registry lists them in
+        assert (result.evidence, result.provenance_by) == (trusted(signer).fingerprint, trusted(attester).fingerprint)
+    required = verify(DIGEST, [attestation], policy(attester, provenance=True), version="v1.4.2")
+    assert required.evidence == required.provenance_by == trusted(attester).fingerprint
+    assert verify(DIGEST, [signed_bundle(signer)], both).provenance_by is None
+
+
 def test_provenance_of_slsa_github_generator_shape() -> None:
     key = new_key()
     predicate = {

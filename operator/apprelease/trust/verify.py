@@ -186,8 +186,15 @@ def _with_provenance(digest: str, trusted: list[_Finding], policy: TrustPolicy, 
             )
         return Verified(digest, matching[0].evidence, matching[1].commit, matching[1].tag, matching[0].evidence)
     if matching is not None:
-        return Verified(digest, trusted[0].evidence, matching[1].commit, matching[1].tag, matching[0].evidence)
-    return Verified(digest, trusted[0].evidence)
+        return Verified(digest, _signer(trusted), matching[1].commit, matching[1].tag, matching[0].evidence)
+    return Verified(digest, _signer(trusted))
+
+
+def _signer(trusted: list[_Finding]) -> str:
+    """``verifiedBy``: who signed a signature (cosign's sign predicate, or a legacy signature) before who signed
+    an attestation, whatever order the registry lists them in (the attestation's signer is recorded apart)."""
+    signatures = (f for f in trusted if f.statement is None or f.statement.predicate_type == COSIGN_SIGN_PREDICATE)
+    return next((f.evidence for f in signatures), trusted[0].evidence)
 
 
 def verify(
