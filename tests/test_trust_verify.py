@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from apprelease.trust import (
     BundleArtifact,
+    LegacyArtifact,
     Mode,
     ProvenanceMismatch,
     SignatureInvalid,
@@ -135,6 +136,13 @@ def test_legacy_simple_signing_verifies_and_checks_the_manifest_digest() -> None
         verify(DIGEST, [legacy(key, OTHER)], policy(key))
     with pytest.raises(SignatureUntrusted):
         verify(DIGEST, [legacy(key)], policy(new_key()))
+
+
+def test_a_legacy_keyless_signature_is_untrusted_and_says_why() -> None:
+    key = new_key()
+    keyless = LegacyArtifact(b"{}", "c2ln", "-----BEGIN CERTIFICATE-----", origin="tag sha256-aaaa.sig")
+    with pytest.raises(SignatureUntrusted, match="legacy keyless signature: its log entry has no inclusion proof"):
+        verify(DIGEST, [keyless], policy(key))
 
 
 def test_provenance_names_the_tag_and_gives_the_commit() -> None:

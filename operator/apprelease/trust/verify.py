@@ -100,7 +100,12 @@ def _check_bundle(artifact: BundleArtifact, policy: TrustPolicy, keyless: Keyles
 
 def _check_legacy(artifact: LegacyArtifact, policy: TrustPolicy) -> _Finding:
     if artifact.certificate is not None:
-        raise SignatureUntrusted("a legacy keyless signature (only keyless bundles are verified)")
+        # cosign's legacy `dev.sigstore.cosign/bundle` holds the log entry's signed timestamp but no inclusion
+        # proof, which Sigstore verification (the sigstore package) requires of every log entry.
+        raise SignatureUntrusted(
+            "a legacy keyless signature: its log entry has no inclusion proof, which keyless verification "
+            "requires (sign keyless in cosign's bundle format, the default of cosign v3)"
+        )
     try:
         signature = base64.b64decode(artifact.signature, validate=True)
     except (binascii.Error, ValueError):
