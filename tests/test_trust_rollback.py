@@ -179,3 +179,19 @@ def test_an_automatic_rollback_to_a_still_trusted_version_goes_ahead(world: Worl
     assert (head.digest, head.verified_by) == (v1, trusted(key).fingerprint)
     assert head.provenance is not None and head.provenance.tag == "v1"
     assert world.registry.requests == [] and world.cluster.images()["web"] == pinned(v1)
+
+
+def test_an_automatic_rollback_whose_keys_cannot_be_read_is_refused_as_untrusted(world: World) -> None:
+    key = new_key()
+    trust(world, key)
+    release(world, "v1", key)
+    v2 = release(world, "v2", key)
+    world.create(verify=VERIFY)
+    world.deploy("v1")
+    crash(world)
+    del world.cluster.secret_data["cosign-keys"]  # deleted while v2 rolls out
+    world.reset_records()
+    assert world.reconcile() == Result()
+    assert_stalled(world, Reason.SIGNATURE_UNTRUSTED)
+    assert "cosign-keys does not exist" in stalled_message(world)
+    assert "deployment/web" not in world.cluster.calls and world.cluster.images()["web"] == pinned(v2)

@@ -273,11 +273,12 @@ class Converger:
 
     def _rollback_refused(self, failed: str, untrusted: Problem) -> Result:
         """The revision to go back to no longer passes spec.verify (re-checked from history, no registry request):
-        the failed revision stays as it is, Stalled with the refusal's reason; no workload is patched."""
+        the failed revision stays as it is, Stalled SignatureUntrusted; no workload is patched. Also when the keys
+        cannot be read now (a retried reason for a new version): nothing restores what cannot be shown trusted."""
         message = f"{failed}; the automatic rollback is refused: {untrusted.message}"
-        self._report.stalled(untrusted.reason, message)
+        self._report.stalled(Reason.SIGNATURE_UNTRUSTED, message)
         self._report.event(WARNING, EventReason.ROLLOUT_FAILED, failed)
-        self._report.event(WARNING, untrusted.reason, message)
+        self._report.event(WARNING, Reason.SIGNATURE_UNTRUSTED, message)
         self._report.write()
         return Result(stalled=True)
 
