@@ -98,13 +98,14 @@ class Cosign:
 
     binary: Path
     home: Path
+    password: str = ""  # COSIGN_PASSWORD: the password of cosign.key
 
     @classmethod
-    def ready(cls, testbed: Testbed, home: Path) -> Cosign:
+    def ready(cls, testbed: Testbed, home: Path, password: str = "") -> Cosign:
         binary = Path(testbed.bin_dir) / "cosign"
         if not binary.exists():
             raise AssertionError(f"cosign is not in the test bed ({binary}); e2e/testbed/build.sh builds it")
-        cosign = cls(binary, home)
+        cosign = cls(binary, home, password)
         (home / "trusted-root.json").write_text(json.dumps({"mediaType": TRUSTED_ROOT}))
         cosign.run("signing-config", "create", "--out", str(home / "signing-config.json"))
         cosign.run("generate-key-pair", cwd=home)
@@ -122,7 +123,7 @@ class Cosign:
         env = {
             "HOME": str(self.home),
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "COSIGN_PASSWORD": "",
+            "COSIGN_PASSWORD": self.password,
             "COSIGN_YES": "true",
             "HTTPS_PROXY": _CLOSED,
             "HTTP_PROXY": _CLOSED,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -29,10 +32,12 @@ from apprelease.trust import (
     load_public_key,
     verify,
 )
+from e2e.images import make_app_repo
 from e2e.signing import Cosign, attach_bundle, bundles_of, push_image, rewrite_subject
 from e2e.support import Testbed
 
 pytestmark = pytest.mark.e2e
+APPRELEASE = str(Path(sys.executable).with_name("apprelease"))
 COMMIT = "0f3c2e1" + "b" * 33
 SLSA = {
     "buildDefinition": {
@@ -161,3 +166,37 @@ def test_what_build_sign_attaches_cosign_verifies(
     attested = cosign.verify_attestation(pinned, public)
     payload = json.loads(attested.stdout.splitlines()[0])["payload"]
     assert COMMIT in base64.b64decode(payload).decode()
+
+
+def test_build_sign_with_cosigns_own_encrypted_key_file_cosign_verifies(testbed: Testbed, tmp_path: Path) -> None:
+    """`cosign generate-key-pair` (a password) -> `apprelease build --push --sign --key cosign.key` (the password
+    in COSIGN_PASSWORD, cosign's convention) -> `cosign verify --key cosign.pub` and `verify-attestation`."""
+    (tmp_path / "cosign").mkdir()
+    cosign = Cosign.ready(testbed, tmp_path / "cosign", password="correct horse battery staple")
+    assert cosign.key.read_text().startswith("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----")
+    repo = tmp_path / "app"
+    commits = make_app_repo(repo, testbed.base_image, ["v3.0.0"])
+    image = f"{testbed.registry}/e2e/cosign-key-{uuid.uuid4().hex[:8]}"
+
+    def build(password: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "COSIGN_PASSWORD": password}
+        args = ["build", "--image", image, "--push", "--sign", "--key", str(cosign.key), str(repo)]
+        return subprocess.run([APPRELEASE, *args], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+
+    wrong = build("not the password")
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().splitlines() == [
+        f"error: --key {cosign.key}: wrong password for cosign's key file (COSIGN_PASSWORD)"
+    ]
+    assert wrong.stdout == ""  # refused before anything was built or pushed
+
+    built = build(cosign.password)
+    assert built.returncode == 0, built.stderr
+    pinned = built.stdout.strip()
+    digest = pinned.split("@")[1]
+    assert digest in cosign.verify(pinned, cosign.public_key).stdout
+    attested = cosign.verify_attestation(pinned, cosign.public_key)
+    assert commits["v3.0.0"] in base64.b64decode(json.loads(attested.stdout.splitlines()[0])["payload"]).decode()
+    found = finder(testbed).bundles(parse(image), digest)
+    result = verify(digest, found, policy(cosign.public_key, provenance=True), version="v3.0.0")
+    assert result.provenance_by == load_public_key("k", cosign.public_key.read_bytes()).fingerprint

@@ -163,19 +163,21 @@ def test_rollback_to_a_version_signed_by_a_removed_key_is_refused_without_regist
     assert get_release(testbed, bed.namespace, "web")["status"]["digest"] == v2
 
 
-def test_provenance_required_must_name_the_version(bed: Bed, testbed: Testbed) -> None:
-    def slsa(tag: str) -> dict[str, object]:
-        return {
-            "buildDefinition": {
-                "buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
-                "externalParameters": {"workflow": {"ref": f"refs/tags/{tag}"}},
-                "resolvedDependencies": [
-                    {"uri": f"git+https://git.example.com/shop/web@refs/tags/{tag}", "digest": {"gitCommit": COMMIT}}
-                ],
-            },
-            "runDetails": {"builder": {"id": "https://ci.example.com"}},
-        }
+def slsa(tag: str) -> dict[str, object]:
+    """An SLSA provenance v1 predicate as GitHub's workflow builder writes it, naming ``tag`` and COMMIT."""
+    return {
+        "buildDefinition": {
+            "buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
+            "externalParameters": {"workflow": {"ref": f"refs/tags/{tag}"}},
+            "resolvedDependencies": [
+                {"uri": f"git+https://git.example.com/shop/web@refs/tags/{tag}", "digest": {"gitCommit": COMMIT}}
+            ],
+        },
+        "runDetails": {"builder": {"id": "https://ci.example.com"}},
+    }
 
+
+def test_provenance_required_must_name_the_version(bed: Bed, testbed: Testbed) -> None:
     v4, v5 = bed.push("v4.0.0"), bed.push("v5.0.0")
     bed.cosign.attest(f"{bed.direct}@{v4}", slsa("v3.9.9"))  # built from another tag
     bed.cosign.attest(f"{bed.direct}@{v5}", slsa("v5.0.0"))
@@ -190,3 +192,32 @@ def test_provenance_required_must_name_the_version(bed: Bed, testbed: Testbed) -
     release = wait_ready(testbed, bed.namespace, "web", "v5.0.0")
     assert release["status"]["gitCommit"] == COMMIT
     assert release["status"]["history"][0]["verifiedBy"] == fingerprint(bed.cosign)
+
+
+def test_rollback_whose_provenance_was_signed_by_a_removed_key_is_refused_without_registry_requests(
+    bed: Bed, testbed: Testbed, proxy: CountingProxy, tmp_path: Path
+) -> None:
+    (tmp_path / "new").mkdir()
+    rotated = Cosign.ready(testbed, tmp_path / "new")
+    v6, v7 = bed.push("v6.0.0"), bed.push("v7.0.0")
+    bed.sign(v6, rotated)  # signed with the new key, its provenance attested with the old one
+    bed.cosign.attest(f"{bed.direct}@{v6}", slsa("v6.0.0"))
+    rotated.sign(f"{bed.direct}@{v7}")
+    rotated.attest(f"{bed.direct}@{v7}", slsa("v7.0.0"))
+    bed.keys(bed.cosign, rotated)
+    bed.release("v6.0.0")
+    entry = wait_ready(testbed, bed.namespace, "web", "v6.0.0")["status"]["history"][0]
+    assert entry["verifiedBy"] == fingerprint(rotated)
+    assert entry["provenance"] == {"signedBy": fingerprint(bed.cosign), "tag": "v6.0.0", "commit": COMMIT}
+    bed.release("v7.0.0", provenance="Required")
+    wait_ready(testbed, bed.namespace, "web", "v7.0.0")
+
+    bed.keys(rotated)  # the old key is rotated out: v6's signature still verifies, its provenance does not
+    proxy.take()
+    bed.release("v6.0.0", provenance="Required")
+    stalled = wait_condition(testbed, bed.namespace, "web", "Stalled", "True", "SignatureUntrusted")
+    message = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")["message"]
+    assert v6 in message and f"provenance attestation was signed by '{fingerprint(bed.cosign)}'" in message
+    assert events(testbed, bed.namespace, "SignatureUntrusted")
+    assert sum(proxy.take().values()) == 0  # the rollback's re-check made no registry request
+    assert bed.runs() == f"{bed.image}@{v7}"  # nothing patched

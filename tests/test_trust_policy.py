@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from apprelease.trust import Identity, Mode, SignatureUntrusted, TrustPolicy, effective_mode, recheck
+from apprelease.trust import (
+    Identity,
+    Mode,
+    SignatureUntrusted,
+    TrustPolicy,
+    effective_mode,
+    recheck,
+    recheck_provenance,
+)
 from apprelease.trust.policy import keyless_evidence
 
 from .trustkit import new_key, trusted
@@ -100,3 +108,20 @@ def test_a_subject_regex_matches_in_linear_time_where_backtracking_would_not() -
     identity = Identity(ISSUER, subject_regex="(a+)+b")
     assert not identity.matches(ISSUER, "a" * 200)
     assert identity.matches(ISSUER, "a" * 200 + "b")
+
+
+def test_provenance_evidence_is_rechecked_only_when_provenance_is_required() -> None:
+    old, new = new_key(), new_key()
+    required = TrustPolicy(mode=Mode.REQUIRED, keys=(trusted(new),), provenance_required=True)
+    recheck_provenance(None, None, "v1", TrustPolicy(mode=Mode.REQUIRED, keys=(trusted(new),)), "revision 3")
+    recheck_provenance(trusted(new).fingerprint, "v1", "v1", required, "revision 3")
+    with pytest.raises(SignatureUntrusted, match="revision 3 records no verified provenance attestation"):
+        recheck_provenance(None, None, "v1", required, "revision 3")
+    with pytest.raises(SignatureUntrusted, match="attestation was signed by 'SHA256:.*no longer trusts"):
+        recheck_provenance(trusted(old).fingerprint, "v1", "v1", required, "revision 3")
+    with pytest.raises(SignatureUntrusted, match="names tag 'v0', not 'v1'"):
+        recheck_provenance(trusted(new).fingerprint, "v0", "v1", required, "revision 3")
+    keyless = TrustPolicy(identities=(Identity(ISSUER, subject=SUBJECT),), provenance_required=True)
+    recheck_provenance(keyless_evidence(ISSUER, SUBJECT), "v1", "v1", keyless, "revision 3")
+    with pytest.raises(SignatureUntrusted, match="no longer trusts"):
+        recheck_provenance(keyless_evidence(ISSUER, SUBJECT + "x"), "v1", "v1", keyless, "revision 3")

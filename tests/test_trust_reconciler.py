@@ -21,9 +21,10 @@ INDEX = "application/vnd.oci.image.index.v1+json"
 VERIFY = {"keys": {"secretRef": {"name": "cosign-keys"}}}
 
 
-def sign(world: World, digest: str, key: PrivateKey, about: str | None = None) -> None:
-    """What `cosign sign` leaves in a registry without the referrers API: a referrer and the referrers tag."""
-    layer = bundle(key, statement(about or digest, IMAGE))
+def sign(world: World, digest: str, key: PrivateKey, about: str | None = None, layer: bytes | None = None) -> None:
+    """What `cosign sign` (or `cosign attest`, given its bundle as ``layer``) leaves in a registry without the
+    referrers API: a referrer and the referrers tag."""
+    layer = layer or bundle(key, statement(about or digest, IMAGE))
     world.registry.blobs[sha(layer)] = (layer, BUNDLE)
     referrer = json.dumps(
         {

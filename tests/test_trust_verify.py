@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from apprelease.trust import (
     BundleArtifact,
+    LegacyArtifact,
     Mode,
     ProvenanceMismatch,
     SignatureInvalid,
@@ -137,6 +138,13 @@ def test_legacy_simple_signing_verifies_and_checks_the_manifest_digest() -> None
         verify(DIGEST, [legacy(key)], policy(new_key()))
 
 
+def test_a_legacy_keyless_signature_is_untrusted_and_says_why() -> None:
+    key = new_key()
+    keyless = LegacyArtifact(b"{}", "c2ln", "-----BEGIN CERTIFICATE-----", origin="tag sha256-aaaa.sig")
+    with pytest.raises(SignatureUntrusted, match="legacy keyless signature: its log entry has no inclusion proof"):
+        verify(DIGEST, [keyless], policy(key))
+
+
 def test_provenance_names_the_tag_and_gives_the_commit() -> None:
     key = new_key()
     predicate = build_predicate("https://git.example.com/shop/web", "v1.4.2", "0f3c2e1" + "0" * 33, "apprelease")
@@ -147,6 +155,19 @@ def test_provenance_names_the_tag_and_gives_the_commit() -> None:
         verify(DIGEST, [attestation], policy(key, provenance=True), version="v1.5.0")
     with pytest.raises(SignatureMissing, match="provenance"):
         verify(DIGEST, [signed_bundle(key)], policy(key, provenance=True), version="v1.4.2")
+
+
+def test_verified_by_is_the_signatures_signer_and_the_attestations_signer_is_recorded_apart() -> None:
+    signer, attester = new_key(), new_key()
+    predicate = build_predicate("https://git.example.com/shop/web", "v1.4.2", "0f3c2e1" + "0" * 33, "apprelease")
+    attestation = signed_bundle(attester, predicate_type=SLSA, predicate=predicate)
+    both = TrustPolicy(mode=Mode.REQUIRED, keys=(trusted(signer), trusted(attester)))
+    for listed in ([attestation, signed_bundle(signer)], [signed_bundle(signer), attestation]):
+        result = verify(DIGEST, listed, both, version="v1.4.2")  # whatever order the registry lists them in
+        assert (result.evidence, result.provenance_by) == (trusted(signer).fingerprint, trusted(attester).fingerprint)
+    required = verify(DIGEST, [attestation], policy(attester, provenance=True), version="v1.4.2")
+    assert required.evidence == required.provenance_by == trusted(attester).fingerprint
+    assert verify(DIGEST, [signed_bundle(signer)], both).provenance_by is None
 
 
 def test_provenance_of_slsa_github_generator_shape() -> None:

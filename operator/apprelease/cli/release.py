@@ -8,7 +8,9 @@ already released, only if no signature by this key verifies yet (a re-run after 
 
 from __future__ import annotations
 
+import getpass
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +31,22 @@ from apprelease.trust.sign import PrivateKey
 __all__ = ["RegistryAccess", "load_signer"]
 
 PASSWORD_ENV = "APPRELEASE_KEY_PASSWORD"
+COSIGN_PASSWORD_ENV = "COSIGN_PASSWORD"  # for cosign's own key file, as cosign reads it
+
+
+def cosign_password() -> str:
+    """cosign's convention: ``COSIGN_PASSWORD`` (set, even empty, it is the password), else asked on a terminal."""
+    password = os.environ.get(COSIGN_PASSWORD_ENV)
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        raise ValueError(f"cosign's key file is encrypted: set {COSIGN_PASSWORD_ENV} (no terminal to ask on)")
+    return getpass.getpass("Enter password for private key: ")
 
 
 def load_signer(path: Path) -> PrivateKey:
     try:
-        return load_key(path, os.environ.get(PASSWORD_ENV))
+        return load_key(path, os.environ.get(PASSWORD_ENV), cosign_password)
     except ValueError as problem:
         fail(f"--key {path}: {problem}")
 

@@ -9,12 +9,15 @@ no transparency log (as ``cosign sign --key`` with a signing config that has non
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from apprelease import __version__
 from apprelease.registry.push import Attached, Descriptor, Pusher
 from apprelease.trust import sign
+from apprelease.trust.cosignkey import is_cosign_key
+from apprelease.trust.keys import MAX_KEY_PEM_BYTES
 from apprelease.trust.provenance import build_predicate
 from apprelease.trust.statement import COSIGN_SIGN_PREDICATE
 
@@ -33,12 +36,16 @@ class SignedRelease:
     fingerprint: str
 
 
-def load_key(path: Path, password: str | None) -> sign.PrivateKey:
-    """The signing key from a PEM file (ValueError with a message for the user)."""
+def load_key(path: Path, password: str | None, cosign_password: Callable[[], str] | None = None) -> sign.PrivateKey:
+    """The signing key from a PEM file, or cosign's encrypted key file (then opened with ``cosign_password()``,
+    asked only for such a file). ValueError with a message for the user (WrongPassword for a wrong password)."""
     try:
-        pem = path.read_bytes()
+        with path.open("rb") as file:
+            pem = file.read(MAX_KEY_PEM_BYTES + 1)  # bounded: a key file is small, whatever the path names
     except OSError as exc:
         raise ValueError(f"cannot read the key file {path}: {exc.strerror}") from None
+    if is_cosign_key(pem) and cosign_password is not None:
+        return sign.load_private_key(pem, cosign_password().encode())
     return sign.load_private_key(pem, password.encode() if password else None)
 
 

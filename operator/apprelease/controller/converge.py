@@ -7,24 +7,23 @@ Level-based like the rest of the reconcile: the recorded status is the plan, so 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from apprelease.controller.cluster import Cluster, JsonObject
 from apprelease.controller.report import NORMAL, WARNING, Report
+from apprelease.controller.verification import Gate
 from apprelease.core import conditions as cond
 from apprelease.core import decisions, failures, limits
 from apprelease.core.api import (
     ANNOTATION_REVISION,
     AppRelease,
-    AppReleaseStatus,
     Cause,
     HistoryEntry,
     OnFailure,
     Outcome,
-    Source,
 )
-from apprelease.core.conditions import EventReason, Reason
+from apprelease.core.conditions import EventReason, Problem, Reason
 from apprelease.core.fields import Fields
 from apprelease.core.spec import ReleaseSpec
 from apprelease.core.workloads import Kind, Rollout, RolloutState, Workload
@@ -48,8 +47,16 @@ class Timing:
 
 class Converger:
     def __init__(
-        self, cluster: Cluster, ar: AppRelease, spec: ReleaseSpec, report: Report, timing: Timing, now: str
+        self,
+        cluster: Cluster,
+        ar: AppRelease,
+        spec: ReleaseSpec,
+        report: Report,
+        timing: Timing,
+        now: str,
+        gate: Gate | None = None,
     ) -> None:
+        self._gate = gate  # re-checks the evidence an automatic rollback restores (None: nothing is verified)
         self._cluster = cluster
         self._ar = ar
         self._spec = spec
@@ -242,7 +249,15 @@ class Converger:
             self._report.event(WARNING, EventReason.ROLLOUT_FAILED, message)
             self._report.write()
             return Result()
-        self._report.update(_restore(target, self._spec.image, self._now, self._spec.history_limit))
+        untrusted = self._gate.recheck(self._ar.namespace, self._spec, target) if self._gate else None
+        if untrusted is not None:
+            return self._rollback_refused(failed, untrusted)
+        spec, now = self._spec, self._now
+        self._report.update(
+            lambda s: decisions.restore_revision(
+                s, target, image=spec.image, now=now, history_limit=spec.history_limit, cause=Cause.AUTO_ROLLBACK
+            )
+        )
         revision = self._report.status.revision
         message = (
             f"{failed}; rolled back automatically to {target.version} (revision {revision}, restored from "
@@ -256,6 +271,17 @@ class Converger:
         # this write finds the rollback in status and its Events posted.
         self._report.write()
         return self.hold(workloads)
+
+    def _rollback_refused(self, failed: str, untrusted: Problem) -> Result:
+        """The revision to go back to no longer passes spec.verify (re-checked from history, no registry request):
+        the failed revision stays as it is, Stalled SignatureUntrusted; no workload is patched. Also when the keys
+        cannot be read now (a retried reason for a new version): nothing restores what cannot be shown trusted."""
+        message = f"{failed}; the automatic rollback is refused: {untrusted.message}"
+        self._report.stalled(Reason.SIGNATURE_UNTRUSTED, message)
+        self._report.event(WARNING, EventReason.ROLLOUT_FAILED, failed)
+        self._report.event(WARNING, Reason.SIGNATURE_UNTRUSTED, message)
+        self._report.write()
+        return Result(stalled=True)
 
     def _unblock_stateful_sets(self, workloads: list[Workload], states: list[RolloutState]) -> None:
         """Kubernetes' "forced rollback": a StatefulSet with OrderedReady pods waits forever for a broken pod of
@@ -284,27 +310,6 @@ class Converger:
         self._report.update(
             lambda s: s.model_copy(update={"history": failures.mark_failed(s.history, entry.revision, failure)})
         )
-
-
-def _restore(
-    target: HistoryEntry, image: str, now: str, history_limit: int
-) -> Callable[[AppReleaseStatus], AppReleaseStatus]:
-    def change(status: AppReleaseStatus) -> AppReleaseStatus:
-        return decisions.record_revision(
-            status,
-            image=image,
-            version=target.version,
-            digest=target.digest,
-            git_commit=target.git_commit,
-            source=Source.HISTORY,
-            restored_from=target.revision,
-            now=now,
-            history_limit=history_limit,
-            cause=Cause.AUTO_ROLLBACK,
-            verified_by=target.verified_by,
-        )
-
-    return change
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from apprelease.controller.cluster import Cluster
 from apprelease.controller.converge import Result
 from apprelease.controller.registryfaults import registry_problem
 from apprelease.controller.report import NORMAL, Report
-from apprelease.controller.verification import Gate
+from apprelease.controller.verification import Gate, recorded_provenance
 from apprelease.core.api import AppRelease
 from apprelease.core.conditions import EventReason, Problem, Reason
 from apprelease.core.spec import ReleaseSpec
@@ -80,7 +80,8 @@ def promote(
     verified = verify(decided.entry.digest)
     if isinstance(verified, Problem):
         return verified, None
-    report.update(lambda s: eligibility.record(s, spec, decided, report.now, verified.evidence))
+    attested = recorded_provenance(verified)
+    report.update(lambda s: eligibility.record(s, spec, decided, report.now, verified.evidence, attested))
     report.event(
         NORMAL,
         EventReason.PROMOTING,

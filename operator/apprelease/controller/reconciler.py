@@ -18,10 +18,10 @@ from apprelease.controller.converge import Converger, Result, Timing
 from apprelease.controller.registryfaults import registry_problem
 from apprelease.controller.report import NORMAL, WARNING, Report
 from apprelease.controller.tagwatch import TagWatch
-from apprelease.controller.verification import Gate
+from apprelease.controller.verification import Gate, recorded_provenance
 from apprelease.core import conditions as cond
 from apprelease.core import decisions, limits, registrypolicy
-from apprelease.core.api import LABEL_REVISION, AppRelease, HistoryEntry, Outcome, Provenance, Source
+from apprelease.core.api import LABEL_REVISION, AppRelease, Cause, HistoryEntry, Outcome, Provenance, Source
 from apprelease.core.conditions import EventReason, Problem, Reason
 from apprelease.core.reference import Reference
 from apprelease.core.spec import ReleaseSpec
@@ -171,7 +171,7 @@ class _Deploy:
         self.report = owner.report
         self.retrying = retrying
         self.wait_seconds: float | None = None  # when a refusal is known to end (a promotion's soak)
-        self.converger = Converger(self.o.cluster, self.ar, spec, self.report, self.o.timing, self.now)
+        self.converger = Converger(self.o.cluster, self.ar, spec, self.report, self.o.timing, self.now, self.o.gate)
 
     def run(self) -> Result:
         target = decisions.choose_target(self.spec, self.report.status)
@@ -298,6 +298,7 @@ class _Deploy:
                 now=self.now,
                 history_limit=self.spec.history_limit,
                 verified_by=verified.evidence,
+                provenance=recorded_provenance(verified),
             )
         )
         self.report.event(
@@ -315,18 +316,10 @@ class _Deploy:
         return problem
 
     def _restore(self, entry: HistoryEntry) -> None:
+        spec = self.spec
         self.report.update(
-            lambda s: decisions.record_revision(
-                s,
-                image=self.spec.image,
-                version=entry.version,
-                digest=entry.digest,
-                git_commit=entry.git_commit,
-                source=Source.HISTORY,
-                restored_from=entry.revision,
-                now=self.now,
-                history_limit=self.spec.history_limit,
-                verified_by=entry.verified_by,
+            lambda s: decisions.restore_revision(
+                s, entry, image=spec.image, now=self.now, history_limit=spec.history_limit, cause=Cause.SPEC
             )
         )
         revision = self.report.status.revision

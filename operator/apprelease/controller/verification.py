@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from apprelease.core.api import HistoryEntry
+from apprelease.core.api import HistoryEntry, RecordedProvenance
 from apprelease.core.conditions import Problem, Reason
 from apprelease.core.limits import quoted
 from apprelease.core.spec import ReleaseSpec
@@ -33,6 +33,7 @@ from apprelease.trust import (
     effective_mode,
     load_public_keys,
     recheck,
+    recheck_provenance,
     verify,
 )
 from apprelease.trust.bundle import BundleArtifact, LegacyArtifact
@@ -41,7 +42,7 @@ from apprelease.trust.verify import KeylessVerifier
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Gate", "TrustSources"]
+__all__ = ["Gate", "TrustSources", "recorded_provenance"]
 
 TRUSTED_ROOT_KEY = "trusted_root.json"
 
@@ -51,6 +52,13 @@ class TrustSources(Protocol):
 
     def get_secret_data(self, namespace: str, name: str) -> Mapping[str, bytes] | None: ...
     def get_config_map_data(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
+
+
+def recorded_provenance(verified: Verified) -> RecordedProvenance | None:
+    """What a history entry records of the verified provenance attestation (None without one)."""
+    if verified.provenance_by is None:
+        return None
+    return RecordedProvenance(signedBy=verified.provenance_by, tag=verified.tag, commit=verified.commit)
 
 
 def _keyless_verifier() -> KeylessVerifier:
@@ -140,9 +148,14 @@ class Gate:
             return verify(digest, [*bundles, *legacy], policy, version=version, keyless=keyless)
 
     @staticmethod
-    def check_recorded(policy: TrustPolicy, evidence: str | None, revision: int, digest: str) -> None:
-        """A rollback's re-check: SignatureUntrusted when the recorded evidence is no longer trusted."""
-        recheck(evidence, policy, f"revision {revision} ({quoted(digest, 80)})")
+    def check_recorded(policy: TrustPolicy, entry: HistoryEntry) -> None:
+        """A rollback's re-check: SignatureUntrusted when the recorded evidence (the signature's ``verifiedBy``
+        and, when provenance is required, the provenance attestation's signer and tag) is no longer trusted."""
+        what = f"revision {entry.revision} ({quoted(entry.digest, 80)})"
+        recheck(entry.verified_by, policy, what)
+        attested = entry.provenance
+        signed_by, tag = (attested.signed_by, attested.tag) if attested is not None else (None, None)
+        recheck_provenance(signed_by, tag, entry.version, policy, what)
 
     # -- for the reconciler: TrustError as a Problem (its reason's class says retried or Stalled) -------------
 
@@ -159,7 +172,7 @@ class Gate:
     def recheck(self, namespace: str, spec: ReleaseSpec, entry: HistoryEntry) -> Problem | None:
         """A rollback to ``entry``: its recorded evidence against the current policy, with no registry request."""
         try:
-            self.check_recorded(self.policy(namespace, spec.verify), entry.verified_by, entry.revision, entry.digest)
+            self.check_recorded(self.policy(namespace, spec.verify), entry)
         except TrustError as refused:
             return Problem(Reason(refused.reason), str(refused))
         return None

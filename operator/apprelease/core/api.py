@@ -179,6 +179,16 @@ class Condition(_Model):
     last_transition_time: str | None = Field(default=None, alias="lastTransitionTime")
 
 
+class RecordedProvenance(_Model):
+    """The SLSA provenance attestation that verified a revision: who signed it (evidence as ``verifiedBy``:
+    ``SHA256:<key fingerprint>`` or ``keyless:<issuer>|<subject>``), and the tag and commit it names. A rollback
+    re-checks it against the current ``spec.verify`` when ``provenance: Required`` (no registry request)."""
+
+    signed_by: str = Field(alias="signedBy")
+    tag: str | None = None
+    commit: str | None = None
+
+
 class HistoryEntry(_Model):
     revision: int
     image: str | None = None  # the repository; a rollback only restores a digest of the same repository
@@ -201,6 +211,7 @@ class HistoryEntry(_Model):
     failure: str | None = None  # only on Failed entries: workload, pod, reason, exit code
     # What verified the digest: "SHA256:<key fingerprint>" or "keyless:<issuer>|<subject>" (trust.policy).
     verified_by: str | None = Field(default=None, alias="verifiedBy")
+    provenance: RecordedProvenance | None = None  # the verified provenance attestation, if any
     notified: list[str] | None = None  # NotifyOutcome values already sent to spec.notify
 
 

@@ -20,6 +20,7 @@ from apprelease.core.api import (
     HistoryEntry,
     Outcome,
     Provenance,
+    RecordedProvenance,
     Source,
 )
 from apprelease.core.conditions import Problem, Reason
@@ -153,6 +154,7 @@ def record_revision(
     history_limit: int,
     cause: Cause = Cause.SPEC,
     verified_by: str | None = None,
+    provenance: RecordedProvenance | None = None,
 ) -> AppReleaseStatus:
     """A status with a new revision at the head of history; the one it replaces, if unfinished, is Superseded."""
     revision = max([status.revision, *(e.revision for e in status.history)]) + 1
@@ -172,6 +174,7 @@ def record_revision(
         deployedAt=now,
         outcome=Outcome.IN_PROGRESS,
         verifiedBy=verified_by,
+        provenance=provenance,
     )
     return status.model_copy(
         update={
@@ -183,6 +186,26 @@ def record_revision(
             "git_commit": git_commit,
             "history": keep_way_back([entry, *previous], history_limit),
         }
+    )
+
+
+def restore_revision(
+    status: AppReleaseStatus, entry: HistoryEntry, *, image: str, now: str, history_limit: int, cause: Cause
+) -> AppReleaseStatus:
+    """A new revision restoring ``entry`` from history (no registry request), with the evidence it recorded."""
+    return record_revision(
+        status,
+        image=image,
+        version=entry.version,
+        digest=entry.digest,
+        git_commit=entry.git_commit,
+        source=Source.HISTORY,
+        restored_from=entry.revision,
+        now=now,
+        history_limit=history_limit,
+        cause=cause,
+        verified_by=entry.verified_by,
+        provenance=entry.provenance,
     )
 
 

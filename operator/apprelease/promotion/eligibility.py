@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from apprelease.core.api import AppReleaseStatus, HistoryEntry, Outcome, Source
+from apprelease.core.api import AppReleaseStatus, HistoryEntry, Outcome, RecordedProvenance, Source
 from apprelease.core.conditions import Problem, Reason
 from apprelease.core.decisions import in_repository, record_revision
 from apprelease.core.spec import PromotionRef, ReleaseSpec
@@ -108,10 +108,15 @@ def judge(spec: ReleaseSpec, upstream: AppReleaseStatus | None, now: str) -> Eli
 
 
 def record(
-    status: AppReleaseStatus, spec: ReleaseSpec, eligible: Eligible, now: str, verified_by: str | None = None
+    status: AppReleaseStatus,
+    spec: ReleaseSpec,
+    eligible: Eligible,
+    now: str,
+    verified_by: str | None = None,
+    provenance: RecordedProvenance | None = None,
 ) -> AppReleaseStatus:
     """A new revision pinning the upstream digest (and its gitCommit), with `promotedFrom` and the evidence this
-    AppRelease's own verification found (`verifiedBy`)."""
+    AppRelease's own verification found (`verifiedBy`, and `provenance` for a verified attestation)."""
     recorded = record_revision(
         status,
         image=spec.image,
@@ -123,6 +128,7 @@ def record(
         now=now,
         history_limit=spec.history_limit,
         verified_by=verified_by,
+        provenance=provenance,
     )
     head, *rest = recorded.history
     return recorded.model_copy(

@@ -5,7 +5,7 @@ finds signatures is ``apprelease.registry.referrers``."""
 from .bundle import BundleArtifact, LegacyArtifact
 from .errors import ProvenanceMismatch, SignatureInvalid, SignatureMissing, SignatureUntrusted, TrustError
 from .keys import PublicKey, load_public_key, load_public_keys
-from .policy import Identity, Mode, TrustPolicy, effective_mode, recheck
+from .policy import Identity, Mode, TrustPolicy, effective_mode, recheck, recheck_provenance
 from .verify import Verified, verify
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "load_public_key",
     "load_public_keys",
     "recheck",
+    "recheck_provenance",
     "verify",
 ]

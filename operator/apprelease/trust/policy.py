@@ -33,6 +33,7 @@ __all__ = [
     "effective_mode",
     "keyless_evidence",
     "recheck",
+    "recheck_provenance",
 ]
 
 
@@ -79,12 +80,43 @@ def recheck(evidence: str | None, policy: TrustPolicy, what: str) -> None:
             raise SignatureUntrusted(f"{what} was deployed without verified signature; spec.verify requires one")
         return
     if evidence.startswith(KEYLESS_PREFIX):
-        issuer, _, subject = evidence[len(KEYLESS_PREFIX) :].partition("|")
-        if policy.trusts_keyless(issuer, subject):
+        if _trusted(evidence, policy):
             return
         raise SignatureUntrusted(
             f"{what} was verified by {quoted(evidence, 200)}, an identity spec.verify no longer trusts"
         )
-    if evidence in policy.fingerprints:
+    if _trusted(evidence, policy):
         return
     raise SignatureUntrusted(f"{what} was verified by key {quoted(evidence)}, which spec.verify no longer trusts")
+
+
+def _trusted(evidence: str, policy: TrustPolicy) -> bool:
+    if evidence.startswith(KEYLESS_PREFIX):
+        issuer, _, subject = evidence[len(KEYLESS_PREFIX) :].partition("|")
+        return policy.trusts_keyless(issuer, subject)
+    return evidence in policy.fingerprints
+
+
+def recheck_provenance(signed_by: str | None, tag: str | None, version: str, policy: TrustPolicy, what: str) -> None:
+    """Does the provenance evidence recorded for ``what`` still satisfy ``policy`` (``provenance: Required``)?
+
+    ``signed_by``: the evidence (as ``recheck``'s) of whoever signed the SLSA provenance attestation, None when
+    none was verified; ``tag``: the tag it named; ``version``: the version being restored. No registry request:
+    no recorded attestation, a signer no longer trusted, or a tag other than ``version`` -> SignatureUntrusted.
+    Nothing is checked when provenance is not required.
+    """
+    if not policy.provenance_required:
+        return
+    if signed_by is None:
+        raise SignatureUntrusted(
+            f"{what} records no verified provenance attestation; spec.verify.provenance is Required"
+        )
+    if not _trusted(signed_by, policy):
+        raise SignatureUntrusted(
+            f"{what}: its provenance attestation was signed by {quoted(signed_by, 200)}, "
+            "which spec.verify no longer trusts"
+        )
+    if tag != version:
+        raise SignatureUntrusted(
+            f"{what}: its provenance attestation names tag {quoted(tag or '')}, not {quoted(version)}"
+        )

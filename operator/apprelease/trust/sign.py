@@ -4,7 +4,7 @@ transparency log: what ``cosign sign --key`` writes with a signing config that h
 The bundle holds a DSSE envelope over an in-toto Statement v1 whose subject is the image digest; its
 ``verificationMaterial.publicKey.hint`` is cosign's key hint. ``cosign verify --key`` and ``verify-attestation``
 accept it (e2e/test_trust_cosign.py proves it). Keys: PEM private keys (PKCS#8 or SEC1, ECDSA P-256/P-384 or
-Ed25519, optionally encrypted).
+Ed25519, optionally encrypted), or cosign's own encrypted key file (``cosignkey``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import json
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from .cosignkey import decrypt_cosign_key, is_cosign_key
 from .keys import MAX_KEY_PEM_BYTES, hint_of
 from .statement import COSIGN_SIGN_PREDICATE, INTOTO_PAYLOAD_TYPE, pae
 
@@ -26,17 +28,27 @@ PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
 def load_private_key(pem: bytes, password: bytes | None = None) -> PrivateKey:
-    """A PEM private key; ValueError for anything else (RSA, another curve, a wrong password)."""
+    """A PEM private key, or cosign's encrypted key file (``cosignkey``; ``password`` may then be empty, as
+    ``COSIGN_PASSWORD=""``); ValueError for anything else (RSA, another curve), WrongPassword (a ValueError) for a
+    wrong password of a cosign key file."""
     if len(pem) > MAX_KEY_PEM_BYTES:
         raise ValueError("the key file is too large for a private key")
-    if b"SIGSTORE PRIVATE KEY" in pem:
-        raise ValueError(
-            "cosign's encrypted key format is not read; export a PEM key (openssl, or `cosign import-key-pair`'s input)"
-        )
+    if is_cosign_key(pem):
+        if password is None:
+            raise ValueError("cosign's key file is encrypted and no password was given")
+        der = decrypt_cosign_key(pem, password)
+        try:
+            return _accepted(serialization.load_der_private_key(der, password=None))
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise ValueError("cosign's key file holds no PKCS#8 private key") from None
     try:
         key = serialization.load_pem_private_key(pem, password=password or None)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a PEM private key (or a wrong password): {exc}") from None
+    return _accepted(key)
+
+
+def _accepted(key: object) -> PrivateKey:
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1 | ec.SECP384R1):
         return key
     if isinstance(key, ed25519.Ed25519PrivateKey):

@@ -52,12 +52,14 @@ class KeylessVerifier(Protocol):
 @dataclass(frozen=True)
 class Verified:
     """The outcome for a digest: the evidence that verified it (None when nothing was required and nothing
-    found), and the tag and commit a trusted provenance attestation names (None without one)."""
+    found), and the tag and commit a trusted provenance attestation names with the evidence of its signer
+    (``provenance_by``; all None without one). A rollback re-checks ``evidence`` and ``provenance_by``."""
 
     digest: str
     evidence: str | None
     commit: str | None = None
     tag: str | None = None
+    provenance_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,12 @@ def _check_bundle(artifact: BundleArtifact, policy: TrustPolicy, keyless: Keyles
 
 def _check_legacy(artifact: LegacyArtifact, policy: TrustPolicy) -> _Finding:
     if artifact.certificate is not None:
-        raise SignatureUntrusted("a legacy keyless signature (only keyless bundles are verified)")
+        # cosign's legacy `dev.sigstore.cosign/bundle` holds the log entry's signed timestamp but no inclusion
+        # proof, which Sigstore verification (the sigstore package) requires of every log entry.
+        raise SignatureUntrusted(
+            "a legacy keyless signature: its log entry has no inclusion proof, which keyless verification "
+            "requires (sign keyless in cosign's bundle format, the default of cosign v3)"
+        )
     try:
         signature = base64.b64decode(artifact.signature, validate=True)
     except (binascii.Error, ValueError):
@@ -182,10 +189,17 @@ def _with_provenance(digest: str, trusted: list[_Finding], policy: TrustPolicy, 
             raise ProvenanceMismatch(
                 f"{digest}: the provenance attestation names tag {quoted(first.tag)}, not {quoted(version)}"
             )
-        return Verified(digest, matching[0].evidence, matching[1].commit, matching[1].tag)
+        return Verified(digest, matching[0].evidence, matching[1].commit, matching[1].tag, matching[0].evidence)
     if matching is not None:
-        return Verified(digest, trusted[0].evidence, matching[1].commit, matching[1].tag)
-    return Verified(digest, trusted[0].evidence)
+        return Verified(digest, _signer(trusted), matching[1].commit, matching[1].tag, matching[0].evidence)
+    return Verified(digest, _signer(trusted))
+
+
+def _signer(trusted: list[_Finding]) -> str:
+    """``verifiedBy``: who signed a signature (cosign's sign predicate, or a legacy signature) before who signed
+    an attestation, whatever order the registry lists them in (the attestation's signer is recorded apart)."""
+    signatures = (f for f in trusted if f.statement is None or f.statement.predicate_type == COSIGN_SIGN_PREDICATE)
+    return next((f.evidence for f in signatures), trusted[0].evidence)
 
 
 def verify(
