@@ -13,11 +13,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from kubernetes import client, watch
@@ -190,6 +193,23 @@ def edit_latencies(
         kubectl_patch(kubectl, namespace, "deployment", raw_name, patch)
         timings[RAW].append((deployments.wait_for(raw_name, equals(want), started) - started) * 1000)
     return timings
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/PID/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def passes(metrics_port: str) -> int:
+    """Reconcile passes an operator has finished (the sum of apprelease_reconcile_duration_seconds_count)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        int(float(line.rpartition(" ")[2]))
+        for line in text.splitlines()
+        if line.startswith("apprelease_reconcile_duration_seconds_count")
+    )
 
 
 class RssSampler:
