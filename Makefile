@@ -62,6 +62,7 @@ image: venv ## the operator's production image, tagged with `git describe`
 bench: deps venv testbed-up ## the event intake (pure Python), then reconcile latency and operator memory on the test bed; what verification costs
 	$(PY) -m e2e.bench
 	$(PY) -m e2e.bench_trust
+	$(PY) -m e2e.bench_scale
 
 clean: testbed-down
 	rm -rf $(TESTBED) $(VENV)

@@ -29,28 +29,26 @@ import json
 import os
 import statistics
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from kubernetes import client, watch
+from kubernetes import client
 
 from apprelease.controller.kubeclient import connect
 from apprelease.core.reference import parse
 from apprelease.registry import RegistryClient, RegistrySettings
 from e2e import bench_bake, bench_ha, bench_intake, bench_metrics, bench_registry, bench_safety
 from e2e.counting_proxy import CountingProxy
+from e2e.fleet import GROUP, PLURAL, RAW, VERSION, Watcher, edit_latencies, equals, image_of, in_parallel, ready_version
 from e2e.images import build_and_push, make_app_repo
 from e2e.releases import deployment_manifest, release_manifest
-from e2e.support import ROOT, Operator, load_testbed, wait_until
+from e2e.support import ROOT, Operator, load_testbed
 
 NAMESPACE = "bench"
 RELEASES = int(os.environ.get("BENCH_RELEASES", "1000"))
 EDITS = 10
-GROUP, VERSION, PLURAL = "apprelease.dev", "v1alpha1", "appreleases"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -69,77 +67,6 @@ def summary(name: str, values: list[float], unit: str = "ms") -> dict[str, objec
     }
     print(f"  {name:<52} n={line['n']:<4} p50={line['p50']:>8} p90={line['p90']:>8} max={line['max']:>8} {unit}")
     return line
-
-
-class DeploymentWatch:
-    """Images of every Deployment of the namespace as the watch reports them, with the time they arrived."""
-
-    def __init__(self, api: client.AppsV1Api) -> None:
-        self._api = api
-        self.seen: dict[str, tuple[float, str]] = {}
-        self._stop = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            stream = watch.Watch()  # type: ignore[no-untyped-call]
-            events = stream.stream(  # type: ignore[no-untyped-call]
-                self._api.list_namespaced_deployment, NAMESPACE, timeout_seconds=60
-            )
-            for event in events:
-                obj = event["object"]
-                image = obj.spec.template.spec.containers[0].image
-                self.seen[obj.metadata.name] = (time.monotonic(), image)
-                if self._stop.is_set():
-                    stream.stop()  # type: ignore[no-untyped-call]
-
-    def wait_for(self, name: str, image: str, since: float) -> float:
-        def arrived() -> float | None:
-            at, seen = self.seen.get(name, (0.0, ""))
-            return at if seen == image and at >= since else None
-
-        return wait_until(arrived, timeout=60, interval=0.001, what=f"{name} at {image}")
-
-    def wait_all(self, names: list[str], image: str) -> None:
-        def done() -> bool:
-            return all(self.seen.get(name, (0.0, ""))[1] == image for name in names)
-
-        wait_until(done, timeout=600, interval=0.2, what=f"{len(names)} Deployments at {image}")
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def kubectl_patch(kubectl: list[str], kind: str, name: str, patch: dict[str, Any]) -> None:
-    subprocess.run(
-        [*kubectl, "-n", NAMESPACE, "patch", kind, name, "--type=merge", "-p", json.dumps(patch)],
-        check=True,
-        capture_output=True,
-    )
-
-
-def wait_all_ready(custom: client.CustomObjectsApi, names: list[str], version: str, timeout: float) -> None:
-    wanted = set(names)
-
-    def ready() -> bool:
-        listed = cast(dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL))
-        count = 0
-        for item in listed["items"]:
-            if item["metadata"]["name"] not in wanted:
-                continue
-            status = item.get("status") or {}
-            conditions = {c["type"]: c for c in status.get("conditions") or []}
-            cond = conditions.get("Ready", {})
-            fresh = cond.get("observedGeneration") == item["metadata"]["generation"]
-            count += fresh and cond.get("status") == "True" and status.get("version") == version
-        return count == len(wanted)
-
-    wait_until(ready, timeout=timeout, interval=2, what=f"{len(names)} AppReleases Ready at {version}")
-
-
-def in_parallel(fn: Callable[[str], object], names: list[str]) -> None:
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(fn, names))
 
 
 def main() -> None:  # noqa: C901 - one benchmark script read top to bottom (not product code)
@@ -198,7 +125,8 @@ def main() -> None:  # noqa: C901 - one benchmark script read top to bottom (not
         },
     )
     names = [f"app-{i:04d}" for i in range(RELEASES)]
-    deployments = DeploymentWatch(apps)
+    deployments = Watcher(api, NAMESPACE, ("apps", "v1", "deployments"), image_of)
+    releases = Watcher(api, NAMESPACE, (GROUP, VERSION, PLURAL), ready_version)
     operator.start()
     try:
         time.sleep(2)
@@ -228,9 +156,10 @@ def main() -> None:  # noqa: C901 - one benchmark script read top to bottom (not
         ):
             started = time.monotonic()
             in_parallel(action, names)
-            deployments.wait_all(names, f"{image}@{digests[version]}")
+            want = f"{image}@{digests[version]}"
+            deployments.wait_all(names, equals(want), 600, f"Deployments at {want}")
             patched = time.monotonic() - started
-            wait_all_ready(custom, names, version, 600)
+            releases.wait_all(names, equals(version), 600, f"AppReleases Ready at {version}")
             phases.append((phase, proxy.take(), patched, time.monotonic() - started))
         for phase, counts, patched, elapsed in phases:
             total = sum(counts.values())
@@ -252,27 +181,13 @@ def main() -> None:  # noqa: C901 - one benchmark script read top to bottom (not
             )
 
         print(f"edit latency with {RELEASES} AppReleases resident (kubectl patch -> watch shows the change):")
-        raw_name = "raw"
-        body = deployment_manifest(NAMESPACE, raw_name, {"app": "bench.invalid/raw:0"}, replicas=0, release=None)
-        apps.create_namespaced_deployment(NAMESPACE, cast(Any, body))  # the client takes plain dicts too
-        edits: dict[str, list[float]] = {"AppRelease upgrade (registry)": [], "AppRelease rollback (history)": []}
-        raw: list[float] = []
-        for i in range(EDITS):
-            for kind, version in (("AppRelease upgrade (registry)", v3), ("AppRelease rollback (history)", v2)):
-                name = names[i] if version == v3 else names[EDITS + i]
-                started = time.monotonic()
-                kubectl_patch(kubectl, "apprelease", name, {"spec": {"version": version}})
-                edits[kind].append(
-                    (deployments.wait_for(name, f"{image}@{digests[version]}", started) - started) * 1000
-                )
-            want = f"bench.invalid/raw:{i + 1}"
-            started = time.monotonic()
-            patch = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": want}]}}}}
-            kubectl_patch(kubectl, "deployment", raw_name, patch)
-            raw.append((deployments.wait_for(raw_name, want, started) - started) * 1000)
+        edits = edit_latencies(
+            kubectl, apps, NAMESPACE, deployments, names, lambda v: f"{image}@{digests[v]}", (v3, v2), EDITS
+        )
+        raw = edits.pop(RAW)
         for kind, values in edits.items():
             results.append(summary(f"{kind}, Deployment patched", values))
-        results.append(summary("raw kubectl patch of a Deployment", raw))
+        results.append(summary(RAW, raw))
         for kind, values in edits.items():
             ratio = statistics.median(values) / statistics.median(raw)
             print(f"  {kind}: {ratio:.2f}x a raw kubectl patch (p50)")
@@ -295,6 +210,7 @@ def main() -> None:  # noqa: C901 - one benchmark script read top to bottom (not
         results += bench_bake.report(bench_bake.measure(testbed, NAMESPACE, work), summary)
     finally:
         deployments.stop()
+        releases.stop()
         operator.stop()
         proxy.stop()
         subprocess.run([*kubectl, "delete", "namespace", NAMESPACE, "--wait=false"], capture_output=True)

@@ -158,3 +158,27 @@ def test_registry_api_host() -> None:
     assert registry_api_host("ghcr.io") == "ghcr.io"
     assert registry_api_host("localhost:5000") == "localhost:5000"
     assert registry_api_host("127.0.0.1:5443") == "127.0.0.1:5443"
+
+
+def test_a_text_parsed_again_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every pass parses the same image texts (issue 19: a tenth of a pass's CPU at 1,000 AppReleases).
+    from docker_image import reference as library
+
+    from apprelease.core import reference
+
+    calls: list[str] = []
+    original = library.Reference.parse_normalized_named
+
+    def counting(text: str) -> object:
+        calls.append(text)
+        return original(text)
+
+    monkeypatch.setattr(library.Reference, "parse_normalized_named", staticmethod(counting))
+    text = "registry.example.com/cache-test/web:v1"
+    assert reference.parse(text) == reference.parse(text)
+    assert calls == [text]
+    with pytest.raises(ValueError):
+        reference.parse("Bad/Cache-Test:v1")  # errors are not kept: each call raises
+    with pytest.raises(ValueError):
+        reference.parse("Bad/Cache-Test:v1")
+    assert reference._parse.cache_info().maxsize == reference.PARSED_CACHE  # bounded

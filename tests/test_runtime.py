@@ -166,3 +166,37 @@ def test_promotion_source_is_one_entry_or_none() -> None:
     assert handlers.promotion_source(body) == {}
     body["spec"]["promotion"]["from"]["name"] = "web"
     assert handlers.promotion_source(body) == {("s", "web"): ("prod", "web")}
+
+
+class BarrierReconciler(RecordingReconciler):
+    """Every pass waits until `parties` passes run at once (a deadlock guard of 10 s, not a timing)."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.met = 0
+
+    def reconcile(self, namespace: str, name: str) -> Result:
+        super().reconcile(namespace, name)
+        self.barrier.wait()
+        self.met += 1
+        return Result()
+
+
+async def test_every_worker_has_a_thread_of_its_own() -> None:
+    # More than asyncio's default executor ever has (min(32, CPUs + 4)): each pass waits on the API server,
+    # so `workers` passes must be able to wait at once.
+    workers = 40
+    reconciler = BarrierReconciler(workers)
+    runtime = Runtime(OperatorSettings(workers=workers, metrics_port=0), reconciler)  # type: ignore[arg-type]
+    await runtime.start()
+    try:
+        for i in range(workers):
+            runtime.observe(("ns", f"r{i}"), 1)
+        for _ in range(1500):
+            if len(reconciler.calls) == workers and (reconciler.met == workers or reconciler.barrier.broken):
+                break
+            await asyncio.sleep(0.01)
+        assert reconciler.met == workers and not reconciler.barrier.broken
+    finally:
+        await runtime.stop()

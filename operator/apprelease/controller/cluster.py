@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -59,7 +60,6 @@ class KubernetesCluster:
         self._apps = client.AppsV1Api(api_client)
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
-        self._api = api_client
         self._timeout = timeout_seconds
 
     def get_apprelease(self, namespace: str, name: str) -> JsonObject | None:
@@ -116,25 +116,31 @@ class KubernetesCluster:
             _request_timeout=self._timeout,
         )
 
+    # Workloads, pods and ReplicaSets are read as the API server's JSON (`_preload_content=False`), not through
+    # the client's typed models: the round trip model -> dict drops fields the models do not know (a newer API
+    # server's) and cost more CPU per pass than the rest of a reconcile (profiled with 1,000 AppReleases).
     def get_workload(self, kind: Kind, namespace: str, name: str) -> JsonObject | None:
         try:
-            obj = self._workload_call(kind, "read")(name, namespace, _request_timeout=self._timeout)
+            response = self._workload_call(kind, "read")(
+                name, namespace, _request_timeout=self._timeout, _preload_content=False
+            )
         except ApiException as err:
             if err.status == 404:
                 return None
             raise
-        return self._plain(obj)
+        return _json(response)
 
     def patch_workload(self, kind: Kind, namespace: str, name: str, body: Patch) -> JsonObject:
-        obj = self._workload_call(kind, "patch")(
+        response = self._workload_call(kind, "patch")(
             name,
             namespace,
             body,
             field_manager=FIELD_MANAGER,
             _content_type=STRATEGIC_MERGE_PATCH,
             _request_timeout=self._timeout,
+            _preload_content=False,
         )
-        return self._plain(obj)
+        return _json(response)
 
     def _workload_call(self, kind: Kind, verb: str) -> Callable[..., object]:
         """The generated client's method for a verb on a kind, e.g. AppsV1Api.patch_namespaced_stateful_set."""
@@ -143,16 +149,18 @@ class KubernetesCluster:
         return call
 
     def list_pods(self, namespace: str, selector: str) -> list[JsonObject]:
-        pods = self._core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=self._timeout)
-        return [self._plain(pod) for pod in pods.items or []]
+        pods = self._core.list_namespaced_pod(
+            namespace, label_selector=selector, _request_timeout=self._timeout, _preload_content=False
+        )
+        return _items(_json(pods))
 
     def list_replica_sets(self, namespace: str, selector: str) -> list[JsonObject]:
         """The ReplicaSets under a Deployment's selector: which of them the Deployment owns (by uid) says which
         pods are its own."""
         sets = self._apps.list_namespaced_replica_set(
-            namespace, label_selector=selector, _request_timeout=self._timeout
+            namespace, label_selector=selector, _request_timeout=self._timeout, _preload_content=False
         )
-        return [self._plain(rs) for rs in sets.items or []]
+        return _items(_json(sets))
 
     def delete_pod(self, namespace: str, name: str) -> None:
         try:
@@ -160,11 +168,6 @@ class KubernetesCluster:
         except ApiException as err:
             if err.status != 404:
                 raise
-
-    def _plain(self, model: object) -> JsonObject:
-        """The object as the API server's JSON (camelCase keys): decisions read plain Kubernetes objects."""
-        data = self._api.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
-        return data if isinstance(data, dict) else {}
 
     def get_docker_config(self, namespace: str, secret: str) -> bytes | None:
         try:
@@ -238,6 +241,17 @@ class KubernetesCluster:
         except ApiException as err:
             # An event is a courtesy; failing to post one must not fail the reconcile.
             log.warning("could not post event %s on %s: HTTP %s", reason, involved["name"], err.status)
+
+
+def _json(response: object) -> JsonObject:
+    """The body of a raw (not preloaded) response as JSON; {} when it is not an object."""
+    data = json.loads(getattr(response, "data", b"") or b"{}")
+    return data if isinstance(data, dict) else {}
+
+
+def _items(listed: JsonObject) -> list[JsonObject]:
+    items = listed.get("items")
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 _SNAKE = {

@@ -108,7 +108,12 @@ class Converger:
             return Result(requeue_after=self._timing.poll_seconds)
         waiting = [s for s in states if s.state != Rollout.COMPLETE]
         if waiting:
-            self._report.progressing("; ".join(s.message for s in waiting))
+            unobserved = all(not w.observed() for w, s in zip(workloads, states, strict=True) if s in waiting)
+            # A spec its controller has not seen yet (we have just patched it) is no news when status already
+            # says Progressing for this generation: one status write per pass fewer (10,000 AppReleases: 10,000
+            # writes). The next pass, woken by the controller's status update, reports the counts.
+            if not (unobserved and self._report.says_progressing()):
+                self._report.progressing("; ".join(s.message for s in waiting))
             self._report.write()
             return Result(requeue_after=self._timing.poll_seconds)
         status = self._report.status
@@ -200,6 +205,10 @@ class Converger:
         for workload, state in zip(workloads, states, strict=True):
             if state.state == Rollout.COMPLETE and baking is None:
                 continue
+            if not workload.observed():
+                # Its controller has not acted on the spec yet: what pods say is about an older one. The pass
+                # its status update wakes looks at them (two list calls fewer per pass that just patched it).
+                continue
             pods = workload.revision_pods(self._own_pods(workload), entry.revision)
             stuck = failures.pod_failure(workload, pods)
             if baking is not None:
@@ -221,6 +230,8 @@ class Converger:
         if selector is None:
             return []
         pods = self._cluster.list_pods(workload.namespace, selector)
+        if not pods:
+            return []  # nothing to own: the ReplicaSets, which say whose pods they are, need not be listed
         replica_sets = []
         if workload.kind == Kind.DEPLOYMENT:
             replica_sets = self._cluster.list_replica_sets(workload.namespace, selector)

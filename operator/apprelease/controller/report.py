@@ -82,6 +82,16 @@ class Report:
         self._set(cond.RECONCILING, cond.FALSE, reason, message)
         return previous is None or previous.status != status or previous.reason != reason
 
+    def says_progressing(self) -> bool:
+        """Ready is False with reason Progressing for the current generation (what `progressing` sets)."""
+        ready = cond.get_condition(self.status.conditions, cond.READY)
+        return (
+            ready is not None
+            and ready.status == cond.FALSE
+            and ready.reason == Reason.PROGRESSING
+            and ready.observed_generation == self._ar.generation
+        )
+
     def is_stalled(self) -> Condition | None:
         """The Stalled condition when it is True for the current generation."""
         stalled = cond.get_condition(self.status.conditions, cond.STALLED)

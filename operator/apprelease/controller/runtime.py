@@ -8,6 +8,7 @@ import os
 import ssl
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from apprelease.controller.cluster import KubernetesCluster
 from apprelease.controller.fencing import Conflict
@@ -45,6 +46,9 @@ class Runtime:
         self._seen: dict[Key, tuple[int, str | None]] = {}  # one entry per live AppRelease, dropped by forget
         self._workers: list[asyncio.Task[None]] = []
         self._busy: set[asyncio.Task[None]] = set()  # reconcile passes under way
+        # One thread per worker: a pass mostly waits on the API server, and asyncio's default executor
+        # (min(32, CPUs + 4) threads, shared with kopf) would cap `workers` at 6 on a 2-CPU node.
+        self._threads = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="reconcile")
         self._stopping = False
 
     @classmethod
@@ -104,6 +108,7 @@ class Runtime:
             await asyncio.wait(set(self._busy), timeout=self.settings.kube_timeout_seconds)
         if isinstance(self.leadership, Elector):
             await self.leadership.stop(release=True)
+        self._threads.shutdown(wait=False)
         self.reconciler.registry.close()
         self.metrics.stop()
 
@@ -148,7 +153,7 @@ class Runtime:
     async def _reconcile(self, key: Key) -> None:
         started, outcome = time.monotonic(), "error"
         try:
-            result = await asyncio.to_thread(self.reconciler.reconcile, *key)
+            result = await asyncio.get_running_loop().run_in_executor(self._threads, self.reconciler.reconcile, *key)
             outcome = "retry" if result.retry else "stalled" if result.stalled else "ok"
         except Conflict as err:  # fenced: another writer got in first; the next pass reads it afresh
             outcome = "retry"

@@ -188,6 +188,13 @@ class Workload:
         return [p for p in pods if controller_uid(p) in owners]
 
     # --- rollout ---------------------------------------------------------------------------------------
+    def observed(self) -> bool:
+        """Its controller has seen the current spec (status.observedGeneration >= metadata.generation), so the
+        pods and counts it reports are about this spec. A CronJob has no such status: always observed."""
+        if self.kind == Kind.CRON_JOB:
+            return True
+        return Fields(self.obj).sub("status").num("observedGeneration") >= self.meta.num("generation")
+
     def rollout(self) -> RolloutState:
         """How far the rollout of the current template is, as `kubectl rollout status` judges it."""
         return judge(self.kind, self.obj, self.title)
