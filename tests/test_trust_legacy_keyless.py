@@ -191,3 +191,14 @@ def test_the_public_good_root_is_the_default_and_refuses_a_private_chain(instanc
     default_root = TrustPolicy(mode=Mode.REQUIRED, identities=(Identity(ISSUER, subject=SUBJECT),))
     with pytest.raises(SignatureUntrusted, match="not one of the trusted root"):
         verify(DIGEST, [honest(instance)], default_root, legacy_keyless=verify_legacy_keyless)
+
+
+def test_the_public_good_root_gives_rekors_log_key_and_fulcios_certificates() -> None:
+    from apprelease.trust.keyless import trusted_root_text
+    from apprelease.trust.rootmaterial import root_material
+
+    material = root_material(trusted_root_text(None))
+    # rekor.sigstore.dev's log id (SHA-256 of its DER key), as cosign v2 writes it in every legacy bundle's logID
+    assert "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d" in material.logs
+    assert any("sigstore" in c.subject.rfc4514_string() for c in material.authorities)
+    assert material.ct_keyring is not None
