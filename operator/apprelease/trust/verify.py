@@ -1,5 +1,5 @@
 """Verify one digest against a trust policy, from the signatures found for it. Pure: no I/O (keyless
-verification is handed in, see ``keyless``).
+verification is handed in, see ``keyless`` and ``legacykeyless``).
 
 Rules (DESIGN "Trust"; cosign's and Sigstore's verification steps):
 - a signature counts when it verifies with a trusted key (or a trusted keyless identity) AND its signed content
