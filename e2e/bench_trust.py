@@ -8,7 +8,8 @@ Against the test bed's registry (no referrers API, so the referrers tag schema),
   the first digest of a registry also pays one referrers-API probe (404, remembered);
 - registry requests a rollback's re-check costs (recorded evidence against the current keys: none by design);
 - verification time per digest (finder + verify, warm connections), next to resolve + labels, and the pure
-  verify() time of a keyed bundle, a legacy signature and a keyless bundle (sigstore, private chain).
+  verify() time of a keyed bundle, a legacy signature, a keyless bundle (sigstore, private chain) and a legacy
+  keyless signature (the same chain; cosign v2's offline checks, trust.legacykeyless).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.legacy_chain import legacy_keyless
 from tests.sigstore_chain import PrivateSigstore
 
 from apprelease.reference import parse
@@ -28,6 +30,7 @@ from apprelease.registry import RegistryClient, RegistrySettings
 from apprelease.registry.referrers import ReferrerFinder
 from apprelease.trust import BundleArtifact, Identity, Mode, TrustPolicy, load_public_key, recheck, verify
 from apprelease.trust.keyless import verify_keyless
+from apprelease.trust.legacykeyless import verify_legacy_keyless
 from apprelease.trust.sign import statement
 from apprelease.trust.statement import SLSA_PROVENANCE_PREDICATES
 from e2e.counting_proxy import CountingProxy
@@ -153,10 +156,16 @@ def main() -> None:
             mode=Mode.REQUIRED, identities=(Identity(issuer, subject=subject),), trusted_root=chain.trusted_root()
         )
         verify(images["b"], keyless_bundle, keyless, keyless=verify_keyless)  # sigstore imported and root parsed once
+        legacy_keyless_sig = [legacy_keyless(chain, images["d"], issuer, subject)]
+        verify(images["d"], legacy_keyless_sig, keyless, legacy_keyless=verify_legacy_keyless)  # the same, once
         pure: list[tuple[str, Callable[[], object]]] = [
             ("keyed bundle", lambda: verify(images["b"], bundle, keyed)),
             ("legacy signature", lambda: verify(images["d"], legacy, keyed)),
             ("keyless bundle (sigstore)", lambda: verify(images["b"], keyless_bundle, keyless, keyless=verify_keyless)),
+            (
+                "legacy keyless signature",
+                lambda: verify(images["d"], legacy_keyless_sig, keyless, legacy_keyless=verify_legacy_keyless),
+            ),
         ]
         for label, run in pure:
             values = timed(run, 200 if "keyless" not in label else 50)

@@ -33,6 +33,44 @@ def sha(content: bytes) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
+def upload_blob(registry: str, path: str, blob: bytes) -> str:
+    """A monolithic blob upload (distribution-spec POST then PUT); the blob's digest."""
+    start = httpx.post(f"http://{registry}/v2/{path}/blobs/uploads/")
+    assert start.status_code == 202, start.text
+    location = httpx.URL(f"http://{registry}").join(start.headers["location"])
+    put = httpx.put(str(location.copy_merge_params({"digest": sha(blob)})), content=blob)
+    assert put.status_code == 201, put.text
+    return sha(blob)
+
+
+def attach_legacy(registry: str, path: str, digest: str, payload: bytes, annotations: dict[str, str]) -> None:
+    """Write the ``sha256-<hex>.sig`` tag as cosign v2 does: a manifest whose one layer is the simple-signing
+    ``payload`` carrying ``annotations`` (signature, and keyless: certificate, chain, Rekor bundle)."""
+    config = b"{}"
+    upload_blob(registry, path, config)
+    upload_blob(registry, path, payload)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config), "size": 2},
+            "layers": [
+                {
+                    "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "digest": sha(payload),
+                    "size": len(payload),
+                    "annotations": annotations,
+                }
+            ],
+        }
+    ).encode()
+    tag = digest.replace(":", "-") + ".sig"
+    put = httpx.put(
+        f"http://{registry}/v2/{path}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert put.status_code == 201, put.text
+
+
 def push_image(registry: str, path: str, tag: str, labels: dict[str, str]) -> str:
     """An image with one tiny layer and a config carrying ``labels``; returns its manifest digest."""
     config = json.dumps(
@@ -44,12 +82,7 @@ def push_image(registry: str, path: str, tag: str, labels: dict[str, str]) -> st
         }
     ).encode()
     base = f"http://{registry}/v2/{path}"
-    for blob in (config,):
-        start = httpx.post(f"{base}/blobs/uploads/")
-        assert start.status_code == 202, start.text
-        location = httpx.URL(f"http://{registry}").join(start.headers["location"])
-        put = httpx.put(str(location.copy_merge_params({"digest": sha(blob)})), content=blob)
-        assert put.status_code == 201, put.text
+    upload_blob(registry, path, config)
     manifest = json.dumps(
         {
             "schemaVersion": 2,

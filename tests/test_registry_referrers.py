@@ -169,3 +169,37 @@ def test_legacy_sig_tag_layers_with_signatures() -> None:
     registry.tags[DIGEST.replace(":", "-") + ".sig"] = registry.put(manifest, MANIFEST)
     (found,) = finder(registry).legacy(IMAGE, DIGEST)
     assert (found.payload, found.signature, found.certificate) == (payload, "MEUC", None)
+
+
+def test_legacy_keyless_annotations_are_passed_on() -> None:
+    registry = Registry()
+    payload = b'{"critical": {}}'
+    layer = registry.put(payload, "application/vnd.dev.cosign.simplesigning.v1+json")
+    notes = {
+        "dev.cosignproject.cosign/signature": "MEUC",
+        "dev.sigstore.cosign/certificate": "-----BEGIN CERTIFICATE-----leaf",
+        "dev.sigstore.cosign/chain": "-----BEGIN CERTIFICATE-----root",
+        "dev.sigstore.cosign/bundle": '{"SignedEntryTimestamp": "MEUC"}',
+    }
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(b"{}"), "size": 2},
+            "layers": [
+                {
+                    "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "digest": layer,
+                    "size": len(payload),
+                    "annotations": notes,
+                }
+            ],
+        }
+    ).encode()
+    registry.tags[DIGEST.replace(":", "-") + ".sig"] = registry.put(manifest, MANIFEST)
+    (found,) = finder(registry).legacy(IMAGE, DIGEST)
+    assert (found.certificate, found.chain, found.rekor_bundle) == (
+        notes["dev.sigstore.cosign/certificate"],
+        notes["dev.sigstore.cosign/chain"],
+        notes["dev.sigstore.cosign/bundle"],
+    )

@@ -8,16 +8,20 @@ import json
 import pytest
 
 from apprelease.core.conditions import READY, Reason
-from apprelease.trust import Mode
+from apprelease.trust import LegacyArtifact, Mode
 from apprelease.trust.sign import PrivateKey, bundle, statement
 
 from .conftest import IMAGE, NS, World, assert_stalled, assert_waiting, pinned, sha
+from .legacy_chain import legacy_keyless
+from .sigstore_chain import PrivateSigstore
 from .test_promotion import SOURCE, UPSTREAM, entry, upstream
+from .test_trust_legacy_keyless import ISSUER, SUBJECT
 from .trustkit import new_key, public_pem, trusted
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
+SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 VERIFY = {"keys": {"secretRef": {"name": "cosign-keys"}}}
 
 
@@ -181,3 +185,44 @@ def test_a_promotion_whose_keys_secret_is_missing_is_retried(world: World) -> No
     world.reconcile()
     assert_waiting(world, Reason.SIGNATURE_MISSING)
     assert "deployment/web" not in world.cluster.calls
+
+
+def sign_legacy(world: World, digest: str, artifact: LegacyArtifact) -> None:
+    """What cosign v2 keyless (`cosign sign`, legacy format) leaves: the ``sha256-<hex>.sig`` tag."""
+    world.registry.blobs[sha(artifact.payload)] = (artifact.payload, SIMPLE_SIGNING)
+    notes = {
+        "dev.cosignproject.cosign/signature": artifact.signature,
+        "dev.sigstore.cosign/certificate": artifact.certificate,
+        "dev.sigstore.cosign/chain": artifact.chain,
+        "dev.sigstore.cosign/bundle": artifact.rekor_bundle,
+    }
+    layer = {"mediaType": SIMPLE_SIGNING, "digest": sha(artifact.payload), "size": len(artifact.payload)}
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(b"{}"), "size": 2},
+            "layers": [{**layer, "annotations": notes}],
+        }
+    ).encode()
+    world.registry.blobs[sha(manifest)] = (manifest, MANIFEST)
+    world.registry.tags[digest.replace(":", "-") + ".sig"] = sha(manifest)
+
+
+@pytest.mark.parametrize("signer", [SUBJECT, "https://github.com/evil/web/x.yml@refs/heads/main"])
+def test_a_legacy_keyless_signature_is_verified_before_pinning(world: World, signer: str) -> None:
+    instance = PrivateSigstore()
+    world.cluster.config_maps["sigstore-root"] = {"trusted_root.json": instance.trusted_root()}
+    digest = world.registry.release("v1")
+    sign_legacy(world, digest, legacy_keyless(instance, digest, ISSUER, signer))
+    keyless = {"keyless": [{"issuer": ISSUER, "subject": SUBJECT}], "trustedRootRef": {"name": "sigstore-root"}}
+    world.create("v1", verify=keyless)
+    world.reconcile()
+    if signer == SUBJECT:
+        image = world.cluster.deployments["web"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image == pinned(digest)
+        assert world.status().history[0].verified_by == f"keyless:{ISSUER}|{SUBJECT}"
+    else:
+        assert_stalled(world, Reason.SIGNATURE_UNTRUSTED)
+        assert "deployment/web" not in world.cluster.calls
+        assert "evil" in world.events(Reason.SIGNATURE_UNTRUSTED)[0].message

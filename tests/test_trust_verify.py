@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from apprelease.trust import (
     BundleArtifact,
+    Identity,
     LegacyArtifact,
     Mode,
     ProvenanceMismatch,
@@ -138,11 +139,14 @@ def test_legacy_simple_signing_verifies_and_checks_the_manifest_digest() -> None
         verify(DIGEST, [legacy(key)], policy(new_key()))
 
 
-def test_a_legacy_keyless_signature_is_untrusted_and_says_why() -> None:
+def test_a_legacy_keyless_signature_is_untrusted_without_keyless_identities_or_verifier() -> None:
     key = new_key()
     keyless = LegacyArtifact(b"{}", "c2ln", "-----BEGIN CERTIFICATE-----", origin="tag sha256-aaaa.sig")
-    with pytest.raises(SignatureUntrusted, match="legacy keyless signature: its log entry has no inclusion proof"):
+    with pytest.raises(SignatureUntrusted, match=r"legacy format\), and spec.verify lists no keyless identity"):
         verify(DIGEST, [keyless], policy(key))
+    identities = TrustPolicy(mode=REQUIRED, identities=(Identity("https://issuer.example", subject="me"),))
+    with pytest.raises(SignatureUntrusted, match="keyless verification is not available"):
+        verify(DIGEST, [keyless], identities)
 
 
 def test_provenance_names_the_tag_and_gives_the_commit() -> None:

@@ -38,7 +38,7 @@ from apprelease.trust import (
 )
 from apprelease.trust.bundle import BundleArtifact, LegacyArtifact
 from apprelease.trust.statement import SLSA_PROVENANCE_PREDICATES
-from apprelease.trust.verify import KeylessVerifier
+from apprelease.trust.verify import KeylessVerifier, LegacyKeylessVerifier
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,12 @@ def _keyless_verifier() -> KeylessVerifier:
     return verify_keyless
 
 
+def _legacy_keyless_verifier() -> LegacyKeylessVerifier:
+    from apprelease.trust.legacykeyless import verify_legacy_keyless  # sigstore's models imported on first use
+
+    return verify_legacy_keyless
+
+
 class Gate:
     """One per operator: ``floor`` is the operator-wide minimum mode (``APPRELEASE_VERIFY_FLOOR``)."""
 
@@ -78,12 +84,14 @@ class Gate:
         *,
         finder: ReferrerFinder | None = None,
         keyless: Callable[[], KeylessVerifier] = _keyless_verifier,
+        legacy_keyless: Callable[[], LegacyKeylessVerifier] = _legacy_keyless_verifier,
     ) -> None:
         self._sources = sources
         self._registry = registry
         self._floor = floor
         self._finder = finder or ReferrerFinder(registry)
         self._keyless = keyless
+        self._legacy_keyless = legacy_keyless
 
     @property
     def floor(self) -> Mode:
@@ -131,6 +139,7 @@ class Gate:
             return Verified(digest, None)
         wanted = SLSA_PROVENANCE_PREDICATES if policy.provenance_required else None
         keyless = self._keyless() if policy.identities else None
+        legacy_keyless = self._legacy_keyless() if policy.identities else None
         with self._registry.resolution():  # one deadline for every request of this verification
             bundles: list[BundleArtifact | LegacyArtifact] = list(
                 self._finder.bundles(repository, digest, credential, wanted=wanted)
@@ -138,14 +147,16 @@ class Gate:
         try:
             return verify(digest, bundles, policy, version=version, keyless=keyless)
         except TrustError as first:
-            if policy.provenance_required or not policy.keys:
-                raise  # legacy signatures carry no provenance, and are read with keys only
+            if policy.provenance_required or not (policy.keys or policy.identities):
+                raise  # legacy signatures carry no provenance, and are read with keys or identities only
             with self._registry.resolution():
                 legacy = self._finder.legacy(repository, digest, credential)
             if not legacy:
                 raise first from None
             log.debug("%s: bundles did not verify (%s); trying %d legacy signatures", digest, first, len(legacy))
-            return verify(digest, [*bundles, *legacy], policy, version=version, keyless=keyless)
+            return verify(
+                digest, [*bundles, *legacy], policy, version=version, keyless=keyless, legacy_keyless=legacy_keyless
+            )
 
     @staticmethod
     def check_recorded(policy: TrustPolicy, entry: HistoryEntry) -> None:

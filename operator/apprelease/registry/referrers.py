@@ -8,7 +8,8 @@ Where cosign v3 puts them (measured with cosign v3.1.3; OCI distribution-spec 1.
 3. each bundle referrer is an OCI manifest whose one layer is the bundle JSON
    (``application/vnd.dev.sigstore.bundle.v0.3+json``; annotation ``dev.sigstore.bundle.predicateType``);
 4. legacy: tag ``sha256-<hex>.sig``, whose layers are simple-signing payloads with the base64 signature in the
-   layer annotation ``dev.cosignproject.cosign/signature``.
+   layer annotation ``dev.cosignproject.cosign/signature`` (keyless also: ``dev.sigstore.cosign/certificate``,
+   ``/chain`` and ``/bundle``, bounded with the whole manifest by MAX_REFERRER_MANIFEST_BYTES).
 
 Request economy: a registry that answered 404 to the referrers API is remembered (per domain) and not asked
 again; referrer manifests whose predicate type annotation is not wanted are not followed to their blob; the
@@ -40,6 +41,8 @@ MAX_REFERRER_MANIFEST_BYTES = 64 * 1024
 MAX_PAYLOAD_BYTES = 64 * 1024
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
+REKOR_BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
 PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 _INDEX_ACCEPT = oci.OCI_INDEX
@@ -139,7 +142,17 @@ class ReferrerFinder:
             payload = self._blob(repository, layer.digest, MAX_PAYLOAD_BYTES, credential)
             if payload is not None:
                 origin = f"{_tag_for(digest)}.sig layer {layer.digest}"
-                found.append(LegacyArtifact(payload, signature, layer.annotations.get(CERTIFICATE_ANNOTATION), origin))
+                notes = layer.annotations
+                found.append(
+                    LegacyArtifact(
+                        payload,
+                        signature,
+                        notes.get(CERTIFICATE_ANNOTATION),
+                        origin,
+                        chain=notes.get(CHAIN_ANNOTATION),
+                        rekor_bundle=notes.get(REKOR_BUNDLE_ANNOTATION),
+                    )
+                )
         return found
 
     # -- parts ---------------------------------------------------------------------------------------

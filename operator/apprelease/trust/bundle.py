@@ -36,12 +36,16 @@ class BundleArtifact:
 @dataclass(frozen=True)
 class LegacyArtifact:
     """A cosign legacy signature: the simple-signing payload, its base64 signature (the layer annotation
-    ``dev.cosignproject.cosign/signature``), and the signer's PEM certificate if keyless."""
+    ``dev.cosignproject.cosign/signature``) and, if keyless, the annotations ``dev.sigstore.cosign/certificate``
+    (the signer's PEM certificate), ``dev.sigstore.cosign/chain`` (PEM intermediates and root) and
+    ``dev.sigstore.cosign/bundle`` (the Rekor entry's signed timestamp and payload, JSON), as found (unchecked)."""
 
     payload: bytes
     signature: str
     certificate: str | None
     origin: str
+    chain: str | None = None
+    rekor_bundle: str | None = None
 
 
 class _Hint(BaseModel):

@@ -28,13 +28,14 @@ if TYPE_CHECKING:
     from cryptography.x509 import Certificate
     from sigstore.verify import Verifier  # imported lazily at run time (see above)
 
-__all__ = ["MAX_TRUSTED_ROOT_BYTES", "identity_of", "verify_keyless"]
+__all__ = ["MAX_TRUSTED_ROOT_BYTES", "identity_of", "match_identity", "trusted_root_text", "verify_keyless"]
 
 MAX_TRUSTED_ROOT_BYTES = 512 * 1024  # the public-good trusted_root.json is ~10 KiB
 _ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")  # DER UTF8String
 _ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")  # raw bytes
 _PUBLIC_GOOD = "https://tuf-repo-cdn.sigstore.dev"
 _MAX_VERIFIERS = 16
+_NO_SIGSTORE = "keyless verification needs the 'sigstore' package (apprelease[keyless])"
 
 _lock = threading.Lock()
 _verifiers: dict[str, Verifier] = {}
@@ -82,6 +83,23 @@ def identity_of(cert: Certificate) -> tuple[str, list[str]]:
     return issuer, subjects
 
 
+def match_identity(cert: Certificate, policy: TrustPolicy) -> str:
+    """The evidence ``keyless:<issuer>|<subject>`` of the first SAN that an identity of ``spec.verify.keyless``
+    trusts with the certificate's issuer (cosign's CheckCertificatePolicy: exact subject or regular expression,
+    issuer equal). SignatureUntrusted naming what the certificate holds when none matches."""
+    try:
+        issuer, subjects = identity_of(cert)
+    except ValueError as exc:
+        raise SignatureUntrusted(str(exc)) from None
+    for subject in subjects:
+        if policy.trusts_keyless(issuer, subject):
+            return keyless_evidence(issuer, subject)
+    shown = quoted(subjects[0] if subjects else "", 200)
+    raise SignatureUntrusted(
+        f"signed by {shown} (issuer {quoted(issuer, 200)}), an identity spec.verify does not trust"
+    )
+
+
 class _IdentityPolicy:
     """A ``sigstore.verify.policy.VerificationPolicy``: any identity of ``spec.verify.keyless`` matches."""
 
@@ -94,28 +112,32 @@ class _IdentityPolicy:
         from sigstore.errors import VerificationError
 
         try:
-            issuer, subjects = identity_of(cert)
-        except ValueError as exc:
+            self.evidence = match_identity(cert, self._policy)
+        except SignatureUntrusted as exc:
             self.refused = str(exc)
             raise VerificationError(self.refused) from None
-        for subject in subjects:
-            if self._policy.trusts_keyless(issuer, subject):
-                self.evidence = keyless_evidence(issuer, subject)
-                return
-        shown = quoted(subjects[0] if subjects else "", 200)
-        self.refused = f"signed by {shown} (issuer {quoted(issuer, 200)}), an identity spec.verify does not trust"
-        raise VerificationError(self.refused)
+
+
+def trusted_root_text(trusted_root: str | None) -> str:
+    """The ``trusted_root.json`` text to verify against: ``trusted_root`` (a ConfigMap's), else the public-good
+    one the ``sigstore`` package ships. SignatureUntrusted when over MAX_TRUSTED_ROOT_BYTES or without sigstore."""
+    if trusted_root is None:
+        try:
+            from sigstore._utils import read_embedded
+        except ImportError:
+            raise SignatureUntrusted(_NO_SIGSTORE) from None
+        trusted_root = read_embedded("trusted_root.json", _PUBLIC_GOOD).decode()
+    if len(trusted_root) > MAX_TRUSTED_ROOT_BYTES:
+        raise SignatureUntrusted(f"the trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+    return trusted_root
 
 
 def _verifier(trusted_root: str | None) -> Verifier:
-    from sigstore._utils import read_embedded
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
     from sigstore_models.trustroot import v1 as trustroot_v1
 
-    text = trusted_root if trusted_root is not None else read_embedded("trusted_root.json", _PUBLIC_GOOD).decode()
-    if len(text) > MAX_TRUSTED_ROOT_BYTES:
-        raise SignatureUntrusted(f"the trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+    text = trusted_root_text(trusted_root)
     key = hashlib.sha256(text.encode("utf-8")).hexdigest()
     with _lock:
         found = _verifiers.get(key)
@@ -141,7 +163,7 @@ def verify_keyless(content: bytes, policy: TrustPolicy) -> tuple[str, bytes, str
         from sigstore.errors import CertValidationError, Error
         from sigstore.models import Bundle
     except ImportError:
-        raise SignatureUntrusted("keyless verification needs the 'sigstore' package (apprelease[keyless])") from None
+        raise SignatureUntrusted(_NO_SIGSTORE) from None
     verifier = _verifier(policy.trusted_root)
     try:
         bundle = Bundle.from_json(content)

@@ -1,5 +1,5 @@
 """Verify one digest against a trust policy, from the signatures found for it. Pure: no I/O (keyless
-verification is handed in, see ``keyless``).
+verification is handed in, see ``keyless`` and ``legacykeyless``).
 
 Rules (DESIGN "Trust"; cosign's and Sigstore's verification steps):
 - a signature counts when it verifies with a trusted key (or a trusted keyless identity) AND its signed content
@@ -35,7 +35,7 @@ from .statement import (
     parse_statement,
 )
 
-__all__ = ["MAX_ARTIFACTS", "Artifact", "KeylessVerifier", "Verified", "verify"]
+__all__ = ["MAX_ARTIFACTS", "Artifact", "KeylessVerifier", "LegacyKeylessVerifier", "Verified", "verify"]
 
 MAX_ARTIFACTS = 32
 Artifact = BundleArtifact | LegacyArtifact
@@ -46,6 +46,13 @@ class KeylessVerifier(Protocol):
     def __call__(self, content: bytes, policy: TrustPolicy) -> tuple[str, bytes, str]:
         """Verify a keyless bundle (chain, SCT, log entry, DSSE signature, identity against ``policy``); return
         (payload type, payload, evidence). Raises SignatureInvalid or SignatureUntrusted."""
+        ...
+
+
+class LegacyKeylessVerifier(Protocol):
+    def __call__(self, artifact: LegacyArtifact, policy: TrustPolicy) -> str:
+        """Verify a legacy keyless signature (certificate, chain, Rekor SET and entry, signature, identity against
+        ``policy``); return its evidence. Raises SignatureInvalid or SignatureUntrusted."""
         ...
 
 
@@ -98,14 +105,13 @@ def _check_bundle(artifact: BundleArtifact, policy: TrustPolicy, keyless: Keyles
     return _Finding(evidence, statement)
 
 
-def _check_legacy(artifact: LegacyArtifact, policy: TrustPolicy) -> _Finding:
+def _check_legacy(artifact: LegacyArtifact, policy: TrustPolicy, keyless: LegacyKeylessVerifier | None) -> _Finding:
     if artifact.certificate is not None:
-        # cosign's legacy `dev.sigstore.cosign/bundle` holds the log entry's signed timestamp but no inclusion
-        # proof, which Sigstore verification (the sigstore package) requires of every log entry.
-        raise SignatureUntrusted(
-            "a legacy keyless signature: its log entry has no inclusion proof, which keyless verification "
-            "requires (sign keyless in cosign's bundle format, the default of cosign v3)"
-        )
+        if not policy.identities:
+            raise SignatureUntrusted("signed keyless (legacy format), and spec.verify lists no keyless identity")
+        if keyless is None:
+            raise SignatureUntrusted("signed keyless (legacy format), and keyless verification is not available")
+        return _Finding(keyless(artifact, policy), None)
     try:
         signature = base64.b64decode(artifact.signature, validate=True)
     except (binascii.Error, ValueError):
@@ -151,14 +157,22 @@ class _Sorted:
     untrusted: list[str]
 
 
-def _sort(digest: str, artifacts: Sequence[Artifact], policy: TrustPolicy, keyless: KeylessVerifier | None) -> _Sorted:
+@dataclass(frozen=True)
+class _Verifiers:
+    """The keyless verifiers handed in (None: keyless signatures are untrusted)."""
+
+    bundle: KeylessVerifier | None
+    legacy: LegacyKeylessVerifier | None
+
+
+def _sort(digest: str, artifacts: Sequence[Artifact], policy: TrustPolicy, keyless: _Verifiers) -> _Sorted:
     outcome = _Sorted([], [], [])
     for artifact in artifacts[:MAX_ARTIFACTS]:
         try:
             if isinstance(artifact, BundleArtifact):
-                finding = _check_bundle(artifact, policy, keyless)
+                finding = _check_bundle(artifact, policy, keyless.bundle)
             else:
-                finding = _check_legacy(artifact, policy)
+                finding = _check_legacy(artifact, policy, keyless.legacy)
             if finding is not None:
                 _names(finding, artifact, digest)
                 outcome.trusted.append(finding)
@@ -209,13 +223,15 @@ def verify(
     *,
     version: str | None = None,
     keyless: KeylessVerifier | None = None,
+    legacy_keyless: LegacyKeylessVerifier | None = None,
 ) -> Verified:
     """Verify ``digest`` (``sha256:<hex>``, the index digest for a multi-arch image) from the ``artifacts`` found
     for it. Returns Verified or raises a TrustError (SignatureMissing, SignatureInvalid, SignatureUntrusted,
-    ProvenanceMismatch) whose message names the digest and what was found."""
+    ProvenanceMismatch) whose message names the digest and what was found. ``keyless`` verifies keyless bundles,
+    ``legacy_keyless`` keyless signatures of cosign's legacy format (``trust.keyless``, ``trust.legacykeyless``)."""
     if not policy.active:
         return Verified(digest, None)
-    outcome = _sort(digest, artifacts, policy, keyless)
+    outcome = _sort(digest, artifacts, policy, _Verifiers(keyless, legacy_keyless))
     if not outcome.trusted:
         return _nothing_trusted(digest, outcome, policy, len(artifacts))
     return _with_provenance(digest, outcome.trusted, policy, version)
