@@ -53,7 +53,7 @@ run: venv ## run the operator against the current KUBECONFIG (on the test bed: w
 	  export APPRELEASE_INSECURE_REGISTRIES=$$REGISTRY APPRELEASE_CA_BUNDLE=$$REGISTRY_AUTH_CA; fi; \
 	exec $(VENV)/bin/apprelease run
 
-demo: deps venv testbed-up ## the whole story on the test bed: bake, release, upgrade, roll back, history
+demo: deps venv testbed-up ## the whole story on the test bed: bake, release, upgrade, roll back, history, promote, notify
 	$(PY) -m e2e.demo
 
 image: venv ## the operator's production image, tagged with `git describe`
