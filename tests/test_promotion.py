@@ -6,6 +6,7 @@ operator's list of promotion sources, tested by refusal before any read.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -58,7 +59,8 @@ def test_before_upstream_success_nothing_is_patched(world: World) -> None:
 
 def test_inside_the_soak_it_waits_until_its_exact_end_then_deploys(world: World) -> None:
     upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:58:00Z", succeededAt="2024-05-01T11:59:50Z"))
-    assert promote(world, soak=60) == Result(requeue_after=51.0)  # 50 s left (+1 s: `now` has whole seconds)
+    # 50 s left, and a tenth of a second: late rather than early, and well within a second of the end.
+    assert promote(world, soak=60) == Result(requeue_after=50.1)
     assert_waiting(world, Reason.AWAITING_PROMOTION)
     assert world.cluster.patched() == []
 
@@ -72,6 +74,20 @@ def test_inside_the_soak_it_waits_until_its_exact_end_then_deploys(world: World)
     world.cluster.roll_out()
     assert world.reconcile() == Result(requeue_after=RESYNC)
     assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.99])
+def test_the_look_at_the_soak_end_is_never_early_and_about_a_second_late_at_most(world: World, fraction: float) -> None:
+    # Status times have whole seconds: the reconciler's `now` reads 12:00:00 from 12:00:00.0 to 12:00:00.99.
+    world.wall.advance(fraction)
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:58:00Z", succeededAt="2024-05-01T11:59:50Z"))
+    result = promote(world, soak=60)
+    assert result.requeue_after is not None
+    world.wall.advance(result.requeue_after)
+    late = world.wall.now.timestamp() - dt.datetime(2024, 5, 1, 12, 0, 50, tzinfo=dt.UTC).timestamp()
+    assert 0 < late < 1.1  # the soak ended at 12:00:50.0 (up to 2 s late with the former 1 s margin)
+    world.reconcile()
+    assert world.cluster.images()["web"] == pinned(UP_DIGEST)
 
 
 def test_a_soak_is_never_counted_from_deployed_at_when_upstream_recorded_no_succeeded_at(world: World) -> None:

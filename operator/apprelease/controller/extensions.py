@@ -22,7 +22,13 @@ from apprelease.registry import Credential, RegistryError
 from apprelease.trust import TrustError
 from apprelease.trust.verify import Verified
 
-__all__ = ["Verifier", "notify", "promote", "source_refused"]
+__all__ = ["SOAK_MARGIN_SECONDS", "Verifier", "notify", "promote", "source_refused"]
+
+# Added to the seconds a soak has left, so the look at its end is never early. No more is needed though `now` is
+# truncated to whole seconds: succeededAt is too, so the soak ends on a whole second, and the requeue (timed from
+# after the truncated `now`) fires at or after it, when `now` reads at least that second. (It used to be 1 s,
+# which put every promotion 1 to 2 s after the soak's end; `make bench` measures it, e2e/bench_promotion.py.)
+SOAK_MARGIN_SECONDS = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +79,7 @@ def promote(
     upstream = AppRelease.from_k8s(obj).status if obj is not None else None
     decided = eligibility.judge(spec, upstream, report.now)
     if isinstance(decided, eligibility.Waiting):
-        # A second late rather than early: `now` has whole seconds.
-        return decided.problem, None if decided.seconds_left is None else decided.seconds_left + 1.0
+        return decided.problem, None if decided.seconds_left is None else decided.seconds_left + SOAK_MARGIN_SECONDS
     if isinstance(decided, Problem):
         return decided, None
     verified = verify(decided.entry.digest)
