@@ -59,9 +59,10 @@ demo: deps venv testbed-up ## the whole story on the test bed: bake, release, up
 image: venv ## the operator's production image, tagged with `git describe`
 	e2e/image.sh $(IMAGE) $(VERSION)
 
-bench: deps venv testbed-up ## the event intake (pure Python), then reconcile latency and operator memory on the test bed; what verification costs
+bench: deps venv testbed-up ## the event intake (pure Python), then reconcile latency and operator memory on the test bed; what verification costs; promotion after a soak
 	$(PY) -m e2e.bench
 	$(PY) -m e2e.bench_trust
+	$(PY) -m e2e.bench_promotion
 
 clean: testbed-down
 	rm -rf $(TESTBED) $(VENV)
