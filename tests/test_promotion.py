@@ -205,3 +205,72 @@ def test_a_source_namespace_that_is_no_dns_label_is_an_invalid_spec(world: World
     world.reconcile()
     assert_stalled(world, Reason.INVALID_SPEC)
     assert world.cluster.patched() == []
+
+
+def _promoted_and_ready(world: World) -> None:
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", succeededAt="2024-05-01T11:01:00Z"))
+    promote(world)
+    world.cluster.roll_out()
+    world.reconcile()
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+
+
+def test_a_promoted_revision_whose_upstream_fails_later_is_revoked_and_keeps_running(world: World) -> None:
+    _promoted_and_ready(world)
+    calls = len(world.cluster.patched())
+    # Upstream deploys v2 again (same digest), it fails there and is rolled back automatically.
+    upstream(
+        world,
+        entry(6, "v1", "Succeeded", "2024-05-01T11:50:00Z", digest=V1_DIGEST, cause="AutoRollback"),
+        entry(5, "v2", "Failed", "2024-05-01T11:40:00Z", failure="Deployment web: CrashLoopBackOff"),
+        entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", succeededAt="2024-05-01T11:01:00Z"),
+    )
+    assert world.reconcile() == Result(stalled=True)
+    assert_stalled(world, Reason.PROMOTION_REVOKED)
+    message = next(c.message for c in world.status().conditions if c.type == STALLED)
+    assert f"{NS}/{UPSTREAM}#5" in message and "CrashLoopBackOff" in message
+    [warning] = world.events("PromotionRevoked")
+    assert warning.type == "Warning" and f"{NS}/{UPSTREAM}#5" in warning.message
+    # No rollback (the design: revoked -> Stalled, nothing patched): the promoted digest keeps running.
+    assert world.cluster.images()["web"] == pinned(UP_DIGEST)
+    assert len(world.cluster.patched()) == calls
+    assert world.status().revision == 1
+    # Stalled until the spec changes: later passes neither read nor tell it again.
+    assert world.reconcile() == Result(stalled=True)
+    assert len(world.events("PromotionRevoked")) == 1
+
+
+def test_an_upstream_failure_of_another_version_or_digest_revokes_nothing(world: World) -> None:
+    _promoted_and_ready(world)
+    other = "sha256:" + "d" * 64
+    upstream(
+        world,
+        entry(6, "v3", "Failed", "2024-05-01T11:50:00Z", digest=other),
+        entry(5, "v2", "Failed", "2024-05-01T11:40:00Z", digest=other),  # v2 of another build: not what runs here
+        entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", succeededAt="2024-05-01T11:01:00Z"),
+    )
+    world.reconcile()
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+    assert world.events("PromotionRevoked") == []
+
+
+def test_a_revision_restored_from_its_own_history_is_never_revoked(world: World) -> None:
+    upstream(
+        world,
+        entry(5, "v2", "Succeeded", "2024-05-01T11:00:00Z"),
+        entry(4, "v1", "Succeeded", "2024-05-01T10:00:00Z", digest=V1_DIGEST),
+    )
+    promote(world, version="v1")
+    world.cluster.roll_out()
+    world.reconcile()
+    world.update(version="v2")
+    world.reconcile()
+    world.cluster.roll_out()
+    world.reconcile()
+    world.update(version="v1")  # back within its own history: revision 3, restored from 1, not promoted
+    world.reconcile()
+    world.cluster.roll_out()
+    upstream(world, entry(6, "v1", "Failed", "2024-05-01T11:50:00Z", digest=V1_DIGEST))
+    world.reconcile()
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+    assert world.events("PromotionRevoked") == []
