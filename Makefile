@@ -53,15 +53,16 @@ run: venv ## run the operator against the current KUBECONFIG (on the test bed: w
 	  export APPRELEASE_INSECURE_REGISTRIES=$$REGISTRY APPRELEASE_CA_BUNDLE=$$REGISTRY_AUTH_CA; fi; \
 	exec $(VENV)/bin/apprelease run
 
-demo: deps venv testbed-up ## the whole story on the test bed: bake, release, upgrade, roll back, history
+demo: deps venv testbed-up ## the whole story on the test bed: bake, release, upgrade, roll back, history, promote, notify
 	$(PY) -m e2e.demo
 
 image: venv ## the operator's production image, tagged with `git describe`
 	e2e/image.sh $(IMAGE) $(VERSION)
 
-bench: deps venv testbed-up ## the event intake (pure Python), then reconcile latency and operator memory on the test bed; what verification costs
+bench: deps venv testbed-up ## the event intake (pure Python), then reconcile latency and operator memory on the test bed; what verification costs; promotion after a soak; 1,000 and 10,000 AppReleases
 	$(PY) -m e2e.bench
 	$(PY) -m e2e.bench_trust
+	$(PY) -m e2e.bench_promotion
 	$(PY) -m e2e.bench_scale
 
 clean: testbed-down

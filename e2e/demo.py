@@ -2,6 +2,8 @@
 
 Bake v1.0.0 and v1.1.0 of a sample app (busybox httpd answering /version) from git tags, run the operator,
 release v1 on the test bed's real node, upgrade to v2, roll back by editing spec.version, and print the history.
+Then promote from staging to production on the real node, and show the notification production sent
+(e2e/demo_promotion.py).
 After each step, the running app itself says which version and commit it is (curl to each pod's IP through the
 node's CNI bridge), next to the digest the operator pinned and the one the kubelet reports it runs.
 """
@@ -18,29 +20,16 @@ import time
 from pathlib import Path
 
 import yaml
-from rich.console import Console
 
-from e2e.images import APP_PORT
-from e2e.realnode import find_real_node, image_ids, on_real_node, wait_running
+from e2e.demo_promotion import Receiver, run_promotion, show_pods
+from e2e.demo_promotion import operator_env as promotion_env
+from e2e.narration import console, sh, step
+from e2e.realnode import find_real_node, on_real_node
 from e2e.releases import container_images, deployment_manifest, release_manifest, wait_ready
 from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
 
-console = Console(width=None if sys.stdout.isatty() else 140)
 NAMESPACE = "demo"
 APPRELEASE = str(Path(sys.executable).with_name("apprelease"))
-
-
-def step(title: str) -> None:
-    console.rule(f"[bold cyan]{title}")
-
-
-def sh(*args: str, **kwargs: object) -> str:
-    console.print(f"[dim]$ {' '.join(args)}[/]", highlight=False)
-    result = subprocess.run(args, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
-    if result.returncode != 0:
-        console.print(result.stderr)
-        raise SystemExit(f"demo step failed: {' '.join(args)}")
-    return str(result.stdout)
 
 
 def bake_sample(testbed: Testbed, workdir: Path) -> str:
@@ -93,17 +82,21 @@ def main() -> None:
         step("2. Install the CRD and start the operator")
         sh(*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
         sh(*kubectl, "wait", "--for=condition=Established", "crd/appreleases.apprelease.dev")
-        operator = Operator(testbed, ROOT / ".testbed" / "logs" / "demo-operator.log")
+        receiver = Receiver()  # the webhook production notifies (step 8), on a free loopback port
+        log = ROOT / ".testbed" / "logs" / "demo-operator.log"
+        operator = Operator(testbed, log, extra_env=promotion_env(receiver))
         operator.start()
         try:
             run_story(testbed, kubectl, image)
+            run_promotion(testbed, kubectl, image, receiver)
             console.print(f"\noperator memory (RSS): {operator.rss_kib() / 1024:.1f} MiB")
             console.print(
-                f"The test bed keeps running: KUBECONFIG={testbed.kubeconfig} kubectl get ar -n {NAMESPACE}; "
+                f"The test bed keeps running: KUBECONFIG={testbed.kubeconfig} kubectl get ar -A; "
                 "`make testbed-down` stops it."
             )
         finally:
             operator.stop()
+            receiver.stop()
 
 
 def run_story(testbed: Testbed, kubectl: list[str], image: str) -> None:
@@ -156,15 +149,7 @@ def converge(testbed: Testbed, version: str, command: list[str], input: str | No
     console.print(f"  Ready in {time.monotonic() - started:.1f}s; Deployment runs {image}", highlight=False)
     digest = release["status"]["digest"]
     console.print(f"  pinned by the operator: {digest}", highlight=False)
-    for pod in wait_running(testbed, NAMESPACE, "hello", digest, replicas=2):
-        ip = pod["status"]["podIP"]
-        answer = sh("curl", "-fsS", f"http://{ip}:{APP_PORT}/version").strip()
-        runs = image_ids(pod)[0].rpartition("@")[2]
-        same = "[green]same digest[/]" if runs == digest else "[red]DIFFERENT digest[/]"
-        console.print(
-            f"  pod {pod['metadata']['name']} on {pod['spec']['nodeName']}: {answer}\n    runs {runs} ({same})",
-            highlight=False,
-        )
+    show_pods(testbed, NAMESPACE, digest, replicas=2)
 
 
 if __name__ == "__main__":

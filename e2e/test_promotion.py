@@ -8,6 +8,7 @@ is revoked downstream. Nothing here compares durations: the soak is checked from
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -139,3 +140,43 @@ def test_a_version_rolled_back_upstream_is_revoked_downstream(
     assert "failed upstream" in next(c["message"] for c in release["status"]["conditions"] if c["type"] == "Stalled")
     assert container_images(testbed, prod, "web") == placeholder
     wait_until(lambda: posted_events(testbed, prod, "PromotionRevoked"), timeout=30, what="a PromotionRevoked Event")
+
+
+def test_a_promoted_digest_whose_upstream_revision_fails_later_is_revoked_and_keeps_running(
+    testbed: Testbed,
+    promoting: Operator,
+    envs: dict[str, str],
+    web: dict[str, Pushed],
+) -> None:
+    staging, prod = envs["staging"], envs["prod"]
+    good, other = web["v1.0.0"], web["v1.1.0"]
+    placeholder = {"app": f"{good.repository}:v0"}
+    for ns in (staging, prod):
+        apply(testbed, workload_manifest("Deployment", ns, "web", placeholder, release="web"))
+    workloads = [{"kind": "Deployment", "name": "web"}]
+    apply(testbed, release_manifest(staging, "web", good.repository, "v1.0.0", workloads))
+    wait_ready(testbed, staging, "web", "v1.0.0")
+    promotion: dict[str, Any] = {"from": {"namespace": staging, "name": "web"}}
+    apply(testbed, release_manifest(prod, "web", good.repository, "v1.0.0", workloads, promotion=promotion))
+    wait_ready(testbed, prod, "web", "v1.0.0")
+
+    # Staging moves on, then deploys v1.0.0 again (revision 3, from its history), whose pods now crash there:
+    # it fails and is rolled back automatically.
+    patch_release(testbed, staging, "web", {"version": "v1.1.0"})
+    wait_ready(testbed, staging, "web", "v1.1.0")
+    chaos = Chaos(good.pinned, "CrashLoopBackOff", 3).annotations()
+    patch = {"spec": {"template": {"metadata": {"annotations": chaos}}}}
+    testbed.kubectl("patch", "deployment", "web", "-n", staging, "--type=merge", "-p", json.dumps(patch))
+    patch_release(testbed, staging, "web", {"version": "v1.0.0"})
+    wait_condition(testbed, staging, "web", "Stalled", "True", "RolledBack", timeout=120)
+    failed = get_release(testbed, staging, "web")["status"]["history"][1]
+    assert (failed["revision"], failed["version"], failed["outcome"]) == (3, "v1.0.0", "Failed")
+
+    release = wait_condition(testbed, prod, "web", "Stalled", "True", "PromotionRevoked", timeout=60)
+    stalled = next(c["message"] for c in release["status"]["conditions"] if c["type"] == "Stalled")
+    assert f"{staging}/web#3" in stalled
+    [warning] = posted_events(testbed, prod, "PromotionRevoked")
+    assert warning["type"] == "Warning" and f"{staging}/web#3" in warning["message"]
+    # Not rolled back: prod keeps running the digest it was promoted with, at its first revision.
+    assert container_images(testbed, prod, "web") == {"app": good.pinned}
+    assert release["status"]["revision"] == 1 and other.digest not in json.dumps(release["status"])

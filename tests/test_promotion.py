@@ -6,6 +6,7 @@ operator's list of promotion sources, tested by refusal before any read.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -58,7 +59,8 @@ def test_before_upstream_success_nothing_is_patched(world: World) -> None:
 
 def test_inside_the_soak_it_waits_until_its_exact_end_then_deploys(world: World) -> None:
     upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:58:00Z", succeededAt="2024-05-01T11:59:50Z"))
-    assert promote(world, soak=60) == Result(requeue_after=51.0)  # 50 s left (+1 s: `now` has whole seconds)
+    # 50 s left, and a tenth of a second: late rather than early, and well within a second of the end.
+    assert promote(world, soak=60) == Result(requeue_after=50.1)
     assert_waiting(world, Reason.AWAITING_PROMOTION)
     assert world.cluster.patched() == []
 
@@ -72,6 +74,20 @@ def test_inside_the_soak_it_waits_until_its_exact_end_then_deploys(world: World)
     world.cluster.roll_out()
     assert world.reconcile() == Result(requeue_after=RESYNC)
     assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.99])
+def test_the_look_at_the_soak_end_is_never_early_and_about_a_second_late_at_most(world: World, fraction: float) -> None:
+    # Status times have whole seconds: the reconciler's `now` reads 12:00:00 from 12:00:00.0 to 12:00:00.99.
+    world.wall.advance(fraction)
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:58:00Z", succeededAt="2024-05-01T11:59:50Z"))
+    result = promote(world, soak=60)
+    assert result.requeue_after is not None
+    world.wall.advance(result.requeue_after)
+    late = world.wall.now.timestamp() - dt.datetime(2024, 5, 1, 12, 0, 50, tzinfo=dt.UTC).timestamp()
+    assert 0 < late < 1.1  # the soak ended at 12:00:50.0 (up to 2 s late with the former 1 s margin)
+    world.reconcile()
+    assert world.cluster.images()["web"] == pinned(UP_DIGEST)
 
 
 def test_a_soak_is_never_counted_from_deployed_at_when_upstream_recorded_no_succeeded_at(world: World) -> None:
@@ -189,3 +205,72 @@ def test_a_source_namespace_that_is_no_dns_label_is_an_invalid_spec(world: World
     world.reconcile()
     assert_stalled(world, Reason.INVALID_SPEC)
     assert world.cluster.patched() == []
+
+
+def _promoted_and_ready(world: World) -> None:
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", succeededAt="2024-05-01T11:01:00Z"))
+    promote(world)
+    world.cluster.roll_out()
+    world.reconcile()
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+
+
+def test_a_promoted_revision_whose_upstream_fails_later_is_revoked_and_keeps_running(world: World) -> None:
+    _promoted_and_ready(world)
+    calls = len(world.cluster.patched())
+    # Upstream deploys v2 again (same digest), it fails there and is rolled back automatically.
+    upstream(
+        world,
+        entry(6, "v1", "Succeeded", "2024-05-01T11:50:00Z", digest=V1_DIGEST, cause="AutoRollback"),
+        entry(5, "v2", "Failed", "2024-05-01T11:40:00Z", failure="Deployment web: CrashLoopBackOff"),
+        entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", succeededAt="2024-05-01T11:01:00Z"),
+    )
+    assert world.reconcile() == Result(stalled=True)
+    assert_stalled(world, Reason.PROMOTION_REVOKED)
+    message = next(c.message for c in world.status().conditions if c.type == STALLED)
+    assert f"{NS}/{UPSTREAM}#5" in message and "CrashLoopBackOff" in message
+    [warning] = world.events("PromotionRevoked")
+    assert warning.type == "Warning" and f"{NS}/{UPSTREAM}#5" in warning.message
+    # No rollback (the design: revoked -> Stalled, nothing patched): the promoted digest keeps running.
+    assert world.cluster.images()["web"] == pinned(UP_DIGEST)
+    assert len(world.cluster.patched()) == calls
+    assert world.status().revision == 1
+    # Stalled until the spec changes: later passes neither read nor tell it again.
+    assert world.reconcile() == Result(stalled=True)
+    assert len(world.events("PromotionRevoked")) == 1
+
+
+def test_an_upstream_failure_of_another_version_or_digest_revokes_nothing(world: World) -> None:
+    _promoted_and_ready(world)
+    other = "sha256:" + "d" * 64
+    upstream(
+        world,
+        entry(6, "v3", "Failed", "2024-05-01T11:50:00Z", digest=other),
+        entry(5, "v2", "Failed", "2024-05-01T11:40:00Z", digest=other),  # v2 of another build: not what runs here
+        entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", succeededAt="2024-05-01T11:01:00Z"),
+    )
+    world.reconcile()
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+    assert world.events("PromotionRevoked") == []
+
+
+def test_a_revision_restored_from_its_own_history_is_never_revoked(world: World) -> None:
+    upstream(
+        world,
+        entry(5, "v2", "Succeeded", "2024-05-01T11:00:00Z"),
+        entry(4, "v1", "Succeeded", "2024-05-01T10:00:00Z", digest=V1_DIGEST),
+    )
+    promote(world, version="v1")
+    world.cluster.roll_out()
+    world.reconcile()
+    world.update(version="v2")
+    world.reconcile()
+    world.cluster.roll_out()
+    world.reconcile()
+    world.update(version="v1")  # back within its own history: revision 3, restored from 1, not promoted
+    world.reconcile()
+    world.cluster.roll_out()
+    upstream(world, entry(6, "v1", "Failed", "2024-05-01T11:50:00Z", digest=V1_DIGEST))
+    world.reconcile()
+    assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+    assert world.events("PromotionRevoked") == []

@@ -174,7 +174,7 @@ class _Deploy:
         self.converger = Converger(self.o.cluster, self.ar, spec, self.report, self.o.timing, self.now, self.o.gate)
 
     def run(self) -> Result:
-        target = decisions.choose_target(self.spec, self.report.status)
+        target = extensions.choose_target(self.o.cluster, self.report, self.ar, self.spec, self.o.promotion_sources)
         if isinstance(target, Problem):
             return _refuse(self.report, target)
         workloads = self.load_workloads()

@@ -8,6 +8,9 @@ Rules (the README's "Notifications"):
 - Once: an outcome listed in the history entry's `notified` is never sent again.
 - Before a revision: `AwaitingPromotion` (Ready's reason) and `PromotionRevoked` (Stalled's) are about the
   revision a promotion would record next; they are recorded in `status.notifiedAhead` for that revision.
+  Except a revocation after the fact (the version running is spec.version: the operator only judges a
+  version it has not recorded yet, so a PromotionRevoked then is about the running revision): it is about
+  the current revision, and new to every receiver (a watermark is about history, not about today's news).
 """
 
 from __future__ import annotations
@@ -76,13 +79,23 @@ _AHEAD = {
 
 
 def ahead(status: AppReleaseStatus, version: str) -> tuple[HistoryEntry, NotifyOutcome] | None:
-    """The promotion state of the revision not recorded yet, from the conditions, or None."""
+    """The promotion state of the revision not recorded yet (or, revoked after the fact, of the current one),
+    from the conditions, or None."""
     for condition in status.conditions:
         outcome = _AHEAD.get((condition.type, condition.reason))
         if outcome is not None and condition.status == (cond.TRUE if condition.type == cond.STALLED else cond.FALSE):
+            current = _revoked_current(status, version, outcome)
+            if current is not None:
+                return current.model_copy(update={"failure": condition.message}), outcome
             revision = max([status.revision, *(h.revision for h in status.history)]) + 1
             return HistoryEntry(revision=revision, version=version, digest="", failure=condition.message), outcome
     return None
+
+
+def _revoked_current(status: AppReleaseStatus, version: str, outcome: NotifyOutcome) -> HistoryEntry | None:
+    if outcome != NotifyOutcome.PROMOTION_REVOKED or not version or status.version != version:
+        return None
+    return next((h for h in status.history if h.revision == status.revision), None)
 
 
 def due(receivers: list[NotifyEntry], status: AppReleaseStatus, version: str = "") -> list[Due]:
@@ -113,7 +126,7 @@ def _owed(
         Due(receiver, entry, outcome, early)
         for outcome in outcomes
         for receiver in receivers
-        if outcome.value in receiver.on and entry.revision >= since.get(receiver.key, entry.revision + 1)
+        if outcome.value in receiver.on and (early or entry.revision >= since.get(receiver.key, entry.revision + 1))
     ]
 
 

@@ -46,7 +46,7 @@ def text(entry: HistoryEntry, outcome: NotifyOutcome) -> str:
     if outcome == NotifyOutcome.AWAITING_PROMOTION:
         line = f"revision {entry.revision}: {entry.version} awaits promotion: {entry.failure}"
     elif outcome == NotifyOutcome.PROMOTION_REVOKED:
-        line = f"revision {entry.revision}: {entry.version} is not promoted: {entry.failure}"
+        line = f"revision {entry.revision}: {entry.version} promotion revoked: {entry.failure}"
     elif outcome == NotifyOutcome.ROLLED_BACK:
         origin = f", recorded in revision {entry.restored_from}" if entry.restored_from is not None else ""
         line = f"revision {entry.revision}: rolled back to {what}{origin}"

@@ -10,6 +10,10 @@ Rules (the README's "Promotion"):
   `AwaitingPromotion`, with the seconds left so the caller requeues at the soak's end. No final entry:
   `AwaitingPromotion`.
 - A digest taken from upstream must satisfy spec.digest, if set (`DigestMismatch`).
+- Revoked after the fact (`revoked`): the revision running here was promoted from the upstream, and the
+  upstream's newest final entry of its version has since `Failed` with that digest -> Stalled
+  `PromotionRevoked`. Nothing is rolled back: the design says a revoked promotion patches nothing, and going
+  back is a person's decision (or a rollback within this AppRelease's own history, which needs no upstream).
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ from apprelease.core.conditions import Problem, Reason
 from apprelease.core.decisions import in_repository, record_revision
 from apprelease.core.spec import PromotionRef, ReleaseSpec
 
-__all__ = ["ANY_SOURCE", "Eligible", "Waiting", "judge", "newest_final", "record", "source_problem"]
+__all__ = [
+    "ANY_SOURCE",
+    "Eligible",
+    "Waiting",
+    "judge",
+    "newest_final",
+    "promoted_head",
+    "record",
+    "revoked",
+    "source_problem",
+]
 
 ANY_SOURCE = "*"
 
@@ -105,6 +119,28 @@ def judge(spec: ReleaseSpec, upstream: AppReleaseStatus | None, now: str) -> Eli
         message = f"{where} succeeded with {spec.version}; promoted after a soak of {source.soak_seconds}s"
         return Waiting(Problem(Reason.AWAITING_PROMOTION, message), left)
     return Eligible(entry, where)
+
+
+def promoted_head(status: AppReleaseStatus, source: PromotionRef) -> HistoryEntry | None:
+    """The current revision when it was promoted from `source` (`promotedFrom` `<ns>/<name>#<rev>`), else None."""
+    head = next((h for h in status.history if h.revision == status.revision), None)
+    if head is None or not head.promoted_from or head.promoted_from.rpartition("#")[0] != str(source):
+        return None
+    return head
+
+
+def revoked(spec: ReleaseSpec, head: HistoryEntry, upstream: AppReleaseStatus | None) -> Problem | None:
+    """PromotionRevoked when the upstream's newest final entry of the promoted `head`'s version Failed with its
+    digest (after the promotion: it was Succeeded then); None otherwise, an upstream gone included."""
+    entry = newest_final(upstream.history, head.version, spec) if upstream is not None else None
+    if entry is None or entry.outcome != Outcome.FAILED or entry.digest != head.digest:
+        return None
+    return Problem(
+        Reason.PROMOTION_REVOKED,
+        f"{head.version} ({head.digest}), promoted from {head.promoted_from}, failed upstream since in "
+        f"{spec.promotion}#{entry.revision}: {entry.failure or 'no detail recorded'}. It keeps running here "
+        "(nothing is rolled back); roll back or promote another version",
+    )
 
 
 def record(
