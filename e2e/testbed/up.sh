@@ -159,6 +159,8 @@ wait_for etcd 60 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
 # Bound to every address (pods reach it at HOST_IP; guard_ports drops the LAN). Node authorizer and
 # NodeRestriction for the real node's kubelet (system:node:testbed-real-0); a client certificate to reach it.
+# ShardedListAndWatch (alpha, off by default): the operator's shardRange mode (APPRELEASE_SHARD_RANGE) needs the
+# server to honour `shardSelector`; with the gate off it is silently ignored (e2e/test_shards.py).
 start kube-apiserver kube-apiserver \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" --bind-address 0.0.0.0 --advertise-address 127.0.0.1 \
   --secure-port "$API_PORT" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
@@ -170,7 +172,7 @@ start kube-apiserver kube-apiserver \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true --profiling=false \
-  --endpoint-reconciler-type none
+  --endpoint-reconciler-type none --feature-gates ShardedListAndWatch=true
 wait_for kube-apiserver 120 kubectl get --raw /readyz
 
 start kube-controller-manager kube-controller-manager \
