@@ -95,11 +95,9 @@ def _listed_namespaces(testbed: Testbed, path: str, selector: str, label: str) -
 def test_two_range_shards_split_1000_appreleases(
     testbed: Testbed, pair: Replicas, fleet: Fleet, web: dict[str, Pushed]
 ) -> None:
-    # Ranges chosen so that each shard gets half of these namespaces (FNV-1a of similar names clusters), and
-    # that together cover the whole hash space: any other namespace belongs to one of them too.
-    hashes = sorted(shards.fnv1a64(ns) for ns in fleet.namespaces)
-    boundary = hashes[len(hashes) // 2]
-    ranges = [f"0x0-0x{boundary:x}", f"0x{boundary:x}-0x10000000000000000"]
+    # Each shard gets half of these namespaces (FNV-1a of similar names clusters), and together the ranges
+    # cover the whole hash space: any other namespace belongs to exactly one of them too.
+    ranges = shards.balanced(fleet.namespaces, 2)
     bounds = [shards.parse_range(text) for text in ranges]
 
     def owner(namespace: str) -> int:

@@ -121,3 +121,15 @@ async def test_an_unsupported_server_stops_the_operator_for_good(monkeypatch: py
     monkeypatch.setattr(Runtime, "from_environment", staticmethod(refuse))
     with pytest.raises(kopf.PermanentError, match="APPRELEASE_SHARD_RANGE: the API server ignores"):
         await handlers.start_runtime()
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_balanced_ranges_share_similar_namespaces_evenly(count: int) -> None:
+    namespaces = [f"team-{i:02d}" for i in range(50)]
+    assert len({shards.fnv1a64(ns) >> 60 for ns in namespaces}) == 1  # clustered: split(2) would not divide them
+    ranges = [shards.parse_range(text) for text in shards.balanced(namespaces, count)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == 1 << 64
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    shares = [sum(start <= shards.fnv1a64(ns) < end for ns in namespaces) for start, end in ranges]
+    assert sum(shares) == 50 and max(shares) - min(shares) <= 1
+    assert shards.balanced(["only"], 3) == shards.split(3)  # fewer namespaces than shards: an even split
