@@ -3,10 +3,14 @@ ranges that split the namespaces with no overlap and no gap, and kopf's watch se
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
 import pytest
+from kubernetes.client import ApiClient
 
 from apprelease.controller import handlers
+from apprelease.controller.cluster import KubernetesCluster
 from apprelease.controller.handlers import watch_shard
 from apprelease.controller.runtime import Runtime
 from apprelease.controller.settings import OperatorSettings
@@ -133,3 +137,22 @@ def test_balanced_ranges_share_similar_namespaces_evenly(count: int) -> None:
     shares = [sum(start <= shards.fnv1a64(ns) < end for ns in namespaces) for start, end in ranges]
     assert sum(shares) == 50 and max(shares) - min(shares) <= 1
     assert shards.balanced(["only"], 3) == shards.split(3)  # fewer namespaces than shards: an even split
+
+
+class _EventSink:
+    def __init__(self) -> None:
+        self.posted: list[Any] = []
+
+    def create_namespaced_event(self, namespace: str, event: Any, **_: Any) -> None:
+        self.posted.append(event)
+
+
+def test_events_name_the_replica_that_posted_them() -> None:
+    """reportingInstance is the candidate's identity (the pod name), so shards and hand-overs can be checked."""
+    cluster = KubernetesCluster(ApiClient(), instance="op-7d9f-abcde")
+    sink = _EventSink()
+    cluster._core = sink  # type: ignore[assignment]  # the seam: the Events API, recorded
+    cluster.post_event({"namespace": "shop", "name": "web", "kind": "AppRelease"}, "Normal", "Deployed", "r1")
+    assert [e.reporting_instance for e in sink.posted] == ["op-7d9f-abcde"]
+    assert sink.posted[0].reporting_component == "apprelease-operator"
+    assert KubernetesCluster(ApiClient(), instance="x" * 300)._instance == "x" * 128  # the API's limit
