@@ -34,17 +34,14 @@ class Fleet:
     namespace_count: int = 50
     namespaces: list[str] = field(default_factory=list)
     keys: list[Key] = field(default_factory=list)
+    _namespaces_made: bool = False
 
     def __post_init__(self) -> None:
         self.namespaces = [f"{self.base}-{i:02d}" for i in range(self.namespace_count)]
         self.keys = [(self.namespaces[i % self.namespace_count], f"app-{i:04d}") for i in range(self.size)]
 
-    def create(self, image: str, version: str, shard_of: Callable[[str], str | None]) -> float:
-        """Namespaces, then every workload and AppRelease (16 at a time); `shard_of(namespace)` is the shard
-        label of that namespace's AppReleases (None: no label). Returns the seconds it took."""
-        started = time.monotonic()
-        core, apps, batch = client.CoreV1Api(self.api), client.AppsV1Api(self.api), client.BatchV1Api(self.api)
-        custom = client.CustomObjectsApi(self.api)
+    def create_namespaces(self) -> None:
+        core = client.CoreV1Api(self.api)
         with ThreadPoolExecutor(16) as pool:
             list(
                 pool.map(
@@ -52,6 +49,16 @@ class Fleet:
                     self.namespaces,
                 )
             )
+        self._namespaces_made = True
+
+    def create(self, image: str, version: str, shard_of: Callable[[str], str | None]) -> float:
+        """Namespaces, then every workload and AppRelease (16 at a time); `shard_of(namespace)` is the shard
+        label of that namespace's AppReleases (None: no label). Returns the seconds it took."""
+        started = time.monotonic()
+        apps, batch = client.AppsV1Api(self.api), client.BatchV1Api(self.api)
+        custom = client.CustomObjectsApi(self.api)
+        if not self._namespaces_made:
+            self.create_namespaces()
         first = {ns: name for ns, name in reversed(self.keys)}  # the first AppRelease of each namespace
 
         def make(key: Key) -> None:

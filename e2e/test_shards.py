@@ -104,7 +104,12 @@ def test_two_range_shards_split_1000_appreleases(
         digest = shards.fnv1a64(namespace)
         return next(i for i, (start, end) in enumerate(bounds) if start <= digest < end)
 
-    identities = [pair.start(slot, {**SHARD_ENV, "APPRELEASE_SHARD_RANGE": text}) for slot, text in enumerate(ranges)]
+    # Every namespace of the cluster is in one of the ranges, and the shared test bed may hold thousands of other
+    # AppReleases (a benchmark's): each shard watches the fleet's 50 namespaces, all of them, and the server's
+    # shard selector alone decides which half each one is handed.
+    fleet.create_namespaces()
+    env = {**SHARD_ENV, "APPRELEASE_WATCH_NAMESPACES": ",".join(fleet.namespaces)}
+    identities = [pair.start(slot, {**env, "APPRELEASE_SHARD_RANGE": text}) for slot, text in enumerate(ranges)]
     for identity, text in zip(identities, ranges, strict=True):
         pair.wait_holder(identity, lease=shards.lease_name(pair.lease, None, text))
         assert "sharding: the API server honours shardRange(" in pair.log(identity)
