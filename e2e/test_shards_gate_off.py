@@ -126,6 +126,10 @@ def test_a_server_without_the_gate_ignores_shard_selectors_and_a_range_shard_ref
     output = run.stdout + run.stderr
     assert "APPRELEASE_SHARD_RANGE: the API server ignores shardSelector" in output
     assert "ShardedListAndWatch feature gate" in output
-    # Nothing was reconciled: no status on either AppRelease.
+    # Nothing was reconciled: each status is still the schema's default (Reconciling, reason Pending), no revision.
     after = json.loads(_kubectl(kubeconfig, "get", "appreleases", "-A", "-o", "json").stdout)
-    assert [item.get("status") for item in after["items"]] == [None, None]
+    statuses = [item.get("status") or {} for item in after["items"]]
+    assert len(statuses) == 2, statuses
+    for status in statuses:
+        assert not status.get("revision") and not status.get("history"), status
+        assert {c.get("reason") for c in status.get("conditions") or []} <= {"Pending"}, status
