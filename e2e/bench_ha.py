@@ -1,5 +1,6 @@
-"""`make bench`, high availability: failover time over BENCH_HA_KILLS (default 10) leader kills, next to a
-single replica's restart as the baseline, as a ratio (issue 19).
+"""`make bench`, high availability: failover time over BENCH_HA_KILLS (default 10) leader kills, and the
+Lease hand-over of BENCH_HA_ROLLOUTS (default 5) rolling updates of the chart, each next to a single replica's
+restart as the baseline, as a ratio (issue 19).
 
 - failover: two operator processes with leader election on (e2e/ha.py); SIGKILL the Lease holder, then time
   until the other holds the Lease (the Lease read every 50 ms). The killed one is started again as the new
@@ -7,6 +8,11 @@ single replica's restart as the baseline, as a ratio (issue 19).
 - baseline: one operator without leader election; SIGKILL it and start a new process at once (what a
   restarting pod does at best: no scheduling, no image pull, no kubelet back-off), timed until its liveness
   endpoint answers.
+- rolling update: the chart installed with two replicas as real pods on the real node (e2e/handover.py), then
+  `helm upgrade` with a new pod annotation BENCH_HA_ROLLOUTS times; each hand-over timed from the old leader's
+  pod deletion (the kubelet sends SIGTERM) and from the Lease's release to another replica holding the Lease,
+  both as watch events arrive. A rolling update hands over once or twice (the old follower may lead until it
+  is replaced in turn).
 Run alone: `python -m e2e.bench_ha` (test bed up).
 """
 
@@ -24,14 +30,18 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from apprelease.controller.kubeclient import connect
+from e2e import bench_rolling
 from e2e.ha import LOGS, Replicas
 from e2e.support import Operator, Testbed, load_testbed, wait_until
 
 NAMESPACE = "bench-ha"
 KILLS = int(os.environ.get("BENCH_HA_KILLS", "10"))
+ROLLOUTS = int(os.environ.get("BENCH_HA_ROLLOUTS", "5"))
 SETTLE = 4.0  # seconds: two renewals
 FAILOVER = "leader SIGKILL -> other replica holds the Lease"
 BASELINE = "single replica SIGKILL -> restarted process healthy"
+ROLLING = "rolling update: old leader's pod deleted (SIGTERM) -> new leader holds the Lease"
+ROLLING_RELEASE = "rolling update: Lease released -> new leader holds the Lease"
 
 Summary = Callable[[str, list[float], str], dict[str, object]]
 
@@ -42,7 +52,8 @@ def measure(testbed: Testbed, kills: int = KILLS) -> dict[str, list[float]]:
     testbed.create_namespace(NAMESPACE)
     leases = client.CoordinationV1Api(connect(testbed.kubeconfig).api_client)
     try:
-        return {FAILOVER: _failovers(testbed, leases, kills), BASELINE: _restarts(testbed, kills)}
+        timings = {FAILOVER: _failovers(testbed, leases, kills), BASELINE: _restarts(testbed, kills)}
+        return {**timings, **bench_rolling.measure(testbed, NAMESPACE, ROLLOUTS, ROLLING, ROLLING_RELEASE)}
     finally:
         subprocess.run([*kubectl, "delete", "namespace", NAMESPACE, "--wait=false"], capture_output=True)
 
@@ -108,9 +119,10 @@ def _restarts(testbed: Testbed, kills: int) -> list[float]:
 def report(timings: dict[str, list[float]], summary: Summary) -> list[dict[str, object]]:
     print("high availability (two replicas, Lease 8 s / renew 6 s / retry 2 s):")
     results = [summary(name, values, "ms") for name, values in timings.items()]
-    ratio = statistics.median(timings[FAILOVER]) / statistics.median(timings[BASELINE])
-    print(f"  failover: {ratio:.2f}x a single replica's immediate restart (p50)")
-    results.append({"metric": "failover / single replica restart (p50)", "value": round(ratio, 2), "unit": "x"})
+    for name, label in ((FAILOVER, "failover"), (ROLLING, "rolling update hand-over")):
+        ratio = statistics.median(timings[name]) / statistics.median(timings[BASELINE])
+        print(f"  {label}: {ratio:.2f}x a single replica's immediate restart (p50)")
+        results.append({"metric": f"{label} / single replica restart (p50)", "value": round(ratio, 2), "unit": "x"})
     return results
 
 

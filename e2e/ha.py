@@ -50,16 +50,18 @@ class Replicas:
         self.started[identity] = operator
         return identity
 
-    def holder(self) -> str:
-        result = self.testbed.kubectl("get", "lease", self.lease, "-n", self.namespace, "-o", "json", check=False)
+    def holder(self, lease: str | None = None) -> str:
+        """Who holds `lease` (default: the pair's), "" when nobody or it does not exist."""
+        name = lease or self.lease
+        result = self.testbed.kubectl("get", "lease", name, "-n", self.namespace, "-o", "json", check=False)
         if result.returncode != 0:
             return ""
-        lease: dict[str, Any] = json.loads(result.stdout)
-        return str(lease.get("spec", {}).get("holderIdentity") or "")
+        read: dict[str, Any] = json.loads(result.stdout)
+        return str(read.get("spec", {}).get("holderIdentity") or "")
 
-    def wait_holder(self, identity: str, timeout: float = 60) -> str:
+    def wait_holder(self, identity: str, timeout: float = 60, lease: str | None = None) -> str:
         return wait_until(
-            lambda: identity if self.holder() == identity else None, timeout=timeout, what=f"{identity} leads"
+            lambda: identity if self.holder(lease) == identity else None, timeout=timeout, what=f"{identity} leads"
         )
 
     def _families(self, slot: int) -> dict[str, Metric]:

@@ -9,19 +9,17 @@ from this host at the pod's IP, through the node's CNI bridge.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 import yaml
 
 from e2e.conftest import Helm
-from e2e.images import Pushed, bake, make_app_repo, push_local
+from e2e.handover import CHART, build_operator_image
+from e2e.images import Pushed, bake, make_app_repo
 from e2e.realnode import (
     NODE_LABEL_KEY,
     NODE_LABEL_VALUE,
@@ -43,13 +41,10 @@ from e2e.releases import (
     wait_condition,
     wait_ready,
 )
-from e2e.support import ROOT, Operator, Testbed, wait_until
+from e2e.support import Operator, Testbed, wait_until
 
 VERSIONS = ("v1.0.0", "v1.1.0")
 CRASHING = "v1.2.0"
-CHART = ROOT / "charts" / "apprelease-operator"
-OPERATOR_IMAGE = "apprelease/operator"
-OPERATOR_TAG = "e2e-test"  # the tag test_image.py builds too: one docker build serves both
 
 
 @pytest.fixture(scope="module")
@@ -207,23 +202,10 @@ def test_a_version_that_exits_at_start_goes_into_crash_loop_and_fails_the_releas
 @pytest.fixture(scope="module")
 def operator_image(testbed: Testbed) -> Pushed:
     """The image `make image` builds (e2e/image.sh), pushed to the test bed's registry."""
-    env = {**os.environ, "DOCKER_HOST": testbed.docker_host}
-    result = subprocess.run(
-        [str(ROOT / "e2e" / "image.sh"), OPERATOR_IMAGE, OPERATOR_TAG],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"e2e/image.sh failed ({result.returncode}):\n{result.stderr[-6000:]}", pytrace=False)
-    return push_local(
-        docker.DockerClient(base_url=testbed.docker_host),
-        result.stdout.strip(),
-        f"{testbed.registry}/{OPERATOR_IMAGE}",
-        OPERATOR_TAG,
-    )
+    try:
+        return build_operator_image(testbed)
+    except AssertionError as err:
+        pytest.fail(str(err), pytrace=False)
 
 
 @pytest.fixture

@@ -55,12 +55,17 @@ class KubernetesCluster:
     Every call carries a timeout: a hung API server connection must not hold a worker forever.
     """
 
-    def __init__(self, api_client: client.ApiClient, *, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, api_client: client.ApiClient, *, timeout_seconds: float = 30.0, instance: str = COMPONENT
+    ) -> None:
         self._custom = client.CustomObjectsApi(api_client)
         self._apps = client.AppsV1Api(api_client)
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._timeout = timeout_seconds
+        # Events name the replica that posted them (reportingInstance, the Events API's "ID of the controller
+        # instance", at most 128 characters): with shards or a leader hand-over, who acted is on record.
+        self._instance = instance[:128]
 
     def get_apprelease(self, namespace: str, name: str) -> JsonObject | None:
         try:
@@ -233,7 +238,7 @@ class KubernetesCluster:
             count=1,
             source=client.V1EventSource(component=COMPONENT),
             reporting_component=COMPONENT,
-            reporting_instance=COMPONENT,
+            reporting_instance=self._instance,
             action=reason,
         )
         try:

@@ -29,6 +29,7 @@ from apprelease.core.api import ANNOTATION_RETRY, GROUP, LABEL_RELEASE, PLURAL, 
 from apprelease.core.fields import Fields
 from apprelease.core.workloads import KINDS, Kind
 from apprelease.election import shards
+from apprelease.election.serverside import ShardingUnsupported
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,19 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: object)
         group, version = info.api_version.split("/")
         settings.watching.label_selectors[group, version, info.plural] = LABEL_RELEASE
     # Reading kubeconfig and settings is file I/O: off the event loop too.
-    runtime = await asyncio.to_thread(Runtime.from_environment)
+    runtime = await start_runtime()
     watch_shard(settings, runtime.settings)
     memo.runtime = runtime
     await runtime.start()
+
+
+async def start_runtime() -> Runtime:
+    """The runtime from the environment, read off the event loop (kubeconfig and settings are file I/O). An API
+    server that ignores our shard selector is kopf.PermanentError: the operator stops instead of retrying."""
+    try:
+        return await asyncio.to_thread(Runtime.from_environment)
+    except ShardingUnsupported as err:
+        raise kopf.PermanentError(f"APPRELEASE_SHARD_RANGE: {err}") from err
 
 
 def watch_shard(kopf_settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
@@ -188,6 +198,7 @@ __all__ = [
     "releases_by_upstream",
     "releases_by_workload",
     "release_key",
+    "start_runtime",
     "startup",
     "watch_shard",
 ]

@@ -17,7 +17,15 @@ from apprelease.controller.metrics import Metrics
 from apprelease.controller.reconciler import Reconciler
 from apprelease.controller.settings import OperatorSettings
 from apprelease.controller.workqueue import WorkQueue
-from apprelease.election import AlwaysLeader, Elector, KubernetesLeaseStore, Leadership, candidate_identity
+from apprelease.election import (
+    AlwaysLeader,
+    Elector,
+    KubernetesLeaseStore,
+    Leadership,
+    candidate_identity,
+    serverside,
+    shards,
+)
 from apprelease.notify.endpoint import Endpoint
 from apprelease.notify.notifier import Notifier
 from apprelease.registry import RegistryClient
@@ -61,7 +69,11 @@ class Runtime:
         )
         registry = RegistryClient(settings.registry(), on_request=metrics.registry_request)
         connection = connect(prefer_in_cluster=True)
-        cluster = KubernetesCluster(connection.api_client, timeout_seconds=settings.kube_timeout_seconds)
+        if settings.shard_range:
+            _check_sharding(connection, settings)
+        cluster = KubernetesCluster(
+            connection.api_client, timeout_seconds=settings.kube_timeout_seconds, instance=candidate_identity()
+        )
         reconciler = Reconciler(
             cluster,
             registry,
@@ -187,6 +199,17 @@ def _elector(settings: OperatorSettings, connection: Connection, metrics: Metric
         timeout_seconds=max(1.0, timing.renew_deadline / 3),  # two tries fit in one renew deadline
     )
     return Elector(store, candidate_identity(), timing, on_change=metrics.set_leader)
+
+
+def _check_sharding(connection: Connection, settings: OperatorSettings) -> None:
+    """Refuse to start in shardRange mode on an API server that ignores shard selectors (every shard would
+    reconcile everything); raises `serverside.ShardingUnsupported` (see there)."""
+    selector = shards.range_selector(settings.shard_range or "")
+    namespace = settings.watch_namespaces[0] if settings.watch_namespaces else None
+    serverside.probe(connection.api_client, selector, namespace, timeout_seconds=settings.kube_timeout_seconds).check(
+        selector
+    )
+    log.info("sharding: the API server honours %s", selector)
 
 
 def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:

@@ -58,6 +58,19 @@ def split(count: int) -> list[str]:
     return [f"0x{bounds[i]:016x}-0x{bounds[i + 1]:016x}" for i in range(count)]
 
 
+def balanced(namespaces: list[str], count: int) -> list[str]:
+    """`count` ranges like `split`'s (the whole hash space, no gap, no overlap) whose bounds fall between the
+    sorted hashes of `namespaces`, so that each shard gets an equal share of them (within one). Why: FNV-1a of
+    similar names (team-01, team-02, ...) clusters in a small part of the space, where `split` would hand
+    every one of them to a single shard. A namespace not listed still falls in exactly one range."""
+    if count < 1:
+        raise ValueError("a fleet has at least one shard")
+    hashes = sorted({fnv1a64(namespace) for namespace in namespaces})
+    inner = [hashes[len(hashes) * i // count] for i in range(1, count)] if len(hashes) >= count else []
+    bounds = [0, *inner, _TOP] if inner else [_TOP * i // count for i in range(count + 1)]
+    return [f"0x{bounds[i]:016x}-0x{bounds[i + 1]:016x}" for i in range(count)]
+
+
 def lease_name(base: str, shard: str | None, shard_range: str | None) -> str:
     """One Lease per shard: the base name, suffixed by the shard label value or the range's start."""
     if shard:
