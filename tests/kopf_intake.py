@@ -43,7 +43,7 @@ class KopfIntake:
         on_event: Any = handlers.on_apprelease_event
         await on_event(type=type, body=body, memo=self.memo, releases_by_upstream=self.upstreams.index)
 
-    async def workload(self, kind: str, body: Mapping[str, Any]) -> None:
+    async def workload(self, kind: str, body: Mapping[str, Any], type: str | None = "MODIFIED") -> None:
         """One watch event of a labelled workload of this kind."""
         handler: Any = {
             "Deployment": handlers.on_deployment_event,
@@ -51,7 +51,7 @@ class KopfIntake:
             "DaemonSet": handlers.on_daemonset_event,
             "CronJob": handlers.on_cronjob_event,
         }[kind]
-        await handler(body=body, memo=self.memo, releases_by_workload=self.index)
+        await handler(type=type, body=body, memo=self.memo, releases_by_workload=self.index)
 
 
 def apprelease(namespace: str, name: str, generation: int, workloads: list[tuple[str, str]], **meta: Any) -> Any:

@@ -139,6 +139,8 @@ def test_a_tag_moved_in_the_registry_does_not_matter_the_upstream_digest_wins(wo
     world.reconcile()
     assert world.cluster.images()["web"] == pinned(UP_DIGEST)
     assert world.condition(READY) == ("True", Reason.SUCCEEDED)
+    world.clock.now += RESYNC  # the tag is checked from the operator's second interval on
+    world.reconcile()
     [moved_event] = world.events("TagMoved")
     assert moved in moved_event.message and UP_DIGEST in moved_event.message
 

@@ -200,3 +200,30 @@ async def test_every_worker_has_a_thread_of_its_own() -> None:
         assert reconciler.met == workers and not reconciler.barrier.broken
     finally:
         await runtime.stop()
+
+
+async def test_a_workload_spec_its_controller_has_not_observed_wakes_nothing() -> None:
+    # Our own patch comes back as such an event; the controller's status update that follows is the one that
+    # tells a pass something (issue 19: one pass fewer per patch).
+    runtime = Runtime(OperatorSettings(metrics_port=0), RecordingReconciler())  # type: ignore[arg-type]
+    kopf_side = KopfIntake(runtime)
+    await kopf_side.apprelease("ADDED", apprelease("shop", "web", 1, [("Deployment", "web"), ("CronJob", "nightly")]))
+    await runtime.queue.get()
+    runtime.queue.done(("shop", "web"))
+    patched = workload("shop", "web") | {"status": {"observedGeneration": 1}}
+    patched["metadata"]["generation"] = 2
+    await kopf_side.workload("Deployment", patched)
+    assert len(runtime.queue) == 0
+    await kopf_side.workload("Deployment", patched, type="DELETED")  # gone: always news
+    assert len(runtime.queue) == 1
+    await runtime.queue.get()
+    runtime.queue.done(("shop", "web"))
+    observed = patched | {"status": {"observedGeneration": 2}}
+    await kopf_side.workload("Deployment", observed)
+    assert len(runtime.queue) == 1
+    await runtime.queue.get()
+    runtime.queue.done(("shop", "web"))
+    nightly = workload("shop", "nightly")
+    nightly["metadata"]["generation"] = 5  # a CronJob has no observedGeneration: every event counts
+    await kopf_side.workload("CronJob", nightly)
+    assert len(runtime.queue) == 1

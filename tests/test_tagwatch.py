@@ -8,9 +8,35 @@ import time
 from apprelease.controller.tagwatch import TagWatch
 
 
+def past_first_interval(watch: TagWatch, now: list[float]) -> None:
+    """A process that has reconciled for one interval already (its first interval asks the registry nothing)."""
+    assert watch.observe(("warm-up", ""), lambda: "sha256:never") is None
+    now[0] += watch.interval
+
+
+def test_a_new_process_takes_historys_word_for_its_first_interval() -> None:
+    # A new leader's first pass over 10,000 AppReleases must not be 10,000 registry requests (issue 19).
+    now = [100.0]
+    watch = TagWatch(10.0, lambda: now[0])
+    checks: list[str] = []
+
+    def check() -> str:
+        checks.append("asked")
+        return "sha256:1"
+
+    assert watch.observe(("repo", "v1"), check) is None
+    now[0] += 9.9
+    assert watch.observe(("repo", "v2"), check) is None
+    assert checks == []
+    now[0] += 0.1
+    assert watch.observe(("repo", "v1"), check) == "sha256:1"
+    assert checks == ["asked"]
+
+
 def test_one_check_per_tag_per_interval_shared_by_every_caller() -> None:
     now = [100.0]
     watch = TagWatch(10.0, lambda: now[0])
+    past_first_interval(watch, now)
     checks: list[str] = []
 
     def check(answer: str | None) -> str | None:
@@ -29,7 +55,9 @@ def test_one_check_per_tag_per_interval_shared_by_every_caller() -> None:
 
 
 def test_concurrent_callers_wait_for_the_check_in_flight() -> None:
-    watch = TagWatch(60.0)
+    now = [0.0]
+    watch = TagWatch(60.0, lambda: now[0])
+    past_first_interval(watch, now)
     calls: list[int] = []
     started = threading.Event()
 
@@ -58,6 +86,7 @@ def test_each_move_reported_once_per_key() -> None:
 def test_memory_is_bounded_by_entries_not_by_the_life_of_the_process() -> None:
     now = [0.0]
     watch = TagWatch(10.0, lambda: now[0], max_tags=100, max_reports=100)
+    past_first_interval(watch, now)
     for i in range(1000):
         watch.observe(("repo", f"v{i}"), lambda: "sha256:1")
         watch.first_report(f"release-{i}", "sha256:1")

@@ -27,7 +27,7 @@ from apprelease.controller.runtime import Key, Runtime
 from apprelease.controller.settings import OperatorSettings
 from apprelease.core.api import ANNOTATION_RETRY, GROUP, LABEL_RELEASE, PLURAL, VERSION
 from apprelease.core.fields import Fields
-from apprelease.core.workloads import KINDS, Kind
+from apprelease.core.workloads import KINDS, Kind, Workload
 from apprelease.election import shards
 from apprelease.election.serverside import ShardingUnsupported
 
@@ -144,9 +144,16 @@ async def on_apprelease_event(
     runtime.observe(key, meta.num("generation"), meta.strings("annotations").get(ANNOTATION_RETRY))
 
 
-async def _on_workload_event(kind: Kind, body: kopf.Body, memo: kopf.Memo, index: ReleasesByWorkload | None) -> None:
+async def _on_workload_event(
+    kind: Kind, type_: str | None, body: kopf.Body, memo: kopf.Memo, index: ReleasesByWorkload | None
+) -> None:
     if index is None:  # kopf passes every index to every handler; None only if called by hand
         raise RuntimeError("the releases_by_workload index is missing")
+    if type_ != "DELETED" and not Workload(kind, dict(body), []).observed():
+        # A spec its controller has not acted on yet (our own patch, or a hand edit) tells a pass nothing new:
+        # the controller's status update follows and wakes the AppRelease (a drift is corrected then). One pass
+        # fewer per patch: 10,000 with 10,000 AppReleases.
+        return
     namespace, name = release_key(body)
     _runtime(memo).wake(index.get((namespace, str(kind), name), ()))
 
@@ -154,30 +161,50 @@ async def _on_workload_event(kind: Kind, body: kopf.Body, memo: kopf.Memo, index
 # One watch per workload kind, each filtered by the API server to labelled objects (see startup).
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_deployment_event(
-    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: object
+    *,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    type: str | None = None,
+    releases_by_workload: ReleasesByWorkload | None = None,
+    **_: object,
 ) -> None:
-    await _on_workload_event(Kind.DEPLOYMENT, body, memo, releases_by_workload)
+    await _on_workload_event(Kind.DEPLOYMENT, type, body, memo, releases_by_workload)
 
 
 @kopf.on.event("apps", "v1", "statefulsets", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_statefulset_event(
-    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: object
+    *,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    type: str | None = None,
+    releases_by_workload: ReleasesByWorkload | None = None,
+    **_: object,
 ) -> None:
-    await _on_workload_event(Kind.STATEFUL_SET, body, memo, releases_by_workload)
+    await _on_workload_event(Kind.STATEFUL_SET, type, body, memo, releases_by_workload)
 
 
 @kopf.on.event("apps", "v1", "daemonsets", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_daemonset_event(
-    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: object
+    *,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    type: str | None = None,
+    releases_by_workload: ReleasesByWorkload | None = None,
+    **_: object,
 ) -> None:
-    await _on_workload_event(Kind.DAEMON_SET, body, memo, releases_by_workload)
+    await _on_workload_event(Kind.DAEMON_SET, type, body, memo, releases_by_workload)
 
 
 @kopf.on.event("batch", "v1", "cronjobs", labels={LABEL_RELEASE: kopf.PRESENT})
 async def on_cronjob_event(
-    *, body: kopf.Body, memo: kopf.Memo, releases_by_workload: ReleasesByWorkload | None = None, **_: object
+    *,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    type: str | None = None,
+    releases_by_workload: ReleasesByWorkload | None = None,
+    **_: object,
 ) -> None:
-    await _on_workload_event(Kind.CRON_JOB, body, memo, releases_by_workload)
+    await _on_workload_event(Kind.CRON_JOB, type, body, memo, releases_by_workload)
 
 
 @kopf.on.probe(id="queue")

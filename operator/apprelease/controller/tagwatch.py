@@ -5,6 +5,10 @@ version share one check (and, thanks to the registry client's cache, often no re
 callers wait for the check in flight instead of starting their own.
 
 Per-process memory, safe to lose on restart: it only spaces out registry requests and Warning events.
+A process's first interval of checks (from its first check: a replica checks only once it leads) asks the
+registry nothing: history has recorded the digest every AppRelease runs, and a new leader's first pass over
+10,000 AppReleases of 10,000 tags would otherwise be 10,000 registry requests at once, while the rollouts it
+took over wait for workers (issue 19). A tag moved meanwhile is reported one interval later.
 Both memories are cachetools caches with an entry bound, so neither grows with the life of the process: the
 checks a TTL cache (an entry lives one interval), the reports an LRU cache. Past the bound, the oldest entry
 goes first; the cost is one more registry check, or one more Warning event for a move that old.
@@ -39,6 +43,8 @@ class TagWatch:
         self._reported: LRUCache[tuple[Hashable, str], bool] = LRUCache(max_reports)
         self._lock = threading.Lock()
         self._checks: SingleFlight[Hashable, str | None] = SingleFlight()
+        self._monotonic = monotonic
+        self._began: float | None = None  # the first observe: this process began to reconcile
 
     @property
     def interval(self) -> float:
@@ -51,6 +57,8 @@ class TagWatch:
         fresh = self._fresh(tag)
         if fresh is not None:
             return fresh[0]
+        if self._first_interval():
+            return None  # history's word stands (see the module docstring)
 
         def run() -> str | None:
             again = self._fresh(tag)  # another thread may have finished the check meanwhile
@@ -62,6 +70,13 @@ class TagWatch:
             return digest
 
         return self._checks.do(tag, run)
+
+    def _first_interval(self) -> bool:
+        with self._lock:
+            now = self._monotonic()
+            if self._began is None:
+                self._began = now
+            return now - self._began < self._interval
 
     def _fresh(self, tag: Hashable) -> tuple[str | None] | None:
         """(digest,) as recorded for ``tag`` within the interval; None when there is no such record."""
