@@ -202,3 +202,35 @@ def test_the_public_good_root_gives_rekors_log_key_and_fulcios_certificates() ->
     assert "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d" in material.logs
     assert any("sigstore" in c.subject.rfc4514_string() for c in material.authorities)
     assert material.ct_keyring is not None
+
+
+def _with_integrated_time(artifact: LegacyArtifact, integrated: int) -> LegacyArtifact:
+    assert artifact.rekor_bundle is not None
+    document = json.loads(artifact.rekor_bundle)
+    document["Payload"]["integratedTime"] = integrated  # not re-signed: anyone who can push a .sig tag can do this
+    return dataclasses.replace(artifact, rekor_bundle=json.dumps(document))
+
+
+@pytest.mark.parametrize("integrated", [2**53 - 1, 10**12, 253402300800])
+def test_an_unsigned_integration_time_beyond_any_date_is_invalid_and_hides_no_honest_signature(
+    instance: PrivateSigstore, integrated: int
+) -> None:
+    # Found by review: a time past year 9999 overflowed datetime before the SET was checked, and the ValueError
+    # escaped verify(), so the honest signature next to it was never looked at.
+    forged = _with_integrated_time(honest(instance), integrated)
+    with pytest.raises(SignatureInvalid):
+        check(instance, forged)
+    both = verify(DIGEST, [forged, honest(instance)], policy(instance), legacy_keyless=verify_legacy_keyless)
+    assert both.evidence == f"keyless:{ISSUER}|{SUBJECT}"
+
+
+def test_a_keyless_verifier_that_cannot_read_an_artifact_makes_it_invalid(instance: PrivateSigstore) -> None:
+    def unreadable(artifact: LegacyArtifact, policy: TrustPolicy) -> str:
+        if artifact.rekor_bundle == "unreadable":
+            raise OverflowError("a parser's limit")
+        return verify_legacy_keyless(artifact, policy)
+
+    bad = dataclasses.replace(honest(instance), rekor_bundle="unreadable")
+    with pytest.raises(SignatureInvalid, match="cannot be read: OverflowError"):
+        verify(DIGEST, [bad], policy(instance), legacy_keyless=unreadable)
+    assert verify(DIGEST, [bad, honest(instance)], policy(instance), legacy_keyless=unreadable).evidence is not None

@@ -27,12 +27,15 @@ __all__ = ["MAX_REKOR_BUNDLE", "MAX_SIGNATURE", "RekorBundle", "check_entry", "c
 MAX_REKOR_BUNDLE = 32 * 1024  # the body holds the certificate, base64 twice over: ~4-8 KiB
 MAX_SIGNATURE = 1024  # base64 of a DER ECDSA P-384 signature is under 140 characters
 _MAX_JSON_INT = 2**53 - 1  # beyond it a JSON number is not exact (RFC 8785 section 3.2.2.3)
+# 9999-12-31T23:59:59Z: the last second a datetime holds. An unsigned bundle is read before its SET is checked,
+# so a larger time must be refused here, not overflow in fromtimestamp (a ValueError would escape the verifier).
+_MAX_INTEGRATED_TIME = 253402300799
 
 
 class _RekorPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")  # an unknown member would be signed but not checked
     body: str = Field(max_length=MAX_REKOR_BUNDLE)
-    integratedTime: int = Field(ge=0, le=_MAX_JSON_INT)  # the JSON names, as signed
+    integratedTime: int = Field(ge=0, le=_MAX_INTEGRATED_TIME)  # the JSON names, as signed
     logIndex: int = Field(ge=0, le=_MAX_JSON_INT)
     logID: str = Field(pattern=r"^[0-9a-f]{64}$")
 

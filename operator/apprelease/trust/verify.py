@@ -111,7 +111,12 @@ def _check_legacy(artifact: LegacyArtifact, policy: TrustPolicy, keyless: Legacy
             raise SignatureUntrusted("signed keyless (legacy format), and spec.verify lists no keyless identity")
         if keyless is None:
             raise SignatureUntrusted("signed keyless (legacy format), and keyless verification is not available")
-        return _Finding(keyless(artifact, policy), None)
+        try:
+            return _Finding(keyless(artifact, policy), None)
+        except (ValueError, OverflowError, OSError) as exc:
+            # A backstop: registry bytes that a parser could not hold are an invalid artifact, never a crash
+            # that would hide the other artifacts of this digest (its own checks raise the two Signature errors).
+            raise SignatureInvalid(f"the legacy keyless signature cannot be read: {type(exc).__name__}") from None
     try:
         signature = base64.b64decode(artifact.signature, validate=True)
     except (binascii.Error, ValueError):
