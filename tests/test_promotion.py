@@ -276,3 +276,27 @@ def test_a_revision_restored_from_its_own_history_is_never_revoked(world: World)
     world.reconcile()
     assert world.condition(READY) == ("True", Reason.SUCCEEDED)
     assert world.events("PromotionRevoked") == []
+
+
+def test_a_promoted_revision_still_rolling_out_is_judged_by_its_own_rollout_before_any_revocation(
+    world: World,
+) -> None:
+    # Found by review: a revocation read while the promoted revision was InProgress (or baking) stalled the
+    # AppRelease before its own rollout was judged, so a crash here was never rolled back.
+    upstream(world, entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", succeededAt="2024-05-01T11:01:00Z"))
+    promote(world)
+    assert world.status().history[0].outcome == "InProgress"
+    upstream(
+        world,
+        entry(5, "v2", "Failed", "2024-05-01T11:40:00Z", failure="Deployment web: CrashLoopBackOff"),
+        entry(4, "v2", "Succeeded", "2024-05-01T11:00:00Z", succeededAt="2024-05-01T11:01:00Z"),
+    )
+    world.reconcile()
+    assert world.events("PromotionRevoked") == []
+    assert world.condition(STALLED)[1] != Reason.PROMOTION_REVOKED
+    # Once its own rollout has succeeded, the upstream failure revokes it (and nothing is rolled back).
+    world.cluster.roll_out()
+    world.reconcile()
+    world.reconcile()
+    assert_stalled(world, Reason.PROMOTION_REVOKED)
+    assert world.cluster.images()["web"] == pinned(UP_DIGEST)

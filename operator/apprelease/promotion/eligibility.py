@@ -130,8 +130,12 @@ def promoted_head(status: AppReleaseStatus, source: PromotionRef) -> HistoryEntr
 
 
 def revoked(spec: ReleaseSpec, head: HistoryEntry, upstream: AppReleaseStatus | None) -> Problem | None:
-    """PromotionRevoked when the upstream's newest final entry of the promoted `head`'s version Failed with its
-    digest (after the promotion: it was Succeeded then); None otherwise, an upstream gone included."""
+    """PromotionRevoked when the promoted `head` has Succeeded here and the upstream's newest final entry of its
+    version Failed with its digest (after the promotion: it was Succeeded then); None otherwise, an upstream
+    gone included. A head still rolling out or baking is judged by this AppRelease's own rollout first: a
+    revocation must not pre-empt its failure detection and automatic rollback (the same bug may crash here)."""
+    if head.outcome != Outcome.SUCCEEDED:
+        return None
     entry = newest_final(upstream.history, head.version, spec) if upstream is not None else None
     if entry is None or entry.outcome != Outcome.FAILED or entry.digest != head.digest:
         return None
