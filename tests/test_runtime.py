@@ -42,8 +42,6 @@ def test_kopf_handlers_run_on_the_event_loop() -> None:
         handlers.on_statefulset_event,
         handlers.on_daemonset_event,
         handlers.on_cronjob_event,
-        handlers.releases_by_workload,
-        handlers.releases_by_upstream,
         handlers.queue_depth,
         handlers.startup,
         handlers.cleanup,
@@ -102,11 +100,11 @@ async def test_the_workload_lookup_shrinks_when_spec_workloads_changes_and_on_de
     await kopf_side.apprelease("ADDED", apprelease("shop", "web", 1, [("Deployment", "a"), ("Deployment", "b")]))
     await kopf_side.apprelease("ADDED", apprelease("shop", "api", 1, [("Deployment", "b")]))
     assert set(kopf_side.index) == {("shop", "Deployment", "a"), ("shop", "Deployment", "b")}
-    assert sorted(kopf_side.index[("shop", "Deployment", "b")]) == [("shop", "api"), ("shop", "web")]
+    assert sorted(kopf_side.index.get(("shop", "Deployment", "b"))) == [("shop", "api"), ("shop", "web")]
 
     await kopf_side.apprelease("MODIFIED", apprelease("shop", "web", 2, [("StatefulSet", "c")]))
     assert set(kopf_side.index) == {("shop", "Deployment", "b"), ("shop", "StatefulSet", "c")}
-    assert list(kopf_side.index[("shop", "Deployment", "b")]) == [("shop", "api")]
+    assert list(kopf_side.index.get(("shop", "Deployment", "b"))) == [("shop", "api")]
 
     await kopf_side.apprelease("MODIFIED", apprelease("shop", "web", 3, []))  # lists nothing: no entries left
     assert set(kopf_side.index) == {("shop", "Deployment", "b")}

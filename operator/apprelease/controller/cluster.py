@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from apprelease.controller.eventqueue import EventQueue
 from apprelease.controller.fencing import Conflict, conditional
 from apprelease.core.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from apprelease.core.fields import Fields
@@ -56,7 +58,12 @@ class KubernetesCluster:
     """
 
     def __init__(
-        self, api_client: client.ApiClient, *, timeout_seconds: float = 30.0, instance: str = COMPONENT
+        self,
+        api_client: client.ApiClient,
+        *,
+        timeout_seconds: float = 30.0,
+        instance: str = COMPONENT,
+        events: EventQueue | None = None,
     ) -> None:
         self._custom = client.CustomObjectsApi(api_client)
         self._apps = client.AppsV1Api(api_client)
@@ -66,6 +73,8 @@ class KubernetesCluster:
         # Events name the replica that posted them (reportingInstance, the Events API's "ID of the controller
         # instance", at most 128 characters): with shards or a leader hand-over, who acted is on record.
         self._instance = instance[:128]
+        # With a queue, Events are posted by its threads and a pass does not wait for them (see eventqueue).
+        self._events = events
 
     def get_apprelease(self, namespace: str, name: str) -> JsonObject | None:
         try:
@@ -219,7 +228,15 @@ class KubernetesCluster:
         return [ref.name for ref in (sa.image_pull_secrets or []) if ref.name]
 
     def post_event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
-        now = dt.datetime.now(dt.UTC)
+        """Post an Event (`involved`: apiVersion, kind, name, namespace, uid, resourceVersion of its object): at
+        once, or through the event queue when there is one (the pass goes on; see eventqueue)."""
+        send = functools.partial(self._post_event, dict(involved), type_, reason, message, dt.datetime.now(dt.UTC))
+        if self._events is None:
+            send()
+        else:
+            self._events.submit(send)
+
+    def _post_event(self, involved: dict[str, str], type_: str, reason: str, message: str, now: dt.datetime) -> None:
         event = client.CoreV1Event(
             metadata=client.V1ObjectMeta(generate_name=f"{involved['name']}.", namespace=involved["namespace"]),
             involved_object=client.V1ObjectReference(

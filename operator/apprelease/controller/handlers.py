@@ -7,10 +7,10 @@ Only workloads that carry the opt-in label are watched, filtered by the API serv
 operator in a large cluster neither holds nor receives the others. A workload whose label is added or removed
 enters or leaves the watch, and that event wakes its AppRelease too.
 
-State lives where kopf keeps it: the `Runtime` in the operator's `memo` (set at startup, shallow-copied into
-every object's memo by kopf), and "which AppReleases list this workload" in the kopf index
-`releases_by_workload`. kopf replaces an AppRelease's entries on each of its events and drops them when it is
-deleted, so the lookup is O(workloads of one AppRelease) per event and holds only live names.
+State lives in the `Runtime`, in the operator's `memo` (set at startup, shallow-copied into every object's memo
+by kopf), with "which AppReleases list this workload" and "which promote from this one" as its reverse maps
+(controller/lookup.py, not kopf indexes: see there why). Each AppRelease event replaces that AppRelease's
+entries and a deletion drops them, so the work per event is O(workloads of one AppRelease), never a scan.
 The label `apprelease.dev/release` on a workload is not enough for that lookup: when the label is removed, the
 watch reports the workload without it, and that event must still wake the AppRelease that lists it.
 """
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 import kopf
 
-from apprelease.controller.runtime import Key, Runtime
+from apprelease.controller.runtime import Key, Runtime, WorkloadRef
 from apprelease.controller.settings import OperatorSettings
 from apprelease.core.api import ANNOTATION_RETRY, GROUP, LABEL_RELEASE, PLURAL, VERSION
 from apprelease.core.fields import Fields
@@ -33,10 +33,6 @@ from apprelease.election.serverside import ShardingUnsupported
 
 log = logging.getLogger(__name__)
 
-WorkloadRef = tuple[str, str, str]  # (namespace, kind, name) of a workload an AppRelease lists
-ReleasesByWorkload = kopf.Index[WorkloadRef, Key]  # workload -> the AppReleases that list it
-ReleasesByUpstream = kopf.Index[Key, Key]  # upstream AppRelease -> the AppReleases promoting from it
-
 
 def release_key(body: Mapping[str, object]) -> Key:
     """(namespace, name) of an object; "" for a missing part."""
@@ -45,10 +41,9 @@ def release_key(body: Mapping[str, object]) -> Key:
 
 
 def listed_workloads(body: Mapping[str, object]) -> dict[WorkloadRef, Key]:
-    """The workloads an AppRelease's spec.workloads lists, each mapped to the AppRelease: one kopf index entry
-    per workload. A `kind` left out means Deployment (the CRD's default); non-object items are skipped (the
-    reconciler reports them). Always a dict, empty when nothing is listed: kopf then drops the old entries,
-    where None would keep them."""
+    """The workloads an AppRelease's spec.workloads lists, each mapped to the AppRelease: one lookup entry per
+    workload. A `kind` left out means Deployment (the CRD's default); non-object items are skipped (the
+    reconciler reports them). Empty when nothing is listed (the old entries then go)."""
     key = release_key(body)
     items = Fields(body).sub("spec").value("workloads")
     listed = [Fields(item) for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
@@ -56,7 +51,7 @@ def listed_workloads(body: Mapping[str, object]) -> dict[WorkloadRef, Key]:
 
 
 def promotion_source(body: Mapping[str, object]) -> dict[Key, Key]:
-    """spec.promotion.from of an AppRelease, mapped to the AppRelease (one kopf index entry; none without it)."""
+    """spec.promotion.from of an AppRelease, mapped to the AppRelease (one lookup entry; none without it)."""
     source = Fields(body).sub("spec").sub("promotion").sub("from")
     upstream = (source.text("namespace"), source.text("name"))
     return {upstream: release_key(body)} if all(upstream) else {}
@@ -116,46 +111,36 @@ async def cleanup(memo: kopf.Memo, **_: object) -> None:
 
 # The handlers are coroutines on purpose: kopf runs plain functions in a thread pool, and the work queue is
 # asyncio's, which must only be touched from the event loop. They do no I/O, so they never block it.
-@kopf.index(GROUP, VERSION, PLURAL)
-async def releases_by_workload(body: kopf.Body, **_: object) -> dict[WorkloadRef, Key]:
-    """kopf calls this before the handlers of each AppRelease event; see `listed_workloads`."""
-    return listed_workloads(body)
-
-
-@kopf.index(GROUP, VERSION, PLURAL)
-async def releases_by_upstream(body: kopf.Body, **_: object) -> dict[Key, Key]:
-    """kopf calls this before the handlers of each AppRelease event; see `promotion_source`."""
-    return promotion_source(body)
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def on_apprelease_event(
-    type: str, body: kopf.Body, memo: kopf.Memo, releases_by_upstream: ReleasesByUpstream | None = None, **_: object
-) -> None:
+async def on_apprelease_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: object) -> None:
     runtime, key = _runtime(memo), release_key(body)
-    if releases_by_upstream is not None:
-        # Its status may have made a version promotable (or revoked it): its downstreams look again.
-        runtime.wake(releases_by_upstream.get(key, ()))
+    # Its status may have made a version promotable (or revoked it): its downstreams look again.
+    runtime.wake(runtime.releases_by_upstream.get(key))
     if type == "DELETED":
-        runtime.forget(key)  # kopf has dropped its entries of releases_by_workload already
+        runtime.forget(key)  # its lookup entries go too
         return
+    runtime.releases_by_workload.replace(key, listed_workloads(body))
+    runtime.releases_by_upstream.replace(key, promotion_source(body))
     runtime.metrics.observe_status(*key, body.get("status"))
     meta = Fields(body).sub("metadata")
-    runtime.observe(key, meta.num("generation"), meta.strings("annotations").get(ANNOTATION_RETRY))
+    generation = meta.num("generation")
+    runtime.observe(
+        key,
+        generation,
+        meta.strings("annotations").get(ANNOTATION_RETRY),
+        unapplied=Fields(body).sub("status").num("observedGeneration") != generation,
+    )
 
 
-async def _on_workload_event(
-    kind: Kind, type_: str | None, body: kopf.Body, memo: kopf.Memo, index: ReleasesByWorkload | None
-) -> None:
-    if index is None:  # kopf passes every index to every handler; None only if called by hand
-        raise RuntimeError("the releases_by_workload index is missing")
+async def _on_workload_event(kind: Kind, type_: str | None, body: kopf.Body, memo: kopf.Memo) -> None:
     if type_ != "DELETED" and not Workload(kind, dict(body), []).observed():
         # A spec its controller has not acted on yet (our own patch, or a hand edit) tells a pass nothing new:
         # the controller's status update follows and wakes the AppRelease (a drift is corrected then). One pass
         # fewer per patch: 10,000 with 10,000 AppReleases.
         return
     namespace, name = release_key(body)
-    _runtime(memo).wake(index.get((namespace, str(kind), name), ()))
+    runtime = _runtime(memo)
+    runtime.wake(runtime.releases_by_workload.get((namespace, str(kind), name)))
 
 
 # One watch per workload kind, each filtered by the API server to labelled objects (see startup).
@@ -165,10 +150,9 @@ async def on_deployment_event(
     body: kopf.Body,
     memo: kopf.Memo,
     type: str | None = None,
-    releases_by_workload: ReleasesByWorkload | None = None,
     **_: object,
 ) -> None:
-    await _on_workload_event(Kind.DEPLOYMENT, type, body, memo, releases_by_workload)
+    await _on_workload_event(Kind.DEPLOYMENT, type, body, memo)
 
 
 @kopf.on.event("apps", "v1", "statefulsets", labels={LABEL_RELEASE: kopf.PRESENT})
@@ -177,10 +161,9 @@ async def on_statefulset_event(
     body: kopf.Body,
     memo: kopf.Memo,
     type: str | None = None,
-    releases_by_workload: ReleasesByWorkload | None = None,
     **_: object,
 ) -> None:
-    await _on_workload_event(Kind.STATEFUL_SET, type, body, memo, releases_by_workload)
+    await _on_workload_event(Kind.STATEFUL_SET, type, body, memo)
 
 
 @kopf.on.event("apps", "v1", "daemonsets", labels={LABEL_RELEASE: kopf.PRESENT})
@@ -189,10 +172,9 @@ async def on_daemonset_event(
     body: kopf.Body,
     memo: kopf.Memo,
     type: str | None = None,
-    releases_by_workload: ReleasesByWorkload | None = None,
     **_: object,
 ) -> None:
-    await _on_workload_event(Kind.DAEMON_SET, type, body, memo, releases_by_workload)
+    await _on_workload_event(Kind.DAEMON_SET, type, body, memo)
 
 
 @kopf.on.event("batch", "v1", "cronjobs", labels={LABEL_RELEASE: kopf.PRESENT})
@@ -201,10 +183,9 @@ async def on_cronjob_event(
     body: kopf.Body,
     memo: kopf.Memo,
     type: str | None = None,
-    releases_by_workload: ReleasesByWorkload | None = None,
     **_: object,
 ) -> None:
-    await _on_workload_event(Kind.CRON_JOB, type, body, memo, releases_by_workload)
+    await _on_workload_event(Kind.CRON_JOB, type, body, memo)
 
 
 @kopf.on.probe(id="queue")
@@ -222,8 +203,6 @@ __all__ = [
     "on_deployment_event",
     "on_statefulset_event",
     "promotion_source",
-    "releases_by_upstream",
-    "releases_by_workload",
     "release_key",
     "start_runtime",
     "startup",

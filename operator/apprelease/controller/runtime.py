@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from apprelease.controller.cluster import KubernetesCluster
+from apprelease.controller.eventqueue import EventQueue
 from apprelease.controller.fencing import Conflict
 from apprelease.controller.kubeclient import Connection, connect
+from apprelease.controller.lookup import ReverseIndex
 from apprelease.controller.metrics import Metrics
 from apprelease.controller.reconciler import Reconciler
 from apprelease.controller.settings import OperatorSettings
@@ -33,6 +35,7 @@ from apprelease.registry import RegistryClient
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name) of an AppRelease
+WorkloadRef = tuple[str, str, str]  # (namespace, kind, name) of a workload an AppRelease lists
 
 
 class Runtime:
@@ -42,8 +45,10 @@ class Runtime:
         reconciler: Reconciler,
         metrics: Metrics | None = None,
         leadership: Leadership | None = None,
+        events: EventQueue | None = None,
     ) -> None:
         self.settings = settings
+        self.events = events  # the queue the cluster posts Events through, if any (drained at stop)
         self.reconciler = reconciler
         self.metrics = metrics or Metrics()
         # Every replica watches and queues; only the leader's workers take keys (see _work).
@@ -52,6 +57,9 @@ class Runtime:
             base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds
         )
         self._seen: dict[Key, tuple[int, str | None]] = {}  # one entry per live AppRelease, dropped by forget
+        # Which AppReleases an event of a workload, or of an upstream AppRelease, wakes (see lookup).
+        self.releases_by_workload: ReverseIndex[WorkloadRef, Key] = ReverseIndex()
+        self.releases_by_upstream: ReverseIndex[Key, Key] = ReverseIndex()
         self._workers: list[asyncio.Task[None]] = []
         self._busy: set[asyncio.Task[None]] = set()  # reconcile passes under way
         # One thread per worker: a pass mostly waits on the API server, and asyncio's default executor
@@ -71,8 +79,12 @@ class Runtime:
         connection = connect(prefer_in_cluster=True)
         if settings.shard_range:
             _check_sharding(connection, settings)
+        events = EventQueue(threads=settings.event_threads)
         cluster = KubernetesCluster(
-            connection.api_client, timeout_seconds=settings.kube_timeout_seconds, instance=candidate_identity()
+            connection.api_client,
+            timeout_seconds=settings.kube_timeout_seconds,
+            instance=candidate_identity(),
+            events=events,
         )
         reconciler = Reconciler(
             cluster,
@@ -88,7 +100,7 @@ class Runtime:
         leadership: Leadership | None = None
         if settings.leader_election:
             leadership = _elector(settings, connection, metrics)
-        return cls(settings, reconciler, metrics, leadership)
+        return cls(settings, reconciler, metrics, leadership, events)
 
     async def start(self) -> None:
         log.info(
@@ -121,24 +133,32 @@ class Runtime:
         if isinstance(self.leadership, Elector):
             await self.leadership.stop(release=True)
         self._threads.shutdown(wait=False)
+        if self.events is not None:  # the Events still queued go out, bounded
+            await asyncio.to_thread(self.events.close, self.settings.kube_timeout_seconds)
         self.reconciler.registry.close()
         self.metrics.stop()
 
     # --- event intake (called from kopf handlers, on the event loop; must stay cheap) -------------------
-    # Which AppReleases a workload event wakes is kopf's index `releases_by_workload` (see handlers), not ours.
-    def observe(self, key: Key, generation: int, retry: str | None = None) -> None:
-        """An AppRelease was seen: queue it when its generation or its apprelease.dev/retry value changed."""
+    def observe(self, key: Key, generation: int, retry: str | None = None, *, unapplied: bool = False) -> None:
+        """An AppRelease was seen: queue it when its generation or its apprelease.dev/retry value changed.
+        `unapplied`: its status has not recorded this generation yet (new, or edited): queued as urgent, ahead
+        of re-checks; so is a new retry value. A first sight of one already applied (a replica's first list) is
+        a re-check."""
         # Our own status writes come back as events too; only a new generation, a new apprelease.dev/retry
         # value (an annotation: no new generation) or a first sight needs work.
         seen = (generation, retry)
-        if self._seen.get(key) != seen:
+        before = self._seen.get(key)
+        if before != seen:
             self._seen[key] = seen
-            self.queue.add(key)
+            asked = before is not None and before[1] != retry  # a person asked to retry
+            self.queue.add(key, urgent=unapplied or asked)
 
     def forget(self, key: Key) -> None:
         self._seen.pop(key, None)
         self.queue.drop(key)
         self.metrics.forget(*key)
+        self.releases_by_workload.discard(key)
+        self.releases_by_upstream.discard(key)
 
     def wake(self, keys: Iterable[Key]) -> None:
         """A workload these AppReleases list changed: queue each (the queue folds repeats)."""

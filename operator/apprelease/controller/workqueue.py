@@ -3,6 +3,12 @@
 A key is never processed by two workers at once; a key added while it is being processed runs again after;
 delayed re-adds keep only the earliest deadline; failures back off exponentially per key.
 
+Two priorities: `add(key, urgent=True)` is for a change a person asked for (a new or edited spec, a retry
+annotation), which goes ahead of re-checks (timers, backoff, a workload's progress, a resync). This is
+controller-runtime's priority queue (0.20, `handler.WithLowPriorityWhenUnchanged`): with 10,000 AppReleases
+re-checking their rollouts, a new version must not wait behind them (issue 19). A key queued as a re-check and
+then asked for urgently moves ahead; nothing is ever queued twice.
+
 The backoff delay is tenacity's `wait_exponential` (base * 2**(failures - 1), capped), fed each key's failure
 count; tenacity's retry loop itself does not fit, because a retry here is a re-queued key, not a call repeated
 in place. The queue, its deduplication and its timers are ours: asyncio has no keyed delaying queue.
@@ -11,6 +17,7 @@ in place. The queue, its deduplication and its timers are ours: asyncio has no k
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -21,24 +28,34 @@ K = TypeVar("K", bound=Hashable)
 
 class WorkQueue(Generic[K]):
     def __init__(self, *, base_delay: float = 2.0, max_delay: float = 300.0) -> None:
-        self._queue: asyncio.Queue[K] = asyncio.Queue()
-        self._queued: set[K] = set()
+        # One token per queued key; the deques may hold stale entries (a key moved ahead, or already taken),
+        # which `get` skips: moving a key ahead is O(1), never a search of the queue.
+        self._tokens = asyncio.Semaphore(0)
+        self._urgent: deque[K] = deque()
+        self._normal: deque[K] = deque()
+        self._queued: dict[K, bool] = {}  # queued key -> urgent
         self._processing: set[K] = set()
-        self._dirty: set[K] = set()
+        self._dirty: dict[K, bool] = {}  # added while being processed -> urgent
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[K, int] = {}
         self._backoff = wait_exponential(multiplier=base_delay, max=max_delay)
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, urgent: bool = False) -> None:
+        """Queue `key` now (a pending timer for it is dropped); `urgent` puts it ahead of re-checks."""
         timer = self._timers.pop(key, None)
         if timer:
             timer[1].cancel()
         if key in self._processing:
-            self._dirty.add(key)
+            self._dirty[key] = self._dirty.get(key, False) or urgent
             return
-        if key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        queued = self._queued.get(key)
+        if queued is None:
+            self._queued[key] = urgent
+            (self._urgent if urgent else self._normal).append(key)
+            self._tokens.release()
+        elif urgent and not queued:
+            self._queued[key] = True
+            self._urgent.append(key)  # its entry in _normal is now stale
 
     def add_after(self, key: K, delay: float) -> None:
         if delay <= 0:
@@ -73,19 +90,23 @@ class WorkQueue(Generic[K]):
         self._failures.pop(key, None)
 
     async def get(self) -> K:
-        key = await self._queue.get()
-        self._queued.discard(key)
-        self._processing.add(key)
-        return key
+        """The next key: urgent ones first, each kind in the order queued. Mark it `done` after."""
+        await self._tokens.acquire()
+        while True:
+            key = self._urgent.popleft() if self._urgent else self._normal.popleft()
+            if key in self._queued:  # otherwise a stale entry: its key was taken already
+                del self._queued[key]
+                self._processing.add(key)
+                return key
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
-        if key in self._dirty:
-            self._dirty.discard(key)
-            self.add(key)
+        urgent = self._dirty.pop(key, None)
+        if urgent is not None:
+            self.add(key, urgent)
 
     def __len__(self) -> int:
-        return self._queue.qsize()
+        return len(self._queued)
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
