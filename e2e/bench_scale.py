@@ -45,6 +45,7 @@ from types import FrameType
 from kubernetes import client
 
 from apprelease.controller.kubeclient import connect
+from apprelease.controller.settings import OperatorSettings
 from e2e.counting_proxy import CountingProxy
 from e2e.fleet import (
     GROUP,
@@ -174,7 +175,9 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
             "APPRELEASE_ROLLOUT_POLL_SECONDS": "5",
             # As e2e/bench.py: the periodic tag-moved check stays out of the run.
             "APPRELEASE_RESYNC_SECONDS": "1800",
-            "APPRELEASE_REGISTRY_CACHE_SECONDS": "60",
+            # The operator's default (e2e's Operator turns the cache off for tests that move tags).
+            "APPRELEASE_REGISTRY_CACHE_SECONDS": str(OperatorSettings.model_fields["registry_cache_seconds"].default),
+            "MALLOC_ARENA_MAX": "2",  # as the operator image sets it (operator/Dockerfile)
             "APPRELEASE_HEALTH_PORT": "18380",
             "APPRELEASE_METRICS_PORT": "18381",
         },
