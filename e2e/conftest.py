@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client
 
 from apprelease.controller.kubeclient import connect
+from e2e.handover import build_operator_image
 from e2e.images import Pushed, bake, make_app_repo
 from e2e.realnode import find_real_node
 from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
@@ -140,3 +141,13 @@ def _tail(path: Path, lines: int) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError as err:
         return f"({err})"
+
+
+@pytest.fixture(scope="session")
+def operator_image(testbed: Testbed) -> Pushed:
+    """The image `make image` builds (e2e/image.sh), pushed to the test bed's registry: built once a session
+    for the tests that run the operator as pods from the chart (test_real_node, test_rolling_update)."""
+    try:
+        return build_operator_image(testbed)
+    except AssertionError as err:
+        pytest.fail(str(err), pytrace=False)

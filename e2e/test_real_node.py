@@ -18,12 +18,9 @@ import pytest
 import yaml
 
 from e2e.conftest import Helm
-from e2e.handover import CHART, build_operator_image
+from e2e.handover import CHART, chart_values
 from e2e.images import Pushed, bake, make_app_repo
 from e2e.realnode import (
-    NODE_LABEL_KEY,
-    NODE_LABEL_VALUE,
-    TAINT_KEY,
     ask_version,
     image_ids,
     live_pods,
@@ -199,15 +196,6 @@ def test_a_version_that_exits_at_start_goes_into_crash_loop_and_fails_the_releas
 
 
 # --- the operator itself as a pod on the real node, installed with the Helm chart -------------------------
-@pytest.fixture(scope="module")
-def operator_image(testbed: Testbed) -> Pushed:
-    """The image `make image` builds (e2e/image.sh), pushed to the test bed's registry."""
-    try:
-        return build_operator_image(testbed)
-    except AssertionError as err:
-        pytest.fail(str(err), pytrace=False)
-
-
 @pytest.fixture
 def chart_release(helm: Helm, namespace: str) -> Iterator[str]:
     """A release name of its own (the chart makes a cluster-scoped ClusterRole), uninstalled afterwards."""
@@ -239,25 +227,8 @@ def test_operator_from_the_chart_runs_as_a_pod_on_the_real_node(
     host_operator_paused: None,
     tmp_path: Path,
 ) -> None:
-    values: dict[str, Any] = {
-        "replicaCount": 1,  # one pod to follow through a deletion; two replicas and failover are e2e/test_ha.py's
-        "image": {
-            "repository": operator_image.repository,
-            "digest": operator_image.digest,
-            "pullPolicy": "IfNotPresent",
-        },
-        "watchNamespaces": [namespace],
-        "insecureRegistries": [testbed.pod_registry],
-        "allowedRegistries": [testbed.pod_registry],
-        "nodeSelector": {NODE_LABEL_KEY: NODE_LABEL_VALUE},
-        "tolerations": [{"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
-        "apiServer": {"host": testbed.api_server_host, "port": testbed.api_server_port},
-        "extraEnv": [
-            {"name": "APPRELEASE_ROLLOUT_POLL_SECONDS", "value": "1"},
-            {"name": "APPRELEASE_RETRY_BASE_SECONDS", "value": "1"},
-        ],
-        "readinessProbe": {"initialDelaySeconds": 2, "periodSeconds": 2},
-    }
+    # One pod to follow through a deletion; two replicas and failover are e2e/test_ha.py's.
+    values: dict[str, Any] = {**chart_values(testbed, operator_image, namespace), "replicaCount": 1}
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
     helm(
         "install",

@@ -13,19 +13,11 @@ import pytest
 from kubernetes import client
 
 from e2e.conftest import Helm
-from e2e.handover import CHART, POD_SELECTOR, Watcher, build_operator_image, chart_values, write_values
+from e2e.handover import CHART, POD_SELECTOR, Watcher, chart_values, write_values
 from e2e.images import Pushed, bake, make_app_repo
 from e2e.realnode import on_real_node
 from e2e.releases import apply, deployment_manifest, release_manifest, wait_ready
 from e2e.support import Operator, Testbed, wait_until
-
-
-@pytest.fixture(scope="module")
-def operator_image(testbed: Testbed) -> Pushed:
-    try:
-        return build_operator_image(testbed)
-    except AssertionError as err:
-        pytest.fail(str(err), pytrace=False)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from apprelease.controller.eventqueue import EventQueue
 from apprelease.controller.lookup import ReverseIndex
 from apprelease.controller.runtime import Runtime
 from apprelease.controller.settings import OperatorSettings
-from apprelease.controller.workqueue import WorkQueue
+from apprelease.controller.workqueue import URGENT_RUN, WorkQueue
 from tests.kopf_intake import KopfIntake, apprelease
 
 
@@ -148,3 +148,16 @@ def test_events_post_at_once_without_a_queue() -> None:
     cluster._core = sink  # type: ignore[assignment]
     cluster.post_event({"namespace": "shop", "name": "web"}, "Warning", "Stalled", "m")
     assert sink.posted == [("shop", "Stalled", threading.get_ident())]
+
+
+async def test_rechecks_are_never_starved_by_a_stream_of_urgent_keys() -> None:
+    # A tenant editing AppReleases in a loop must not stop the rollout checks (and rollbacks) of others.
+    queue: WorkQueue[str] = WorkQueue()
+    for i in range(3):
+        queue.add(f"check{i}")
+    for i in range(20):
+        queue.add(f"edit{i}", urgent=True)
+    order = [await queue.get() for _ in range(23)]
+    checks = [i for i, key in enumerate(order) if key.startswith("check")]
+    assert checks == [URGENT_RUN, 2 * URGENT_RUN + 1, 22]
+    assert [key for key in order if key.startswith("edit")] == [f"edit{i}" for i in range(20)]

@@ -7,7 +7,9 @@ Two priorities: `add(key, urgent=True)` is for a change a person asked for (a ne
 annotation), which goes ahead of re-checks (timers, backoff, a workload's progress, a resync). This is
 controller-runtime's priority queue (0.20, `handler.WithLowPriorityWhenUnchanged`): with 10,000 AppReleases
 re-checking their rollouts, a new version must not wait behind them (issue 19). A key queued as a re-check and
-then asked for urgently moves ahead; nothing is ever queued twice.
+then asked for urgently moves ahead; nothing is ever queued twice. Re-checks are never starved: when both
+kinds wait, every `URGENT_RUN + 1`-th key is a re-check, so a tenant who edits AppReleases in a loop slows the
+rollout checks (and automatic rollbacks) of others by at most that share, never stops them.
 
 The backoff delay is tenacity's `wait_exponential` (base * 2**(failures - 1), capped), fed each key's failure
 count; tenacity's retry loop itself does not fit, because a retry here is a re-queued key, not a call repeated
@@ -25,6 +27,8 @@ from tenacity import RetryCallState, Retrying, wait_exponential
 
 K = TypeVar("K", bound=Hashable)
 
+URGENT_RUN = 8  # urgent keys taken in a row while re-checks wait, before one re-check
+
 
 class WorkQueue(Generic[K]):
     def __init__(self, *, base_delay: float = 2.0, max_delay: float = 300.0) -> None:
@@ -36,6 +40,7 @@ class WorkQueue(Generic[K]):
         self._queued: dict[K, bool] = {}  # queued key -> urgent
         self._processing: set[K] = set()
         self._dirty: dict[K, bool] = {}  # added while being processed -> urgent
+        self._run = 0  # urgent keys taken in a row while re-checks waited
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[K, int] = {}
         self._backoff = wait_exponential(multiplier=base_delay, max=max_delay)
@@ -93,10 +98,16 @@ class WorkQueue(Generic[K]):
         """The next key: urgent ones first, each kind in the order queued. Mark it `done` after."""
         await self._tokens.acquire()
         while True:
-            key = self._urgent.popleft() if self._urgent else self._normal.popleft()
+            if self._urgent and (self._run < URGENT_RUN or not self._normal):
+                key = self._urgent.popleft()
+                urgent = True
+            else:
+                key = self._normal.popleft()
+                urgent = False
             if key in self._queued:  # otherwise a stale entry: its key was taken already
                 del self._queued[key]
                 self._processing.add(key)
+                self._run = self._run + 1 if urgent and self._normal else 0
                 return key
 
     def done(self, key: K) -> None:
