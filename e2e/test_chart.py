@@ -348,7 +348,11 @@ def test_operator_with_only_the_charts_rbac_releases_upgrades_and_rolls_back(
         assert history[0]["source"] == "History" and history[0]["restoredFrom"] == 1
         assert history[0]["digest"] == v1 and history[0]["outcome"] == "Succeeded"
         # Events go out under the chart's RBAC too.
-        posted = [e for e in events(testbed, namespace) if e.get("reportingComponent") == "apprelease-operator"]
+        posted = wait_until(
+            lambda: [e for e in events(testbed, namespace) if e.get("reportingComponent") == "apprelease-operator"],
+            timeout=30,
+            what="the operator's Events",
+        )
         assert posted, "the operator posted no events"
         assert get_release(testbed, namespace, "web")["status"]["revision"] == 3
 

@@ -297,6 +297,8 @@ def test_retry_values_are_compared_in_full(
         assert [h["version"] for h in release["status"]["history"][:2]] == [GOOD, BAD]
         token = release["status"]["lastHandledRetry"]
         assert token.startswith("sha256:") and len(token) == 64
+    # Events go out just after the status write that records them: wait for them, then count.
+    wait_until(lambda: sum(e.get("count") or 1 for e in events(testbed, namespace, "Retrying")) >= 2, timeout=30)
     assert sum(e.get("count") or 1 for e in events(testbed, namespace, "Retrying")) == 2
 
 
@@ -321,7 +323,7 @@ def test_sigkill_during_an_automatic_rollback_converges_without_lost_or_duplicat
         (2, BAD, "Failed"),
         (1, GOOD, "Succeeded"),
     ]
-    assert len(events(testbed, namespace, "RolledBack")) == 1
+    assert len(posted_events(testbed, namespace, "RolledBack")) == 1
     _assert_back_on_good(testbed, namespace, web, workloads)
     deployment = testbed.kubectl_json("get", "deployment", "web", "-n", namespace)
     assert deployment["status"].get("availableReplicas") == 2

@@ -9,6 +9,7 @@ Timings are printed, never asserted (`make bench` holds numbers).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from apprelease.election import shards
 from e2e.ha import Replicas
 from e2e.images import Pushed
 from e2e.shardfleet import FLEET_LABEL, Fleet
-from e2e.support import Operator, Testbed
+from e2e.support import Operator, Testbed, wait_until
 
 SHARD_ENV = {
     "APPRELEASE_WATCH_NAMESPACES": "",  # the whole cluster: the shard, not a namespace list, decides
@@ -56,6 +57,9 @@ def _assert_split(fleet: Fleet, pair: Replicas, owner: Callable[[str], int], ide
     """Every AppRelease Ready, reconciled by exactly the one shard `owner(namespace)` names, and each shard's
     watch delivered exactly its own AppReleases."""
     fleet.wait_ready("v1.0.0")
+    # Events go out just after the status writes that record them: the last ones may still be on their way.
+    with contextlib.suppress(AssertionError):  # the assertion below says which are missing
+        wait_until(lambda: all(key in fleet.reporters() for key in fleet.keys), timeout=30, interval=2)
     reporters = fleet.reporters()
     silent = [key for key in fleet.keys if key not in reporters]
     assert not silent, f"{len(silent)} AppReleases no operator posted an Event about, e.g. {silent[:3]}"

@@ -17,9 +17,9 @@ from e2e.releases import (
     apply,
     container_images,
     deployment_manifest,
-    events,
     get_release,
     patch_release,
+    posted_events,
     release_manifest,
     wait_condition,
     wait_ready,
@@ -129,7 +129,7 @@ def test_replayed_and_tampered_signatures_are_refused(bed: Bed, testbed: Testbed
     stalled = wait_condition(testbed, bed.namespace, "web", "Stalled", "True", "SignatureInvalid")
     message = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")["message"]
     assert v2 in message and "not this digest" in message
-    assert events(testbed, bed.namespace, "SignatureInvalid")
+    assert posted_events(testbed, bed.namespace, "SignatureInvalid")  # Events go out just after the status
     assert bed.runs() == f"{bed.image}:v0"
 
     bed.release("v2.2.0")
@@ -218,6 +218,6 @@ def test_rollback_whose_provenance_was_signed_by_a_removed_key_is_refused_withou
     stalled = wait_condition(testbed, bed.namespace, "web", "Stalled", "True", "SignatureUntrusted")
     message = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")["message"]
     assert v6 in message and f"provenance attestation was signed by '{fingerprint(bed.cosign)}'" in message
-    assert events(testbed, bed.namespace, "SignatureUntrusted")
+    assert posted_events(testbed, bed.namespace, "SignatureUntrusted")
     assert sum(proxy.take().values()) == 0  # the rollback's re-check made no registry request
     assert bed.runs() == f"{bed.image}@{v7}"  # nothing patched

@@ -41,6 +41,7 @@ def label_names() -> dict[str, set[str]]:
         "apprelease_workqueue_depth": set(m.workqueue_depth._labelnames),
         "apprelease_leader": set(m.leader._labelnames),
         "apprelease_series_dropped_total": set(m.series_dropped._labelnames),
+        "apprelease_events_dropped_total": set(m.events_dropped._labelnames),
     }
 
 

@@ -1,21 +1,14 @@
-"""The event intake's own lookups and priorities (issue 19): constant work per event, no kopf index, user
-changes ahead of re-checks."""
+"""The event intake (issue 19): constant work per event in our own lookups (no kopf index), a person's changes
+queued ahead of re-checks, Events posted off the workers."""
 
 from __future__ import annotations
 
-import threading
-from functools import partial
-
 import kopf
-from kubernetes.client import ApiClient
 
 from apprelease.controller import handlers
-from apprelease.controller.cluster import KubernetesCluster
-from apprelease.controller.eventqueue import EventQueue
 from apprelease.controller.lookup import ReverseIndex
 from apprelease.controller.runtime import Runtime
 from apprelease.controller.settings import OperatorSettings
-from apprelease.controller.workqueue import URGENT_RUN, WorkQueue
 from tests.kopf_intake import KopfIntake, apprelease
 
 
@@ -49,27 +42,6 @@ def test_a_reverse_index_replace_touches_only_that_keys_entries() -> None:
     assert index._keys["shared"] is shared and 5 not in shared and len(shared) == 9_999
 
 
-async def test_urgent_keys_go_ahead_of_rechecks_and_are_never_queued_twice() -> None:
-    queue: WorkQueue[str] = WorkQueue()
-    for key in ("r1", "r2", "r3"):
-        queue.add(key)
-    queue.add("new", urgent=True)
-    queue.add("r3", urgent=True)  # a queued re-check asked for urgently moves ahead
-    queue.add("r3", urgent=True)
-    assert len(queue) == 4
-    order = [await queue.get() for _ in range(4)]
-    assert order == ["new", "r3", "r1", "r2"]
-    assert len(queue) == 0
-    for key in order:
-        queue.done(key)
-    queue.add("r3")  # its stale entry of before may be taken first; it is still one key, once
-    assert len(queue) == 1 and await queue.get() == "r3"
-    queue.add("r3", urgent=True)  # added while processed: runs again after, still urgent
-    queue.add("r9")
-    queue.done("r3")
-    assert [await queue.get(), await queue.get()] == ["r3", "r9"]
-
-
 async def test_a_new_or_edited_apprelease_is_urgent_and_a_settled_one_seen_again_is_not() -> None:
     runtime = Runtime(OperatorSettings(metrics_port=0), object())  # type: ignore[arg-type]
     intake = KopfIntake(runtime)
@@ -94,70 +66,3 @@ async def test_a_retry_annotation_is_urgent() -> None:
     runtime.observe(("shop", "c"), 1)
     runtime.observe(("shop", "b"), 2, "2026-11-30T12:00:00Z")
     assert await runtime.queue.get() == ("shop", "b")
-
-
-def test_submitting_an_event_never_waits_for_the_api_server_and_a_full_queue_drops() -> None:
-    gate = threading.Event()
-    sent: list[int] = []
-
-    def slow(i: int) -> None:
-        gate.wait(10)
-        sent.append(i)
-
-    events = EventQueue(max_queued=2)
-    accepted: list[bool] = []
-    submitter = threading.Thread(target=lambda: accepted.extend(events.submit(partial(slow, i)) for i in range(5)))
-    submitter.start()
-    submitter.join(10)  # a deadlock guard: the POSTs are held until the gate opens
-    assert not submitter.is_alive() and not gate.is_set()
-    assert accepted.count(False) == events.dropped and 2 <= events.dropped <= 3  # 2 queued (+1 taken already)
-    gate.set()
-    events.close(timeout=10)
-    assert sent == sorted(sent) and len(sent) == accepted.count(True)
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.posted: list[tuple[str, str, int]] = []
-
-    def create_namespaced_event(self, namespace: str, event: object, **_: object) -> None:
-        self.posted.append((namespace, getattr(event, "reason", ""), threading.get_ident()))
-
-
-def test_a_cluster_with_an_event_queue_posts_from_the_queues_thread_in_order() -> None:
-    events = EventQueue()
-    cluster = KubernetesCluster(ApiClient(), events=events)
-    sink = _Sink()
-    cluster._core = sink  # type: ignore[assignment]  # the seam: the Events API, recorded
-    involved = {"namespace": "shop", "name": "web", "kind": "AppRelease"}
-    for reason in ("Resolved", "Deployed", "Succeeded"):
-        cluster.post_event(involved, "Normal", reason, "m")
-    involved["name"] = "changed later"  # the Event was bound when queued
-    events.close(timeout=10)
-    assert [(ns, reason) for ns, reason, _ in sink.posted] == [
-        ("shop", "Resolved"),
-        ("shop", "Deployed"),
-        ("shop", "Succeeded"),
-    ]
-    assert threading.get_ident() not in {thread for _, _, thread in sink.posted}
-
-
-def test_events_post_at_once_without_a_queue() -> None:
-    cluster = KubernetesCluster(ApiClient())
-    sink = _Sink()
-    cluster._core = sink  # type: ignore[assignment]
-    cluster.post_event({"namespace": "shop", "name": "web"}, "Warning", "Stalled", "m")
-    assert sink.posted == [("shop", "Stalled", threading.get_ident())]
-
-
-async def test_rechecks_are_never_starved_by_a_stream_of_urgent_keys() -> None:
-    # A tenant editing AppReleases in a loop must not stop the rollout checks (and rollbacks) of others.
-    queue: WorkQueue[str] = WorkQueue()
-    for i in range(3):
-        queue.add(f"check{i}")
-    for i in range(20):
-        queue.add(f"edit{i}", urgent=True)
-    order = [await queue.get() for _ in range(23)]
-    checks = [i for i, key in enumerate(order) if key.startswith("check")]
-    assert checks == [URGENT_RUN, 2 * URGENT_RUN + 1, 22]
-    assert [key for key in order if key.startswith("edit")] == [f"edit{i}" for i in range(20)]

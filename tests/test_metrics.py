@@ -28,6 +28,7 @@ CONTRACT = {
     "apprelease_workqueue_depth": ("gauge", set()),
     "apprelease_leader": ("gauge", set()),
     "apprelease_series_dropped": ("counter", set()),  # not in the README: issue 16, the per-AppRelease cap
+    "apprelease_events_dropped": ("counter", set()),  # issue 19: the Event queue, or a namespace's share, full
 }
 
 

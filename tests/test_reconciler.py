@@ -19,6 +19,7 @@ from apprelease.core.api import (
     Source,
 )
 from apprelease.core.conditions import READY, RECONCILING, STALLED, Reason
+from apprelease.core.reference import parse
 from tests.conftest import (
     HOST,
     IMAGE,
@@ -211,6 +212,18 @@ def test_digest_guard_mismatch_stalls(world: World) -> None:
     assert world.reconcile() == Result()
     assert_stalled(world, Reason.DIGEST_MISMATCH)
     assert world.cluster.patched() == []
+
+
+def test_a_digest_guard_is_checked_against_the_registry_not_a_cached_tag(world: World) -> None:
+    # Another AppRelease resolved v1 a moment ago (the cache holds it, up to APPRELEASE_REGISTRY_CACHE_SECONDS);
+    # the tag was then pushed again, and this AppRelease pins the new digest: that is no DigestMismatch.
+    world.registry.release("v1")
+    world.reconciler.registry.resolve(parse(f"{IMAGE}:v1"))
+    again = world.registry.release("v1", rebuilt="yes")
+    world.clock.now += 10
+    world.create("v1", digest=again)
+    world.reconcile()
+    assert world.cluster.images()["web"] == pinned(again)
 
 
 def test_digest_guard_match_deploys(world: World) -> None:

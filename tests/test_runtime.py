@@ -111,7 +111,9 @@ async def test_the_workload_lookup_shrinks_when_spec_workloads_changes_and_on_de
 
     await kopf_side.apprelease("DELETED", apprelease("shop", "api", 1, [("Deployment", "b")]))
     assert len(kopf_side.index) == 0
-    assert runtime._seen == {("shop", "web"): (3, None)}  # the deleted AppRelease is forgotten by the runtime too
+    assert runtime._seen == {
+        ("shop", "web"): ("uid-shop-web", 3, None)
+    }  # the deleted AppRelease is forgotten by the runtime too
 
 
 def test_listed_workloads_defaults_the_kind_and_skips_non_objects() -> None:
@@ -225,3 +227,49 @@ async def test_a_workload_spec_its_controller_has_not_observed_wakes_nothing() -
     nightly["metadata"]["generation"] = 5  # a CronJob has no observedGeneration: every event counts
     await kopf_side.workload("CronJob", nightly)
     assert len(runtime.queue) == 1
+
+
+async def test_an_apprelease_made_again_under_its_name_is_new_work_even_without_a_deleted_event() -> None:
+    # A watch that was away lists again and reports no DELETED: the uid tells the new object from the old.
+    runtime = Runtime(OperatorSettings(metrics_port=0), RecordingReconciler())  # type: ignore[arg-type]
+    kopf_side = KopfIntake(runtime)
+    old = apprelease("shop", "web", 1, [("Deployment", "web")])
+    await kopf_side.apprelease("ADDED", old)
+    runtime.queue.done(await runtime.queue.get())
+    await kopf_side.apprelease("MODIFIED", old)  # its own status write: nothing to do
+    assert len(runtime.queue) == 0
+    again = apprelease("shop", "web", 1, [("Deployment", "web")], uid="uid-made-again")
+    await kopf_side.apprelease("ADDED", again)
+    assert len(runtime.queue) == 1
+
+
+class GatedReconciler(RecordingReconciler):
+    """A pass that waits for the test, then asks to be looked at again in 300 s (a resync)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def reconcile(self, namespace: str, name: str) -> Result:
+        super().reconcile(namespace, name)
+        self.entered.set()
+        self.gate.wait(10)  # a deadlock guard
+        return Result(requeue_after=300)
+
+
+async def test_an_apprelease_deleted_while_its_pass_runs_leaves_no_timer_behind() -> None:
+    reconciler = GatedReconciler()
+    runtime = Runtime(OperatorSettings(workers=1, metrics_port=0), reconciler)  # type: ignore[arg-type]
+    kopf_side = KopfIntake(runtime)
+    await runtime.start()
+    try:
+        body = apprelease("shop", "gone", 1, [("Deployment", "gone")])
+        await kopf_side.apprelease("ADDED", body)
+        await asyncio.to_thread(reconciler.entered.wait, 10)
+        await kopf_side.apprelease("DELETED", body)
+        reconciler.gate.set()
+        await settle()
+        assert ("shop", "gone") not in runtime.queue._timers and len(runtime.queue) == 0
+    finally:
+        await runtime.stop()

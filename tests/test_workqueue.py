@@ -1,12 +1,14 @@
-"""WorkQueue: dedup, no concurrent processing of a key, earliest-deadline delays, per-key backoff."""
+"""WorkQueue: dedup, no concurrent processing of a key, earliest-deadline delays, per-key backoff, two
+priorities that never starve re-checks."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 
 import pytest
 
-from apprelease.controller.workqueue import WorkQueue
+from apprelease.controller.workqueue import URGENT_RUN, WorkQueue
 
 SHORT = 0.02  # seconds: long enough to be ordered, short enough to keep the suite fast
 LONG = 60.0
@@ -138,3 +140,95 @@ async def test_rate_limited_delay_stays_at_max_after_days_of_failures() -> None:
     assert max(delays) == 300.0
     assert queue.add_rate_limited("a") == 300.0
     queue.drop("a")
+
+
+async def test_urgent_keys_go_ahead_of_rechecks_and_are_never_queued_twice() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("r1", "r2", "r3"):
+        queue.add(key)
+    queue.add("new", urgent=True)
+    queue.add("r3", urgent=True)  # a queued re-check asked for urgently moves ahead
+    queue.add("r3", urgent=True)
+    assert len(queue) == 4
+    order = [await queue.get() for _ in range(4)]
+    assert order == ["new", "r3", "r1", "r2"]
+    assert len(queue) == 0
+    for key in order:
+        queue.done(key)
+    queue.add("r3")
+    assert len(queue) == 1 and await queue.get() == "r3"
+    queue.add("r3", urgent=True)  # added while processed: runs again after, still urgent
+    queue.add("r9")
+    queue.done("r3")
+    assert [await queue.get(), await queue.get()] == ["r3", "r9"]
+
+
+async def test_rechecks_are_never_starved_by_a_stream_of_urgent_keys() -> None:
+    # A tenant editing AppReleases in a loop must not stop the rollout checks (and rollbacks) of others.
+    queue: WorkQueue[str] = WorkQueue()
+    for i in range(3):
+        queue.add(f"check{i}")
+    for i in range(20):
+        queue.add(f"edit{i}", urgent=True)
+    order = [await queue.get() for _ in range(23)]
+    checks = [i for i, key in enumerate(order) if key.startswith("check")]
+    assert checks == [URGENT_RUN, 2 * URGENT_RUN + 1, 22]
+    assert [key for key in order if key.startswith("edit")] == [f"edit{i}" for i in range(20)]
+
+
+async def test_a_stale_entry_never_lets_a_recheck_ahead_and_the_deques_hold_each_key_once() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for _ in range(1000):  # a workload event, then an edit, then a worker: one key, every time
+        queue.add("x")
+        queue.add("x", urgent=True)
+        queue.done(await queue.get())
+    assert len(queue._normal) + len(queue._urgent) == 0
+    queue.add("x")
+    queue.add("x", urgent=True)
+    queue.add("u", urgent=True)
+    queue.add("r1")
+    assert [await queue.get() for _ in range(3)] == ["x", "u", "r1"]
+
+
+async def test_a_key_given_back_keeps_its_priority() -> None:
+    # A worker that took a key as leadership lapsed puts it back: a person's edit stays ahead of re-checks.
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("edit", urgent=True)
+    taken = await queue.get()
+    queue.add("check")
+    queue.give_back(taken)
+    assert [await queue.get(), await queue.get()] == ["edit", "check"]
+
+
+async def _rechecks_done_at(priorities: bool, urgent_workers: int | None) -> float:
+    """Virtual seconds until 100 re-checks are done, while 8 keys whose passes take 30 s each (a tenant's
+    registry answering just inside the resolution deadline) are edited again during every pass: 4 workers
+    take keys from the real queue, in a discrete-event simulation (no wall clock)."""
+    queue: WorkQueue[str] = WorkQueue(urgent_workers=urgent_workers)
+    victims = {f"victim{i}" for i in range(100)}
+    for i in range(8):
+        queue.add(f"tenant{i}", urgent=priorities)
+    for key in sorted(victims):
+        queue.add(key)
+    now, running, free = 0.0, list[tuple[float, str]](), 4
+    while victims:
+        while free and len(queue):
+            key = await queue.get()
+            slow = key.startswith("tenant")
+            if slow:
+                queue.add(key, urgent=priorities)  # edited again while in process
+            heapq.heappush(running, (now + (30.0 if slow else 0.05), key))
+            free -= 1
+        now, key = heapq.heappop(running)
+        queue.done(key)
+        victims.discard(key)
+        free += 1
+    return now
+
+
+async def test_slow_urgent_passes_leave_a_worker_to_rechecks() -> None:
+    fifo = await _rechecks_done_at(priorities=False, urgent_workers=None)  # one queue, as before priorities
+    unlimited = await _rechecks_done_at(priorities=True, urgent_workers=None)
+    limited = await _rechecks_done_at(priorities=True, urgent_workers=3)  # what the runtime passes (workers - 1)
+    assert unlimited > 10 * fifo  # the hole: key shares alone let slow urgent passes hold every worker
+    assert limited <= fifo

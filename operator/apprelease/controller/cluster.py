@@ -234,7 +234,7 @@ class KubernetesCluster:
         if self._events is None:
             send()
         else:
-            self._events.submit(send)
+            self._events.submit(send, involved.get("namespace", ""))
 
     def _post_event(self, involved: dict[str, str], type_: str, reason: str, message: str, now: dt.datetime) -> None:
         event = client.CoreV1Event(

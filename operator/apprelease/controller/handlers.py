@@ -129,6 +129,7 @@ async def on_apprelease_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: 
         generation,
         meta.strings("annotations").get(ANNOTATION_RETRY),
         unapplied=Fields(body).sub("status").num("observedGeneration") != generation,
+        uid=meta.text("uid"),
     )
 
 

@@ -123,6 +123,11 @@ class Metrics:
         self.leader = Gauge(
             "apprelease_leader", "1 while this replica leads (reconciles), else 0.", registry=self.registry
         )
+        self.events_dropped = Counter(
+            "apprelease_events_dropped_total",
+            "Events not posted: the Event queue, or its namespace's share of it, was full.",
+            registry=self.registry,
+        )
         self.series_dropped = Counter(
             "apprelease_series_dropped_total",
             "Per-AppRelease series updates not recorded: that many AppReleases already have series "
@@ -140,6 +145,9 @@ class Metrics:
         self.registry_requests.labels(
             self._registry_label(registry), metric_labels.method(method), metric_labels.status_code(code)
         ).inc()
+
+    def event_dropped(self) -> None:
+        self.events_dropped.inc()
 
     def queue_depth(self, depth: int) -> None:
         self.workqueue_depth.set(depth)

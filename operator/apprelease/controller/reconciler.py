@@ -255,6 +255,12 @@ class _Deploy:
                 resolved, credential = pullsecrets.resolve_as_the_kubelet(
                     self.o.registry, self.spec.tagged, self._credentials(workloads)
                 )
+                if decisions.check_digest(self.spec, resolved.digest):
+                    # Stalled DigestMismatch is final until the next edit: decide it on the registry's answer
+                    # now, not on one cached up to APPRELEASE_REGISTRY_CACHE_SECONDS (300 s) ago.
+                    resolved, credential = pullsecrets.resolve_as_the_kubelet(
+                        self.o.registry, self.spec.tagged, self._credentials(workloads), max_age=0
+                    )
             except RegistryError as err:
                 return registry_problem(err)
             mismatch = decisions.check_digest(self.spec, resolved.digest)

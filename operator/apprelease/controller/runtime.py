@@ -54,9 +54,15 @@ class Runtime:
         # Every replica watches and queues; only the leader's workers take keys (see _work).
         self.leadership: Leadership = leadership or AlwaysLeader()
         self.queue: WorkQueue[Key] = WorkQueue(
-            base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds
+            base_delay=settings.retry_base_seconds,
+            max_delay=settings.retry_max_seconds,
+            # A re-check (a rollout's judgement, an automatic rollback) always has a worker, however long
+            # urgent passes take (see workqueue).
+            urgent_workers=max(1, settings.workers - 1),
         )
-        self._seen: dict[Key, tuple[int, str | None]] = {}  # one entry per live AppRelease, dropped by forget
+        # (uid, generation, retry) per live AppRelease, dropped by forget. The uid: one deleted and made again
+        # under its name while the watch was away (a new list reports no DELETED) is new work.
+        self._seen: dict[Key, tuple[str, int, str | None]] = {}
         # Which AppReleases an event of a workload, or of an upstream AppRelease, wakes (see lookup).
         self.releases_by_workload: ReverseIndex[WorkloadRef, Key] = ReverseIndex()
         self.releases_by_upstream: ReverseIndex[Key, Key] = ReverseIndex()
@@ -79,7 +85,7 @@ class Runtime:
         connection = connect(prefer_in_cluster=True)
         if settings.shard_range:
             _check_sharding(connection, settings)
-        events = EventQueue(threads=settings.event_threads)
+        events = EventQueue(threads=settings.event_threads, on_drop=metrics.event_dropped)
         cluster = KubernetesCluster(
             connection.api_client,
             timeout_seconds=settings.kube_timeout_seconds,
@@ -139,18 +145,20 @@ class Runtime:
         self.metrics.stop()
 
     # --- event intake (called from kopf handlers, on the event loop; must stay cheap) -------------------
-    def observe(self, key: Key, generation: int, retry: str | None = None, *, unapplied: bool = False) -> None:
+    def observe(
+        self, key: Key, generation: int, retry: str | None = None, *, unapplied: bool = False, uid: str = ""
+    ) -> None:
         """An AppRelease was seen: queue it when its generation or its apprelease.dev/retry value changed.
         `unapplied`: its status has not recorded this generation yet (new, or edited): queued as urgent, ahead
         of re-checks; so is a new retry value. A first sight of one already applied (a replica's first list) is
         a re-check."""
         # Our own status writes come back as events too; only a new generation, a new apprelease.dev/retry
         # value (an annotation: no new generation) or a first sight needs work.
-        seen = (generation, retry)
+        seen = (uid, generation, retry)
         before = self._seen.get(key)
         if before != seen:
             self._seen[key] = seen
-            asked = before is not None and before[1] != retry  # a person asked to retry
+            asked = before is not None and before[0] == uid and before[2] != retry  # a person asked to retry
             self.queue.add(key, urgent=unapplied or asked)
 
     def forget(self, key: Key) -> None:
@@ -172,8 +180,7 @@ class Runtime:
             key = await self.queue.get()
             if self._stopping or not self.leadership.leads():
                 # Leadership lapsed while we waited (the elector exits the process soon, or renews): keep the key.
-                self.queue.done(key)
-                self.queue.add(key)
+                self.queue.give_back(key)  # with its priority: a person's edit stays ahead of re-checks
                 await asyncio.sleep(self.settings.retry_period_seconds / 4)
                 continue
             # Shielded: stopping cancels the worker, but a pass under way finishes (stop waits for it).
@@ -204,6 +211,8 @@ class Runtime:
                     self.queue.add_after(key, result.requeue_after)
         finally:
             self.queue.done(key)
+            if key not in self._seen:  # deleted while the pass ran: no timer or backoff is left for it
+                self.queue.drop(key)
             self.metrics.reconcile(outcome, time.monotonic() - started)
 
 

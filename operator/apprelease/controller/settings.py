@@ -61,7 +61,7 @@ class OperatorSettings(BaseSettings):
         default=300.0, ge=0, description="How long a resolved (repository, tag) is reused: one resync period."
     )
     workers: int = Field(default=4, ge=1, le=64, description="AppReleases reconciled in parallel.")
-    event_threads: int = Field(default=1, ge=1, le=8, description="Threads posting Events off the workers.")
+    event_threads: int = Field(default=2, ge=1, le=8, description="Threads posting Events off the workers.")
     health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")
     metrics_port: int = Field(default=8081, ge=0, le=65535, description="Prometheus /metrics port (0: any free one).")
     metrics_token_file: str | None = Field(

@@ -4,12 +4,17 @@ A key is never processed by two workers at once; a key added while it is being p
 delayed re-adds keep only the earliest deadline; failures back off exponentially per key.
 
 Two priorities: `add(key, urgent=True)` is for a change a person asked for (a new or edited spec, a retry
-annotation), which goes ahead of re-checks (timers, backoff, a workload's progress, a resync). This is
-controller-runtime's priority queue (0.20, `handler.WithLowPriorityWhenUnchanged`): with 10,000 AppReleases
-re-checking their rollouts, a new version must not wait behind them (issue 19). A key queued as a re-check and
-then asked for urgently moves ahead; nothing is ever queued twice. Re-checks are never starved: when both
-kinds wait, every `URGENT_RUN + 1`-th key is a re-check, so a tenant who edits AppReleases in a loop slows the
-rollout checks (and automatic rollbacks) of others by at most that share, never stops them.
+annotation), which goes ahead of re-checks (timers, backoff, a workload's progress, a replica's first list).
+The idea is controller-runtime's priority queue (0.20), where a replica's first list and unchanged updates
+(`handler.WithLowPriorityWhenUnchanged`) wait behind real changes: with 10,000 AppReleases re-checking their
+rollouts, a new version must not wait behind them (issue 19). Here every re-check is low priority, and a key
+queued as a re-check and then asked for urgently moves ahead; nothing is ever queued twice.
+
+Re-checks are never starved (a rule of ours; controller-runtime has none): while one waits, at most
+`urgent_workers` urgent keys are in process (the runtime passes workers - 1, so a re-check always has a worker
+however long urgent passes take), and every `URGENT_RUN + 1`-th key taken is a re-check. A tenant who edits
+AppReleases in a loop, or whose passes are slow, thus cannot stop the rollout checks and automatic rollbacks
+of others.
 
 The backoff delay is tenacity's `wait_exponential` (base * 2**(failures - 1), capped), fed each key's failure
 count; tenacity's retry loop itself does not fit, because a retry here is a re-queued key, not a call repeated
@@ -31,14 +36,17 @@ URGENT_RUN = 8  # urgent keys taken in a row while re-checks wait, before one re
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, *, base_delay: float = 2.0, max_delay: float = 300.0) -> None:
-        # One token per queued key; the deques may hold stale entries (a key moved ahead, or already taken),
-        # which `get` skips: moving a key ahead is O(1), never a search of the queue.
+    def __init__(self, *, base_delay: float = 2.0, max_delay: float = 300.0, urgent_workers: int | None = None) -> None:
+        """Delays in seconds; `urgent_workers`: at most this many urgent keys in process while a re-check
+        waits (None: no limit)."""
+        # One token per queued key, and each queued key in exactly one deque, once.
         self._tokens = asyncio.Semaphore(0)
         self._urgent: deque[K] = deque()
         self._normal: deque[K] = deque()
         self._queued: dict[K, bool] = {}  # queued key -> urgent
-        self._processing: set[K] = set()
+        self._processing: dict[K, bool] = {}  # key in process -> taken as urgent
+        self._urgent_busy = 0  # urgent keys in process
+        self._urgent_workers = urgent_workers
         self._dirty: dict[K, bool] = {}  # added while being processed -> urgent
         self._run = 0  # urgent keys taken in a row while re-checks waited
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
@@ -59,8 +67,10 @@ class WorkQueue(Generic[K]):
             (self._urgent if urgent else self._normal).append(key)
             self._tokens.release()
         elif urgent and not queued:
+            # O(queued re-checks), and only when a queued re-check is edited: no stale entry is left behind.
+            self._normal.remove(key)
             self._queued[key] = True
-            self._urgent.append(key)  # its entry in _normal is now stale
+            self._urgent.append(key)
 
     def add_after(self, key: K, delay: float) -> None:
         if delay <= 0:
@@ -97,24 +107,28 @@ class WorkQueue(Generic[K]):
     async def get(self) -> K:
         """The next key: urgent ones first, each kind in the order queued. Mark it `done` after."""
         await self._tokens.acquire()
-        while True:
-            if self._urgent and (self._run < URGENT_RUN or not self._normal):
-                key = self._urgent.popleft()
-                urgent = True
-            else:
-                key = self._normal.popleft()
-                urgent = False
-            if key in self._queued:  # otherwise a stale entry: its key was taken already
-                del self._queued[key]
-                self._processing.add(key)
-                self._run = self._run + 1 if urgent and self._normal else 0
-                return key
+        full = self._urgent_workers is not None and self._urgent_busy >= self._urgent_workers
+        urgent = bool(self._urgent) and (not self._normal or (self._run < URGENT_RUN and not full))
+        key = self._urgent.popleft() if urgent else self._normal.popleft()
+        del self._queued[key]
+        self._processing[key] = urgent
+        self._urgent_busy += urgent
+        self._run = self._run + 1 if urgent and self._normal else 0
+        return key
 
     def done(self, key: K) -> None:
-        self._processing.discard(key)
+        if self._processing.pop(key, False):
+            self._urgent_busy -= 1
         urgent = self._dirty.pop(key, None)
         if urgent is not None:
             self.add(key, urgent)
+
+    def give_back(self, key: K) -> None:
+        """`key` was taken but not processed (leadership lapsed while a worker waited): queued again with the
+        priority it was taken with."""
+        urgent = self._processing.get(key, False)
+        self.done(key)
+        self.add(key, urgent)
 
     def __len__(self) -> int:
         return len(self._queued)
