@@ -5,6 +5,9 @@ For each N, on the test bed switched to its scale settings (`APPRELEASE_TESTBED_
 controller-manager and scheduler client rates, Deployment and ReplicaSet workers, kwok pod capacity):
 - direct: the apply (16 client threads) of N Deployments already pinned to a digest, timed from the end of
   the apply until every rollout is complete (the controller-manager's work alone);
+- bare patcher (e2e/barepatcher.py): the same apply of N unpinned Deployments, with a bare controller that
+  only PATCHes each one to the digest as soon as its watch shows it, with the operator's worker count: the
+  floor of "apply end -> all pinned" on this machine, next to which the operator's number is a ratio;
 - operator: the same apply of N unpinned Deployments, each followed by its AppRelease, with the operator
   running (AppReleases with a 2 s bake); timed from the end of the apply until every Deployment is pinned
   (goal: under 60 s at 10,000) and until every AppRelease is Ready (from the start of the apply, next to the
@@ -31,14 +34,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -46,11 +46,11 @@ from kubernetes import client
 
 from apprelease.controller.kubeclient import connect
 from apprelease.controller.settings import OperatorSettings
+from e2e.barepatcher import BarePatcher
 from e2e.counting_proxy import CountingProxy
 from e2e.fleet import (
     GROUP,
     PLURAL,
-    RAW,
     VERSION,
     RssSampler,
     Watcher,
@@ -61,39 +61,22 @@ from e2e.fleet import (
     image_of,
     in_parallel,
     passes,
+    queue_depth,
     ready_version,
     rolled_out,
 )
 from e2e.images import build_and_push, make_app_repo
 from e2e.releases import deployment_manifest, release_manifest
+from e2e.scale_report import Run, report
 from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
 
 SIZES = [int(n) for n in os.environ.get("BENCH_SCALE_SIZES", "1000,10000").split(",") if n.strip()]
 REPLICAS = int(os.environ.get("BENCH_SCALE_REPLICAS", "0"))
-EDITS = 10
-DIRECT, OPERATED = "bench-scale-direct", "bench-scale"
+EDITS = 20
+SETTLE = 30.0  # seconds of a quiet queue before the single edits: what the last phase left behind is done
+DIRECT, OPERATED, BARE = "bench-scale-direct", "bench-scale", "bench-scale-bare"
 WAIT = 1800.0  # seconds: the longest wait for a whole fleet (a failure, never a number)
 RESTART_WAIT = 600.0  # seconds: a new process that has not passed over N by then is reported as such
-
-
-@dataclass
-class Run:
-    """One N's numbers, in seconds, MiB, counts and milliseconds."""
-
-    size: int
-    direct_apply: float = 0.0
-    direct_ready: float = 0.0
-    apply: float = 0.0
-    pinned: float = 0.0
-    ready: float = 0.0
-    rss_idle: float = 0.0
-    rss_peak: float = 0.0
-    cpu: float = 0.0  # operator CPU seconds, start to the end of the edits
-    restart: float = 0.0  # a new process with N resident: start -> N passes done
-    restart_cpu: float = 0.0
-    registry: dict[str, Counter[str]] = field(default_factory=dict)
-    phases: dict[str, tuple[float, float]] = field(default_factory=dict)  # upgrade/roll back: pinned, Ready
-    edits: dict[str, list[float]] = field(default_factory=dict)
 
 
 @contextmanager
@@ -110,7 +93,7 @@ def scaled_testbed(kubectl: list[str], size: int) -> Iterator[None]:
         yield
     finally:
         # Deleted first: the normal settings (110 pods per kwok node, client QPS 20) would take long with them.
-        for namespace in (DIRECT, OPERATED):
+        for namespace in (DIRECT, OPERATED, BARE):
             _delete_namespace(kubectl, namespace)
         _up({})
         for signum, handler in previous.items():
@@ -147,6 +130,28 @@ def measure_direct(testbed: Testbed, api: client.ApiClient, run: Run, pinned: st
     finally:
         rollouts.stop()
         _delete_namespace(kubectl, DIRECT)
+
+
+def measure_bare_patcher(testbed: Testbed, api: client.ApiClient, run: Run, pinned: str) -> None:
+    kubectl = ["kubectl", "--kubeconfig", testbed.kubeconfig]
+    names = [f"app-{i:05d}" for i in range(run.size)]
+    testbed.create_namespace(BARE)
+    workers = int(os.environ.get("APPRELEASE_WORKERS") or OperatorSettings.model_fields["workers"].default)
+    patcher = BarePatcher(api, BARE, "app", pinned, threads=workers)
+    try:
+        manifests = [
+            [deployment_manifest(BARE, name, {"app": f"{pinned.split('@')[0]}:v0"}, replicas=REPLICAS, release=name)]
+            for name in names
+        ]
+        started = time.monotonic()
+        create_all(api, manifests)
+        applied = time.monotonic()
+        last = patcher.deployments.wait_all(names, equals(pinned), WAIT, "Deployments pinned by the bare patcher")
+        run.bare_apply, run.bare_pinned = applied - started, last - applied
+        note(f"N={run.size}: bare patcher: applied in {run.bare_apply:.1f} s, all pinned {run.bare_pinned:.1f} s after")
+    finally:
+        patcher.stop()
+        _delete_namespace(kubectl, BARE)
 
 
 def _complete(view: tuple[str, bool]) -> bool:
@@ -223,26 +228,35 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
             run.phases[phase] = (done - applied, ready - applied)
             run.registry[phase] = proxy.take()
             note(f"N={run.size}: {phase}: all pinned / Ready {run.phases[phase]}; registry {dict(run.registry[phase])}")
-        # With N resident and nothing queued: one edit at a time, next to a raw kubectl patch.
+        # With N resident and nothing queued (the last phase's follow-ups and the controller-manager's clean-up
+        # done): one edit at a time, next to a raw kubectl patch.
+        port = operator.extra_env["APPRELEASE_METRICS_PORT"]
+        wait_until(lambda: queue_depth(port) == 0, timeout=WAIT, interval=1, what="an empty work queue")
+        time.sleep(SETTLE)
         run.edits = edit_latencies(kubectl, apps, OPERATED, deployments, names, pinned, (v3, v2), EDITS)
         note(f"N={run.size}: edits (ms) {run.edits}")
         assert operator.process is not None
         run.cpu = cpu_seconds(operator.process.pid)
         operator.stop()
+        run.rss_peak = sampler.stop() / 1024
         proxy.take()
         started = time.monotonic()
         operator.start()
-        port = operator.extra_env["APPRELEASE_METRICS_PORT"]
+        sampler = RssSampler(operator.rss_kib)
         try:
             wait_until(lambda: passes(port) >= run.size, timeout=RESTART_WAIT, interval=1, what=f"{run.size} passes")
             run.restart = time.monotonic() - started
-        except AssertionError:  # a number too (10,000: kopf's index readiness, see the README), not a lost run
+        except AssertionError:  # a number too (a process that has not passed over all by then), not a lost run
             run.restart = float("inf")
         run.restart_cpu = cpu_seconds(operator.process.pid)
         run.registry["restart (first pass over all)"] = proxy.take()
         note(f"N={run.size}: new process: all passed once in {run.restart:.1f} s; registry {run.registry}")
     finally:
-        run.rss_peak = sampler.stop() / 1024
+        peak = sampler.stop() / 1024
+        if run.rss_peak:
+            run.rss_restart_peak = peak
+        else:  # stopped before the restart
+            run.rss_peak = peak
         deployments.stop()
         releases.stop()
         operator.stop()
@@ -278,56 +292,6 @@ def note(text: str) -> None:
     print(f"  .. {text}", flush=True)
 
 
-def report(run: Run, summary: Callable[[str, list[float], str], dict[str, object]]) -> list[dict[str, object]]:
-    n = run.size
-    # From the start of the apply: the direct Deployments roll out while they are being applied.
-    ready, direct_ready = run.apply + run.ready, run.direct_apply + run.direct_ready
-    ratio = ready / direct_ready
-    raw = statistics.median(run.edits[RAW])
-    rows: list[tuple[str, str, str, str]] = [
-        ("apply (API, 16 threads)", f"{run.apply:.1f} s (2N objects)", f"{run.direct_apply:.1f} s (N)", ""),
-        ("apply end -> all Deployments pinned", f"{run.pinned:.1f} s", "pinned when applied", ""),
-        ("apply end -> all Ready", f"{run.ready:.1f} s", f"{run.direct_ready:.1f} s", ""),
-        ("apply start -> all Ready", f"{ready:.1f} s", f"{direct_ready:.1f} s", f"{ratio:.2f}x"),
-    ]
-    for phase, (done, ready) in run.phases.items():
-        rows.append((f"{phase}: edits end -> all pinned / Ready", f"{done:.1f} s / {ready:.1f} s", "", ""))
-    for kind in (k for k in run.edits if k != RAW):
-        p50 = statistics.median(run.edits[kind])
-        rows.append((f"{kind}, p50", f"{p50:.0f} ms", f"raw kubectl patch {raw:.0f} ms", f"{p50 / raw:.2f}x"))
-    for phase, counts in run.registry.items():
-        detail = ", ".join(f"{k} {c}" for k, c in sorted(counts.items())) or "none"
-        rows.append((f"registry requests to {phase}", f"{sum(counts.values())} ({detail})", "", ""))
-    rows.append(("operator RSS idle / peak", f"{run.rss_idle:.0f} / {run.rss_peak:.0f} MiB", "", ""))
-    rows.append(("operator CPU, start -> edits done", f"{run.cpu:.0f} s", "", ""))
-    rows.append(("new process: start -> all passed once", f"{run.restart:.1f} s ({run.restart_cpu:.0f} s CPU)", "", ""))
-    print(f"{n} AppReleases (Deployments with {REPLICAS} replicas):")
-    print(f"  {'measured':<48} {'operator':<34} {'direct baseline':<30} ratio")
-    for row in rows:
-        print(f"  {row[0]:<48} {row[1]:<34} {row[2]:<30} {row[3]}")
-    results: list[dict[str, object]] = [
-        summary(f"N={n} {k}, Deployment patched", v, "ms") for k, v in run.edits.items()
-    ]
-    results.append({"metric": f"N={n} apply end -> all pinned", "value": round(run.pinned, 1), "unit": "s"})
-    results.append({"metric": f"N={n} apply end -> all Ready", "value": round(run.ready, 1), "unit": "s"})
-    results.append(
-        {"metric": f"N={n} direct: apply end -> rolled out", "value": round(run.direct_ready, 1), "unit": "s"}
-    )
-    results.append({"metric": f"N={n} apply start -> all Ready / direct", "value": round(ratio, 2), "unit": "x"})
-    results.append({"metric": f"N={n} operator CPU to the end of the edits", "value": round(run.cpu), "unit": "s"})
-    results.append({"metric": f"N={n} new process: start -> all passed", "value": round(run.restart, 1), "unit": "s"})
-    for kind in (k for k in run.edits if k != RAW):
-        value = round(statistics.median(run.edits[kind]) / raw, 2)
-        results.append({"metric": f"N={n} {kind} / raw kubectl patch (p50)", "value": value, "unit": "x"})
-    for phase, counts in run.registry.items():
-        results.append(
-            {"metric": f"N={n} registry requests to {phase}", "value": sum(counts.values()), "detail": dict(counts)}
-        )
-    results.append({"metric": f"N={n} operator RSS idle", "value": round(run.rss_idle, 1), "unit": "MiB"})
-    results.append({"metric": f"N={n} operator RSS peak", "value": round(run.rss_peak, 1), "unit": "MiB"})
-    return results
-
-
 def main() -> None:
     from e2e.bench import summary  # the one formatting of `make bench` lines
 
@@ -345,8 +309,9 @@ def main() -> None:
         for size in SIZES:
             run = Run(size)
             measure_direct(testbed, api, run, f"{direct}@{digests[versions[0]]}")
+            measure_bare_patcher(testbed, api, run, f"{direct}@{digests[versions[0]]}")
             measure_operator(testbed, api, run, digests)
-            results += report(run, summary)
+            results += report(run, REPLICAS, summary)
     out = ROOT / ".testbed" / "bench-scale.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"results in {out}")

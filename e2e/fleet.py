@@ -214,13 +214,18 @@ def cpu_seconds(pid: int) -> float:
 
 def passes(metrics_port: str) -> int:
     """Reconcile passes an operator has finished (the sum of apprelease_reconcile_duration_seconds_count)."""
+    return int(_metric_sum(metrics_port, "apprelease_reconcile_duration_seconds_count"))
+
+
+def queue_depth(metrics_port: str) -> int:
+    """AppReleases waiting for a worker (apprelease_workqueue_depth)."""
+    return int(_metric_sum(metrics_port, "apprelease_workqueue_depth"))
+
+
+def _metric_sum(metrics_port: str, prefix: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return sum(
-        int(float(line.rpartition(" ")[2]))
-        for line in text.splitlines()
-        if line.startswith("apprelease_reconcile_duration_seconds_count")
-    )
+    return sum(float(line.rpartition(" ")[2]) for line in text.splitlines() if line.startswith(prefix))
 
 
 class RssSampler:

@@ -69,6 +69,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: object)
     settings.posting.enabled = False  # we post our own Events, with our own reasons
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    # kopf keeps a worker task per object for `idle_timeout` after its last event, holding that event's body:
+    # at 5 s (kopf's default) a replica's first list of 10,000 AppReleases and 10,000 Deployments kept
+    # thousands of bodies resident at once. Our handlers only queue keys, so a worker is cheap to start again.
+    settings.queueing.idle_timeout = 0.5
     for info in KINDS.values():
         group, version = info.api_version.split("/")
         settings.watching.label_selectors[group, version, info.plural] = LABEL_RELEASE
