@@ -6,12 +6,14 @@ import pytest
 
 from apprelease.controller.metric_labels import RegistryLabels, method, status_code
 from apprelease.controller.metrics import Metrics
+from tests.scrape import samples
 
 D1 = "sha256:" + "1" * 64
 
 
 def series(metrics: Metrics, family: str) -> list[dict[str, str]]:
-    return [s.labels for f in metrics.registry.collect() if f.name == family for s in f.samples]
+    """The label sets of a family as /metrics shows it."""
+    return [s.labels for s in samples(metrics, family)]
 
 
 def ready(version: str = "v1", revision: int = 1) -> dict[str, object]:

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from apprelease.controller.metrics import Metrics
 from apprelease.core import reference
 from apprelease.registry import RegistryClient, RegistryError, RegistrySettings
+from tests.scrape import samples, value
 
 T0 = dt.datetime(2026, 11, 27, 10, 0, 0, tzinfo=dt.UTC)
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
@@ -69,10 +70,6 @@ def clock() -> Clock:
 @pytest.fixture
 def metrics(clock: Clock) -> Metrics:
     return Metrics(clock=clock)
-
-
-def value(metrics: Metrics, metric: str, **labels: str) -> float | None:
-    return metrics.registry.get_sample_value(metric, labels)
 
 
 def test_names_types_and_labels_are_the_contract(metrics: Metrics) -> None:
@@ -168,9 +165,8 @@ def test_a_deleted_release_leaves_no_series(metrics: Metrics) -> None:
     metrics.observe_status("shop", "api", status([entry(1, "v1", D1, "InProgress", 0)], "False", "Progressing"))
     metrics.forget("shop", "web")
     metrics.forget("shop", "gone")  # never seen: nothing to do
-    for family in metrics.registry.collect():
-        for sample in family.samples:
-            assert sample.labels.get("name") != "web", sample
+    for sample in samples(metrics):
+        assert sample.labels.get("name") != "web", sample
     assert value(metrics, "apprelease_condition", namespace="shop", name="api", type="Ready", status="False") == 1
 
 

@@ -11,6 +11,7 @@ from apprelease.controller.runtime import Runtime
 from apprelease.controller.settings import OperatorSettings
 from tests.conftest import World
 from tests.kopf_intake import KopfIntake
+from tests.scrape import value
 
 
 class ScriptedReconciler:
@@ -69,9 +70,9 @@ async def test_status_events_feed_the_series_and_deletion_drops_them() -> None:
     }
     await kopf_side.apprelease("MODIFIED", body)
     labels = {"namespace": "shop", "name": "ok", "type": "Ready", "status": "True"}
-    assert metrics.registry.get_sample_value("apprelease_condition", labels) == 1
+    assert value(metrics, "apprelease_condition", **labels) == 1
     await kopf_side.apprelease("DELETED", body)
-    assert metrics.registry.get_sample_value("apprelease_condition", labels) is None
+    assert value(metrics, "apprelease_condition", **labels) is None
 
 
 def test_a_stall_is_reported_as_stalled_and_a_good_release_is_not(world: World) -> None:  # noqa: F811

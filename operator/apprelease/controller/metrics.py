@@ -7,7 +7,9 @@ duration (deployedAt to now). The server (`metrics_server`) runs in its own thre
 
 Bounded: label values from tenants and registries are folded (`metric_labels`), and at most `max_releases`
 AppReleases have series (each at most 3 condition types x 3 statuses, 2 x 2 revision counters, 2 outcome
-histograms and one info series); updates for others are counted in `apprelease_series_dropped_total`.
+histograms and one info series); updates for others are counted in `apprelease_series_dropped_total`. Those
+series are compact records written as text at scrape time (`metrics_releases`); the operator-wide ones are
+prometheus_client's.
 """
 
 from __future__ import annotations
@@ -16,46 +18,31 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 from apprelease.controller import metric_labels
 from apprelease.controller.metric_labels import NO_RESPONSE, RegistryLabels
 from apprelease.controller.metrics_auth import TokenFile
+from apprelease.controller.metrics_releases import CONDITION_STATUSES, Key, Release
+from apprelease.controller.metrics_releases import render as render_releases
 from apprelease.controller.metrics_server import MetricsServer, ServerLimits
 from apprelease.core.conditions import READY, RECONCILING, STALLED
-from apprelease.election.exported import LeaderOnly
 
 # Only the series of the contract: no `*_created` timestamps next to counters and histograms.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-Key = tuple[str, str]
-
-CONDITION_STATUSES = ("True", "False", "Unknown")
 RESULTS = ("ok", "retry", "stalled", "error")
 FINAL_OUTCOMES = ("Succeeded", "Failed")
 CONDITION_TYPES = frozenset({READY, RECONCILING, STALLED})  # the operator's; others in status are not series
+# One string object per known value, whatever JSON document it was read from (10,000 records share them).
+_CANONICAL = {value: value for value in (*CONDITION_TYPES, *CONDITION_STATUSES)}
 SOURCES = frozenset({"Registry", "History"})
 CAUSES = frozenset({"Spec", "AutoRollback"})
 DEFAULT_MAX_RELEASES = 5000
 
-# Rollouts take seconds to an hour (rollout.timeoutSeconds up to a day); reconciles, milliseconds to a registry
-# timeout.
-ROLLOUT_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+# Reconciles take milliseconds to a registry timeout.
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-@dataclass
-class _Seen:
-    """What the metrics last knew about one AppRelease."""
-
-    info: tuple[str, str, str] | None = None  # version, digest, revision of the apprelease_info series
-    conditions: set[str] = field(default_factory=set)
-    revision: int = 0  # revisions up to this one are counted
-    pending: set[int] = field(default_factory=set)  # revisions seen InProgress: their end gives a duration
-    revision_labels: set[tuple[str, str]] = field(default_factory=set)
-    outcomes: set[str] = field(default_factory=set)
 
 
 class Metrics:
@@ -73,36 +60,11 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._lock = threading.Lock()  # registry hooks call in from worker threads
-        self._seen: dict[Key, _Seen] = {}
+        self._releases: dict[Key, Release] = {}
         self._leading = True  # one replica, or until leader election says otherwise (set_leader)
         self._max_releases = max_releases
         self._registry_label = RegistryLabels(allowed_registries, max_registries)
         self._server: MetricsServer | None = None
-        self.info = Gauge(
-            "apprelease_info",
-            "What an AppRelease runs (always 1): version, digest and revision.",
-            ["namespace", "name", "version", "digest", "revision"],
-            registry=self.registry,
-        )
-        self.condition = Gauge(
-            "apprelease_condition",
-            "1 for the current status of each condition type (True, False, Unknown), else 0.",
-            ["namespace", "name", "type", "status"],
-            registry=self.registry,
-        )
-        self.revisions = Counter(
-            "apprelease_revisions_total",
-            "Revisions deployed: resolved from the registry, or restored from history (rollbacks).",
-            ["namespace", "name", "source", "cause"],
-            registry=self.registry,
-        )
-        self.rollout_duration = Histogram(
-            "apprelease_rollout_duration_seconds",
-            "From a revision's deploy to its outcome.",
-            ["namespace", "name", "outcome"],
-            buckets=ROLLOUT_BUCKETS,
-            registry=self.registry,
-        )
         self.reconcile_duration = Histogram(
             "apprelease_reconcile_duration_seconds",
             "One reconcile of one AppRelease, by result.",
@@ -167,35 +129,31 @@ class Metrics:
         source = source if source in SOURCES else metric_labels.OTHER
         cause = cause if cause in CAUSES else metric_labels.OTHER
         with self._lock:
-            seen = self._track((namespace, name))
-            if seen is None:
-                return
-            seen.revision_labels.add((source, cause))
-        self.revisions.labels(namespace, name, source, cause).inc()
+            release = self._track((namespace, name))
+            if release is not None:
+                release.count_revision(source, cause)
 
     def rollout_finished(self, namespace: str, name: str, outcome: str, seconds: float) -> None:
         if outcome not in FINAL_OUTCOMES:
             raise ValueError(f"unknown rollout outcome {outcome!r}")
         with self._lock:
-            seen = self._track((namespace, name))
-            if seen is None:
-                return
-            seen.outcomes.add(outcome)
-        self.rollout_duration.labels(namespace, name, outcome).observe(max(0.0, seconds))
+            release = self._track((namespace, name))
+            if release is not None:
+                release.observe_duration(outcome, max(0.0, seconds))
 
     def observe_status(self, namespace: str, name: str, status: Mapping[str, object] | None) -> None:
         """Bring the per-AppRelease series in line with this status (as stored; camelCase keys)."""
         status = status or {}
         key = (namespace, name)
         with self._lock:
-            first_sight = key not in self._seen
-            seen = self._track(key)
-            if seen is None:
+            first_sight = key not in self._releases
+            release = self._track(key)
+            if release is None:
                 return
-            self._set_info(key, seen, status)
-            self._set_conditions(key, seen, _mappings(status.get("conditions")))
+            release.info = _info(status)
+            release.conditions = _conditions(_mappings(status.get("conditions")))
             history = _mappings(status.get("history"))
-            new, finished = _changes(seen, history, _int(status.get("revision")), first_sight)
+            new, finished = _changes(release, history, _int(status.get("revision")), first_sight)
         for entry in new:
             self.revision(namespace, name, str(entry.get("source") or "Registry"), str(entry.get("cause") or "Spec"))
         now = self._clock()
@@ -207,24 +165,22 @@ class Metrics:
     def forget(self, namespace: str, name: str) -> None:
         """The AppRelease is gone: drop its series, so dashboards do not show it forever."""
         with self._lock:
-            seen = self._seen.pop((namespace, name), None)
-        if seen is None:
-            return
-        if seen.info:
-            _remove(self.info, namespace, name, *seen.info)
-        for type_ in seen.conditions:
-            for status in CONDITION_STATUSES:
-                _remove(self.condition, namespace, name, type_, status)
-        for source, cause in seen.revision_labels:
-            _remove(self.revisions, namespace, name, source, cause)
-        for outcome in seen.outcomes:
-            _remove(self.rollout_duration, namespace, name, outcome)
+            self._releases.pop((namespace, name), None)
 
     # --- serving ---------------------------------------------------------------------------------------------
     def render(self) -> bytes:
-        """The text exposition format (version 0.0.4) of what this replica exports (per-AppRelease series only
-        while it leads); CPU-bound, run off the event loop."""
-        return generate_latest(LeaderOnly(self.registry, lambda: self._leading))
+        """The text exposition format (version 0.0.4) of what this replica exports; CPU-bound, run off the event
+        loop.
+
+        Per-AppRelease series only while this replica leads (the README's "High availability", issue 19): every
+        replica keeps them up to date from its watch, so a new leader has them at once, but a follower leaves
+        them out, so a dashboard summing over pods counts each AppRelease once."""
+        page = generate_latest(self.registry)
+        if not self._leading:
+            return page
+        with self._lock:
+            releases = list(self._releases.items())  # a record's fields are replaced, never changed: read unlocked
+        return page + render_releases(releases)
 
     def serve(
         self,
@@ -251,71 +207,57 @@ class Metrics:
             self._server = None
 
     # --- helpers (under the lock) ------------------------------------------------------------------------
-    def _track(self, key: Key) -> _Seen | None:
+    def _track(self, key: Key) -> Release | None:
         """The record of an AppRelease that has series, or None (counted) when `max_releases` have them."""
-        seen = self._seen.get(key)
-        if seen is None:
-            if len(self._seen) >= self._max_releases:
+        release = self._releases.get(key)
+        if release is None:
+            if len(self._releases) >= self._max_releases:
                 self.series_dropped.inc()
                 return None
-            seen = self._seen[key] = _Seen()
-        return seen
+            release = self._releases[key] = Release()
+        return release
 
-    def _set_info(self, key: Key, seen: _Seen, status: Mapping[str, object]) -> None:
-        version, digest, revision = status.get("version"), status.get("digest"), _int(status.get("revision"))
-        info = (str(version), str(digest), str(revision)) if version and digest and revision else None
-        if info == seen.info:
-            return
-        if seen.info:
-            _remove(self.info, *key, *seen.info)
-        if info:
-            self.info.labels(*key, *info).set(1)
-        seen.info = info
 
-    def _set_conditions(self, key: Key, seen: _Seen, conditions: list[Mapping[str, object]]) -> None:
-        current: dict[str, str] = {}
-        for c in conditions:
-            if c.get("type") in CONDITION_TYPES:
-                current[str(c["type"])] = str(c.get("status") or "Unknown")
-        for type_ in seen.conditions - current.keys():
-            for status in CONDITION_STATUSES:
-                _remove(self.condition, *key, type_, status)
-        for type_, value in current.items():
-            for status in CONDITION_STATUSES:
-                self.condition.labels(*key, type_, status).set(1 if value == status else 0)
-        seen.conditions = set(current)
+def _info(status: Mapping[str, object]) -> tuple[str, str, str] | None:
+    version, digest, revision = status.get("version"), status.get("digest"), _int(status.get("revision"))
+    return (str(version), str(digest), str(revision)) if version and digest and revision else None
+
+
+def _conditions(conditions: list[Mapping[str, object]]) -> tuple[tuple[str, str], ...]:
+    """(type, status) of the operator's condition types, the last of each type winning; an unknown status is ""
+    (all three of its series read 0)."""
+    current: dict[str, str] = {}
+    for c in conditions:
+        type_ = c.get("type")
+        if isinstance(type_, str) and type_ in CONDITION_TYPES:
+            current[_CANONICAL[type_]] = _CANONICAL.get(str(c.get("status") or "Unknown"), "")
+    return tuple(current.items())
 
 
 def _changes(
-    seen: _Seen, history: list[Mapping[str, object]], revision: int, first_sight: bool
+    seen: Release, history: list[Mapping[str, object]], revision: int, first_sight: bool
 ) -> tuple[list[Mapping[str, object]], list[Mapping[str, object]]]:
     """New revisions to count, and revisions whose rollout just ended; updates `seen`.
 
     On first sight (operator start), what is already in history was counted by an earlier process: it only
     sets the baseline, and in-progress revisions are remembered so that their end is still measured.
     """
+    pending = set(seen.pending)
     new = [] if first_sight else [e for e in history if _int(e.get("revision")) > seen.revision]
     new_revisions = {_int(e.get("revision")) for e in new}
     finished: list[Mapping[str, object]] = []
     for entry in history:
         number, outcome = _int(entry.get("revision")), entry.get("outcome")
         if outcome == "InProgress":
-            seen.pending.add(number)
-        elif number in seen.pending or number in new_revisions:
-            seen.pending.discard(number)
+            pending.add(number)
+        elif number in pending or number in new_revisions:
+            pending.discard(number)
             if outcome in FINAL_OUTCOMES:
                 finished.append(entry)
     recorded = {_int(e.get("revision")) for e in history}
-    seen.pending &= recorded  # entries beyond historyLimit are gone for good
+    seen.pending = frozenset(pending & recorded)  # entries beyond historyLimit are gone for good
     seen.revision = max(seen.revision, revision, *recorded) if recorded else max(seen.revision, revision)
     return sorted(new, key=lambda e: _int(e.get("revision"))), finished
-
-
-def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
-    try:
-        metric.remove(*labels)
-    except KeyError:
-        pass
 
 
 def _mappings(value: object) -> list[Mapping[str, object]]:
