@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,7 @@ from kubernetes import client
 
 from apprelease.controller.kubeclient import connect
 from apprelease.controller.settings import OperatorSettings
+from e2e.apirequests import control_plane_cpu, served, since
 from e2e.barepatcher import BarePatcher
 from e2e.counting_proxy import CountingProxy
 from e2e.fleet import (
@@ -143,11 +145,15 @@ def measure_bare_patcher(testbed: Testbed, api: client.ApiClient, run: Run, pinn
             [deployment_manifest(BARE, name, {"app": f"{pinned.split('@')[0]}:v0"}, replicas=REPLICAS, release=name)]
             for name in names
         ]
+        before, cpu = served(kubectl), control_plane_cpu()
         started = time.monotonic()
         create_all(api, manifests)
         applied = time.monotonic()
         last = patcher.deployments.wait_all(names, equals(pinned), WAIT, "Deployments pinned by the bare patcher")
         run.bare_apply, run.bare_pinned = applied - started, last - applied
+        run.api["bare patcher"] = since(kubectl, before)
+        run.control_plane_cpu["bare patcher"] = control_plane_cpu() - cpu
+        note(f"N={run.size}: bare patcher: API requests {api_summary(run.api['bare patcher'])}")
         note(f"N={run.size}: bare patcher: applied in {run.bare_apply:.1f} s, all pinned {run.bare_pinned:.1f} s after")
     finally:
         patcher.stop()
@@ -204,6 +210,7 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
             ]
             for name in names
         ]
+        before, cpu = served(kubectl), control_plane_cpu()
         started = time.monotonic()
         create_all(api, manifests)
         applied = time.monotonic()
@@ -213,6 +220,10 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
         note(f"N={run.size}: apply end -> all pinned {run.pinned:.1f} s")
         run.ready = releases.wait_all(names, equals(v1), WAIT, "AppReleases Ready") - applied
         run.registry["create"] = proxy.take()
+        run.api["operator"] = since(kubectl, before)
+        run.control_plane_cpu["operator"] = control_plane_cpu() - cpu
+        note(f"N={run.size}: operator: API requests {api_summary(run.api['operator'])}")
+        note(f"N={run.size}: control-plane CPU s {run.control_plane_cpu}")
         note(f"N={run.size}: apply end -> all Ready {run.ready:.1f} s; registry {dict(run.registry['create'])}")
         for phase, version in (("upgrade", v2), ("roll back", v1)):
 
@@ -285,6 +296,11 @@ def _profile(operator: Operator, size: int) -> subprocess.Popen[bytes] | None:
     ]
     command += ["-p", str(operator.process.pid), "-o", f"{out}/operator-{size}.txt"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def api_summary(counts: Counter[str]) -> str:
+    """The API server's requests of a phase, most first (watches and their lists are the watchers')."""
+    return ", ".join(f"{key} {count}" for key, count in counts.most_common() if not key.startswith("WATCH"))
 
 
 def note(text: str) -> None:

@@ -31,6 +31,8 @@ class Run:
     registry: dict[str, Counter[str]] = field(default_factory=dict)
     phases: dict[str, tuple[float, float]] = field(default_factory=dict)  # upgrade/roll back: pinned, Ready
     edits: dict[str, list[float]] = field(default_factory=dict)
+    api: dict[str, Counter[str]] = field(default_factory=dict)  # "VERB resource": requests the API server served
+    control_plane_cpu: dict[str, float] = field(default_factory=dict)  # API server + etcd + controller-manager
 
 
 def report(
