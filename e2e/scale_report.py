@@ -62,6 +62,7 @@ def report(
     for phase, counts in run.registry.items():
         detail = ", ".join(f"{k} {c}" for k, c in sorted(counts.items())) or "none"
         rows.append((f"registry requests to {phase}", f"{sum(counts.values())} ({detail})", "", ""))
+    rows += control_plane_rows(run)
     rows.append(("operator RSS idle / peak", f"{run.rss_idle:.0f} / {run.rss_peak:.0f} MiB", "", ""))
     rows.append(("new process: RSS peak over its first pass", f"{run.rss_restart_peak:.0f} MiB", "", ""))
     rows.append(("operator CPU, start -> edits done", f"{run.cpu:.0f} s", "", ""))
@@ -91,7 +92,32 @@ def report(
         results.append(
             {"metric": f"N={n} registry requests to {phase}", "value": sum(counts.values()), "detail": dict(counts)}
         )
+    for name, cpu in run.control_plane_cpu.items():
+        results.append({"metric": f"N={n} {name}: control-plane CPU", "value": round(cpu, 1), "unit": "s"})
+    for name, counts in run.api.items():
+        results.append({"metric": f"N={n} {name}: API requests", "value": _requests(counts), "detail": dict(counts)})
     results.append({"metric": f"N={n} operator RSS idle", "value": round(run.rss_idle, 1), "unit": "MiB"})
     results.append({"metric": f"N={n} operator RSS peak", "value": round(run.rss_peak, 1), "unit": "MiB"})
     results.append({"metric": f"N={n} new process RSS peak", "value": round(run.rss_restart_peak, 1), "unit": "MiB"})
     return results
+
+
+def control_plane_rows(run: Run) -> list[tuple[str, str, str, str]]:
+    """What the operator's create phase (apply start -> all Ready) cost the control plane, next to the bare
+    patcher's (apply start -> all pinned): requests per object pinned and CPU seconds."""
+    op, bare = run.api.get("operator"), run.api.get("bare patcher")
+    op_cpu, bare_cpu = run.control_plane_cpu.get("operator"), run.control_plane_cpu.get("bare patcher")
+    if op is None or bare is None or op_cpu is None or bare_cpu is None:
+        return []
+    per_op, per_bare = _requests(op) / run.size, _requests(bare) / run.size
+    return [
+        ("control plane: API requests per Deployment", f"{per_op:.1f}", f"bare patcher {per_bare:.1f}",
+         f"{per_op / per_bare:.2f}x"),
+        ("control plane: CPU (API server, etcd, c-m)", f"{op_cpu:.1f} s", f"bare patcher {bare_cpu:.1f} s",
+         f"{op_cpu / bare_cpu:.2f}x" if bare_cpu else ""),
+    ]  # fmt: skip
+
+
+def _requests(counts: Counter[str]) -> int:
+    """Requests other than watches (a watch is one long request, whatever it carries)."""
+    return sum(c for k, c in counts.items() if not k.startswith("WATCH"))

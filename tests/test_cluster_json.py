@@ -79,7 +79,37 @@ def test_pods_and_replica_sets_are_listed_as_json(
 ) -> None:
     cluster, routes = answers
     pod = {"metadata": {"name": "web-1", "futureMeta": "kept"}, "status": {"phase": "Running"}}
-    routes.append(("GET", "/pods", Raw(200, {"kind": "PodList", "items": [pod]})))
-    routes.append(("GET", "/replicasets", Raw(200, {"kind": "ReplicaSetList", "items": []})))
+    # from the watch cache (resourceVersion=0), as the reads a pass starts from
+    routes.append(
+        ("GET", "/pods?labelSelector=app%3Dweb&resourceVersion=0", Raw(200, {"kind": "PodList", "items": [pod]}))
+    )
+    routes.append(("GET", "/replicasets?labelSelector=app%3Dweb&resourceVersion=0", Raw(200, {"items": []})))
     assert cluster.list_pods("prod", "app=web") == [pod]
     assert cluster.list_replica_sets("prod", "app=web") == []
+
+
+def test_a_pass_reads_its_apprelease_and_workloads_from_the_watch_cache(
+    answers: tuple[KubernetesCluster, list[tuple[str, str, Raw]]],
+) -> None:
+    cluster, routes = answers
+    release = {"apiVersion": "apprelease.dev/v1alpha1", "kind": "AppRelease", "metadata": {"name": "web"}}
+    routes.append(("GET", "/namespaces/prod/appreleases/web?resourceVersion=0", Raw(200, release)))
+    routes.append(("GET", "/apis/apps/v1/namespaces/prod/deployments/web?resourceVersion=0", Raw(200, deployment())))
+    routes.append(("GET", "/apis/batch/v1/namespaces/prod/cronjobs/nightly?resourceVersion=0", Raw(200, {"a": 1})))
+    assert cluster.get_apprelease("prod", "web") == release
+    assert cluster.get_workload(Kind.DEPLOYMENT, "prod", "web") == deployment()
+    assert cluster.get_workload(Kind.CRON_JOB, "prod", "nightly") == {"a": 1}
+
+
+def test_a_cached_read_of_a_missing_object_is_none_and_other_errors_raise(
+    answers: tuple[KubernetesCluster, list[tuple[str, str, Raw]]],
+) -> None:
+    cluster, routes = answers
+    routes.append(("GET", "/appreleases/gone?", Raw(404, {"kind": "Status", "code": 404})))
+    routes.append(("GET", "/statefulsets/db?", Raw(500, {"kind": "Status", "code": 500})))
+    routes.append(("GET", "/appreleases/evil%2F..%2Fx?", Raw(404, {"kind": "Status", "code": 404})))
+    assert cluster.get_apprelease("prod", "gone") is None
+    with pytest.raises(client.ApiException) as raised:
+        cluster.get_workload(Kind.STATEFUL_SET, "prod", "db")
+    assert raised.value.status == 500
+    assert cluster.get_apprelease("prod", "evil/../x") is None  # a path part is quoted, never a path

@@ -20,7 +20,7 @@ from apprelease.controller.eventqueue import EventQueue
 from apprelease.controller.fencing import Conflict, conditional
 from apprelease.core.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from apprelease.core.fields import Fields
-from apprelease.core.workloads import Kind
+from apprelease.core.workloads import KINDS, Kind
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +77,7 @@ class KubernetesCluster:
         self._events = events
 
     def get_apprelease(self, namespace: str, name: str) -> JsonObject | None:
-        try:
-            obj = self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self._timeout
-            )
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return obj if isinstance(obj, dict) else None
+        return self._read(f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}", namespace, name)
 
     def patch_apprelease_status(self, namespace: str, name: str, status: Patch, resource_version: str = "") -> str:
         """Merge-patch the status, conditional on `resource_version` when given (see `fencing`); returns the
@@ -134,14 +126,33 @@ class KubernetesCluster:
     # the client's typed models: the round trip model -> dict drops fields the models do not know (a newer API
     # server's) and cost more CPU per pass than the rest of a reconcile (profiled with 1,000 AppReleases).
     def get_workload(self, kind: Kind, namespace: str, name: str) -> JsonObject | None:
-        try:
-            response = self._workload_call(kind, "read")(
-                name, namespace, _request_timeout=self._timeout, _preload_content=False
-            )
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+        info = KINDS[kind]
+        return self._read(f"/apis/{info.api_version}/namespaces/{{namespace}}/{info.plural}/{{name}}", namespace, name)
+
+    # The two reads a pass starts from (its AppRelease, its workloads) are served from the API server's watch
+    # cache: `resourceVersion=0` is "any version" (API concepts, "Semantics for get and list"), without the
+    # etcd quorum read a plain GET makes; controller-runtime's cached client reads its informers the same way.
+    # What the watch's lag can leave stale is safe: every status write is conditional on the resourceVersion
+    # read (a stale read is a fencing.Conflict and a requeue); a workload whose image a stale read gets wrong is
+    # patched again, and the pass judges the rollout from the PATCH's answer; and a pass is woken by the watch
+    # event that put the change into that cache.
+    def _read(self, path: str, namespace: str, name: str) -> JsonObject | None:
+        """GET one object as the API server's JSON, from its watch cache; None when it does not exist."""
+        api = self._core.api_client
+        request = api.param_serialize(
+            "GET",
+            path,
+            path_params={"namespace": namespace, "name": name},
+            query_params=[("resourceVersion", "0")],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(*request, _request_timeout=self._timeout)
+        response.read()
+        if response.status == 404:
+            return None
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
         return _json(response)
 
     def patch_workload(self, kind: Kind, namespace: str, name: str, body: Patch) -> JsonObject:
@@ -164,7 +175,11 @@ class KubernetesCluster:
 
     def list_pods(self, namespace: str, selector: str) -> list[JsonObject]:
         pods = self._core.list_namespaced_pod(
-            namespace, label_selector=selector, _request_timeout=self._timeout, _preload_content=False
+            namespace,
+            label_selector=selector,
+            resource_version="0",  # the watch cache, as `_read`: no etcd range read of the namespace's pods
+            _request_timeout=self._timeout,
+            _preload_content=False,
         )
         return _items(_json(pods))
 
@@ -172,8 +187,9 @@ class KubernetesCluster:
         """The ReplicaSets under a Deployment's selector: which of them the Deployment owns (by uid) says which
         pods are its own."""
         sets = self._apps.list_namespaced_replica_set(
-            namespace, label_selector=selector, _request_timeout=self._timeout, _preload_content=False
-        )
+            namespace, label_selector=selector, resource_version="0", _request_timeout=self._timeout,
+            _preload_content=False,
+        )  # fmt: skip
         return _items(_json(sets))
 
     def delete_pod(self, namespace: str, name: str) -> None:
