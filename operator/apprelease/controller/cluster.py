@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from apprelease.controller.eventqueue import EventQueue
 from apprelease.controller.fencing import Conflict, conditional
+from apprelease.controller.seenversions import SeenVersions
 from apprelease.core.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from apprelease.core.fields import Fields
 from apprelease.core.workloads import KINDS, Kind
@@ -64,6 +65,7 @@ class KubernetesCluster:
         timeout_seconds: float = 30.0,
         instance: str = COMPONENT,
         events: EventQueue | None = None,
+        versions: SeenVersions | None = None,
     ) -> None:
         self._custom = client.CustomObjectsApi(api_client)
         self._apps = client.AppsV1Api(api_client)
@@ -75,9 +77,16 @@ class KubernetesCluster:
         self._instance = instance[:128]
         # With a queue, Events are posted by its threads and a pass does not wait for them (see eventqueue).
         self._events = events
+        # The operator's: AppReleases are read from the watch cache, not older than what it has seen (see
+        # seenversions). Without (the CLI), every read is a quorum read, as kubectl's.
+        self._versions = versions
 
     def get_apprelease(self, namespace: str, name: str) -> JsonObject | None:
-        return self._read(f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}", namespace, name)
+        """The AppRelease as the API server's JSON, None when it does not exist. With seen versions, from the
+        watch cache and not older than the newest version seen (its watch events, this process's writes)."""
+        seen = self._versions.newest((namespace, name)) if self._versions is not None else None
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}"
+        return self._read(path, namespace, name, not_older_than=seen) or None  # not an object: none
 
     def patch_apprelease_status(self, namespace: str, name: str, status: Patch, resource_version: str = "") -> str:
         """Merge-patch the status, conditional on `resource_version` when given (see `fencing`); returns the
@@ -92,7 +101,10 @@ class KubernetesCluster:
                     f"AppRelease {namespace}/{name} changed since resourceVersion {resource_version}"
                 ) from err
             raise
-        return str(Fields(written).sub("metadata").text("resourceVersion"))
+        version = Fields(written).sub("metadata").text("resourceVersion")
+        if self._versions is not None:
+            self._versions.note((namespace, name), version)  # the next pass reads its own write
+        return str(version)
 
     def patch_apprelease_spec(self, namespace: str, name: str, spec: Patch, field_manager: str) -> None:
         self._merge_patch(self._custom.patch_namespaced_custom_object, namespace, name, {"spec": spec}, field_manager)
@@ -129,21 +141,17 @@ class KubernetesCluster:
         info = KINDS[kind]
         return self._read(f"/apis/{info.api_version}/namespaces/{{namespace}}/{info.plural}/{{name}}", namespace, name)
 
-    # The two reads a pass starts from (its AppRelease, its workloads) are served from the API server's watch
-    # cache: `resourceVersion=0` is "any version" (API concepts, "Semantics for get and list"), without the
-    # etcd quorum read a plain GET makes; controller-runtime's cached client reads its informers the same way.
-    # What the watch's lag can leave stale is safe: every status write is conditional on the resourceVersion
-    # read (a stale read is a fencing.Conflict and a requeue); a workload whose image a stale read gets wrong is
-    # patched again, and the pass judges the rollout from the PATCH's answer; and a pass is woken by the watch
-    # event that put the change into that cache.
-    def _read(self, path: str, namespace: str, name: str) -> JsonObject | None:
-        """GET one object as the API server's JSON, from its watch cache; None when it does not exist."""
+    def _read(self, path: str, namespace: str, name: str, not_older_than: str | None = None) -> JsonObject | None:
+        """GET one object as the API server's JSON; None when it does not exist. `not_older_than`: a
+        resourceVersion the answer is at least as new as, served from the watch cache (a 504 when that cache
+        has not reached it within the API server's wait, an ApiException like any other); None: a quorum read.
+        Raw JSON, not the client's typed models (see above `get_workload`)."""
         api = self._core.api_client
         request = api.param_serialize(
             "GET",
             path,
             path_params={"namespace": namespace, "name": name},
-            query_params=[("resourceVersion", "0")],
+            query_params=[("resourceVersion", not_older_than)] if not_older_than else [],
             header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
         )
@@ -177,7 +185,6 @@ class KubernetesCluster:
         pods = self._core.list_namespaced_pod(
             namespace,
             label_selector=selector,
-            resource_version="0",  # the watch cache, as `_read`: no etcd range read of the namespace's pods
             _request_timeout=self._timeout,
             _preload_content=False,
         )
@@ -187,9 +194,8 @@ class KubernetesCluster:
         """The ReplicaSets under a Deployment's selector: which of them the Deployment owns (by uid) says which
         pods are its own."""
         sets = self._apps.list_namespaced_replica_set(
-            namespace, label_selector=selector, resource_version="0", _request_timeout=self._timeout,
-            _preload_content=False,
-        )  # fmt: skip
+            namespace, label_selector=selector, _request_timeout=self._timeout, _preload_content=False
+        )
         return _items(_json(sets))
 
     def delete_pod(self, namespace: str, name: str) -> None:

@@ -2,7 +2,7 @@
 AppReleases).
 
 Why not prometheus_client's labelled children: each child holds a lock and a value object per sample, about
-13 KiB per AppRelease (9 condition series, 2 histograms of 14 samples, counters, info): 61 MiB at the 5,000
+13 KiB per AppRelease (9 condition series, 2 histograms of 15 samples, counters, info): 61 MiB at the 5,000
 default cap, and a scrape built a `Sample` tuple and a label dict per series on top (another 67 MiB while it
 ran). Here an AppRelease is one slotted record of immutable tuples (about 1 KiB) and a scrape writes lines
 into one buffer. The lines are byte for byte what `prometheus_client.generate_latest` writes for the same

@@ -17,6 +17,7 @@ from apprelease.controller.kubeclient import Connection, connect
 from apprelease.controller.lookup import ReverseIndex
 from apprelease.controller.metrics import Metrics
 from apprelease.controller.reconciler import Reconciler
+from apprelease.controller.seenversions import SeenVersions
 from apprelease.controller.settings import OperatorSettings
 from apprelease.controller.workqueue import WorkQueue
 from apprelease.election import (
@@ -46,6 +47,7 @@ class Runtime:
         metrics: Metrics | None = None,
         leadership: Leadership | None = None,
         events: EventQueue | None = None,
+        versions: SeenVersions | None = None,
     ) -> None:
         self.settings = settings
         self.events = events  # the queue the cluster posts Events through, if any (drained at stop)
@@ -63,6 +65,8 @@ class Runtime:
         # (uid, generation, retry) per live AppRelease, dropped by forget. The uid: one deleted and made again
         # under its name while the watch was away (a new list reports no DELETED) is new work.
         self._seen: dict[Key, tuple[str, int, str | None]] = {}
+        # The newest resourceVersion seen of each AppRelease: a pass reads it from the watch cache, not older.
+        self.versions = versions or SeenVersions()
         # Which AppReleases an event of a workload, or of an upstream AppRelease, wakes (see lookup).
         self.releases_by_workload: ReverseIndex[WorkloadRef, Key] = ReverseIndex()
         self.releases_by_upstream: ReverseIndex[Key, Key] = ReverseIndex()
@@ -86,11 +90,13 @@ class Runtime:
         if settings.shard_range:
             _check_sharding(connection, settings)
         events = EventQueue(threads=settings.event_threads, on_drop=metrics.event_dropped)
+        versions = SeenVersions()
         cluster = KubernetesCluster(
             connection.api_client,
             timeout_seconds=settings.kube_timeout_seconds,
             instance=candidate_identity(),
             events=events,
+            versions=versions,
         )
         reconciler = Reconciler(
             cluster,
@@ -106,7 +112,7 @@ class Runtime:
         leadership: Leadership | None = None
         if settings.leader_election:
             leadership = _elector(settings, connection, metrics)
-        return cls(settings, reconciler, metrics, leadership, events)
+        return cls(settings, reconciler, metrics, leadership, events, versions)
 
     async def start(self) -> None:
         log.info(
@@ -163,6 +169,7 @@ class Runtime:
 
     def forget(self, key: Key) -> None:
         self._seen.pop(key, None)
+        self.versions.forget(key)
         self.queue.drop(key)
         self.metrics.forget(*key)
         self.releases_by_workload.discard(key)
