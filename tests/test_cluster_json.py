@@ -12,7 +12,6 @@ from kubernetes import client
 from kubernetes.client.rest import RESTResponse
 
 from apprelease.controller.cluster import KubernetesCluster
-from apprelease.controller.seenversions import SeenVersions
 from apprelease.core.workloads import Kind
 
 
@@ -42,10 +41,10 @@ def deployment(**extra: Any) -> dict[str, Any]:
     }
 
 
-def _api(routes: list[tuple[str, str, Raw]]) -> client.ApiClient:
-    """A client whose REST layer answers from `routes` (the first whose verb matches and whose path is part of
-    the URL), in memory."""
+@pytest.fixture
+def answers(monkeypatch: pytest.MonkeyPatch) -> tuple[KubernetesCluster, list[tuple[str, str, Raw]]]:
     api = client.ApiClient(client.Configuration(host="https://apiserver.invalid"))
+    routes: list[tuple[str, str, Raw]] = []
 
     def request(method: str, url: str, *_: Any, **__: Any) -> RESTResponse:
         for verb, path, raw in routes:
@@ -53,14 +52,8 @@ def _api(routes: list[tuple[str, str, Raw]]) -> client.ApiClient:
                 return RESTResponse(raw)
         raise AssertionError(f"unexpected {method} {url}")
 
-    api.rest_client.request = request  # type: ignore[method-assign]
-    return api
-
-
-@pytest.fixture
-def answers() -> tuple[KubernetesCluster, list[tuple[str, str, Raw]]]:
-    routes: list[tuple[str, str, Raw]] = []
-    return KubernetesCluster(_api(routes)), routes
+    monkeypatch.setattr(api.rest_client, "request", request)
+    return KubernetesCluster(api), routes
 
 
 def test_a_workload_is_read_and_patched_as_the_api_servers_json(
@@ -90,56 +83,3 @@ def test_pods_and_replica_sets_are_listed_as_json(
     routes.append(("GET", "/replicasets", Raw(200, {"kind": "ReplicaSetList", "items": []})))
     assert cluster.list_pods("prod", "app=web") == [pod]
     assert cluster.list_replica_sets("prod", "app=web") == []
-
-
-def test_the_operator_reads_an_apprelease_from_the_watch_cache_never_older_than_it_has_seen(
-    answers: tuple[KubernetesCluster, list[tuple[str, str, Raw]]],
-) -> None:
-    _, routes = answers
-    versions = SeenVersions()
-    cluster = KubernetesCluster(_api(routes), versions=versions)
-    release = {"apiVersion": "apprelease.dev/v1alpha1", "kind": "AppRelease", "metadata": {"name": "web"}}
-    written = release | {"metadata": {"name": "web", "resourceVersion": "1200"}}
-    # Never seen: a quorum read (no resourceVersion).
-    routes.append(("GET", "/namespaces/prod/appreleases/new", Raw(200, release)))
-    assert cluster.get_apprelease("prod", "new") == release
-    # Seen in an event: not older than it, from the watch cache.
-    versions.note(("prod", "web"), "1100")
-    routes.insert(0, ("GET", "/namespaces/prod/appreleases/web?resourceVersion=1100", Raw(200, release)))
-    assert cluster.get_apprelease("prod", "web") == release
-    # Its own status write: the next pass reads that write or newer (an automatic rollback is never undone by
-    # a copy older than it), and an older event seen late does not take that back.
-    routes.insert(0, ("PATCH", "/namespaces/prod/appreleases/web/status", Raw(200, written)))
-    assert cluster.patch_apprelease_status("prod", "web", {"revision": 2}, "1100") == "1200"
-    versions.note(("prod", "web"), "1150")
-    routes.insert(0, ("GET", "/namespaces/prod/appreleases/web?resourceVersion=1200", Raw(200, written)))
-    assert cluster.get_apprelease("prod", "web") == written
-
-
-def test_the_cli_and_workloads_read_with_quorum_reads(
-    answers: tuple[KubernetesCluster, list[tuple[str, str, Raw]]],
-) -> None:
-    cluster, routes = answers  # as the CLI makes it: no seen versions
-    release = {"kind": "AppRelease", "metadata": {"name": "web"}}
-
-    routes.append(("GET", "resourceVersion=", Raw(500, {"kind": "Status", "code": 500})))  # must not be asked
-    routes.append(("GET", "/namespaces/prod/appreleases/web", Raw(200, release)))
-    routes.append(("GET", "/apis/apps/v1/namespaces/prod/deployments/web", Raw(200, deployment())))
-    routes.append(("GET", "/apis/batch/v1/namespaces/prod/cronjobs/nightly", Raw(200, {"a": 1})))
-    assert cluster.get_apprelease("prod", "web") == release
-    assert cluster.get_workload(Kind.DEPLOYMENT, "prod", "web") == deployment()
-    assert cluster.get_workload(Kind.CRON_JOB, "prod", "nightly") == {"a": 1}
-
-
-def test_a_read_of_a_missing_object_is_none_and_other_errors_raise(
-    answers: tuple[KubernetesCluster, list[tuple[str, str, Raw]]],
-) -> None:
-    cluster, routes = answers
-    routes.append(("GET", "/appreleases/gone", Raw(404, {"kind": "Status", "code": 404})))
-    routes.append(("GET", "/statefulsets/db", Raw(500, {"kind": "Status", "code": 500})))
-    routes.append(("GET", "/appreleases/evil%2F..%2Fx", Raw(404, {"kind": "Status", "code": 404})))
-    assert cluster.get_apprelease("prod", "gone") is None
-    with pytest.raises(client.ApiException) as raised:
-        cluster.get_workload(Kind.STATEFUL_SET, "prod", "db")
-    assert raised.value.status == 500
-    assert cluster.get_apprelease("prod", "evil/../x") is None  # a path part is quoted, never a path

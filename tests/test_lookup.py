@@ -66,15 +66,3 @@ async def test_a_retry_annotation_is_urgent() -> None:
     runtime.observe(("shop", "c"), 1)
     runtime.observe(("shop", "b"), 2, "2026-11-30T12:00:00Z")
     assert await runtime.queue.get() == ("shop", "b")
-
-
-async def test_every_apprelease_event_notes_its_resource_version_and_a_deletion_forgets_it() -> None:
-    runtime = Runtime(OperatorSettings(metrics_port=0), object())  # type: ignore[arg-type]
-    intake = KopfIntake(runtime)
-    body = apprelease("shop", "web", 1, [("Deployment", "web")])
-    for version in ("10", "30", "20"):  # the newest seen stays, whatever the order (see seenversions)
-        body["metadata"]["resourceVersion"] = version
-        await intake.apprelease("MODIFIED", body)
-    assert runtime.versions.newest(("shop", "web")) == "30"
-    await intake.apprelease("DELETED", body)
-    assert runtime.versions.newest(("shop", "web")) is None and len(runtime.versions) == 0

@@ -18,10 +18,9 @@ from kubernetes.client.exceptions import ApiException
 
 from apprelease.controller.eventqueue import EventQueue
 from apprelease.controller.fencing import Conflict, conditional
-from apprelease.controller.seenversions import SeenVersions
 from apprelease.core.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from apprelease.core.fields import Fields
-from apprelease.core.workloads import KINDS, Kind
+from apprelease.core.workloads import Kind
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,6 @@ class KubernetesCluster:
         timeout_seconds: float = 30.0,
         instance: str = COMPONENT,
         events: EventQueue | None = None,
-        versions: SeenVersions | None = None,
     ) -> None:
         self._custom = client.CustomObjectsApi(api_client)
         self._apps = client.AppsV1Api(api_client)
@@ -77,16 +75,17 @@ class KubernetesCluster:
         self._instance = instance[:128]
         # With a queue, Events are posted by its threads and a pass does not wait for them (see eventqueue).
         self._events = events
-        # The operator's: AppReleases are read from the watch cache, not older than what it has seen (see
-        # seenversions). Without (the CLI), every read is a quorum read, as kubectl's.
-        self._versions = versions
 
     def get_apprelease(self, namespace: str, name: str) -> JsonObject | None:
-        """The AppRelease as the API server's JSON, None when it does not exist. With seen versions, from the
-        watch cache and not older than the newest version seen (its watch events, this process's writes)."""
-        seen = self._versions.newest((namespace, name)) if self._versions is not None else None
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}"
-        return self._read(path, namespace, name, not_older_than=seen) or None  # not an object: none
+        try:
+            obj = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self._timeout
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return obj if isinstance(obj, dict) else None
 
     def patch_apprelease_status(self, namespace: str, name: str, status: Patch, resource_version: str = "") -> str:
         """Merge-patch the status, conditional on `resource_version` when given (see `fencing`); returns the
@@ -101,10 +100,7 @@ class KubernetesCluster:
                     f"AppRelease {namespace}/{name} changed since resourceVersion {resource_version}"
                 ) from err
             raise
-        version = Fields(written).sub("metadata").text("resourceVersion")
-        if self._versions is not None:
-            self._versions.note((namespace, name), version)  # the next pass reads its own write
-        return str(version)
+        return str(Fields(written).sub("metadata").text("resourceVersion"))
 
     def patch_apprelease_spec(self, namespace: str, name: str, spec: Patch, field_manager: str) -> None:
         self._merge_patch(self._custom.patch_namespaced_custom_object, namespace, name, {"spec": spec}, field_manager)
@@ -138,29 +134,14 @@ class KubernetesCluster:
     # the client's typed models: the round trip model -> dict drops fields the models do not know (a newer API
     # server's) and cost more CPU per pass than the rest of a reconcile (profiled with 1,000 AppReleases).
     def get_workload(self, kind: Kind, namespace: str, name: str) -> JsonObject | None:
-        info = KINDS[kind]
-        return self._read(f"/apis/{info.api_version}/namespaces/{{namespace}}/{info.plural}/{{name}}", namespace, name)
-
-    def _read(self, path: str, namespace: str, name: str, not_older_than: str | None = None) -> JsonObject | None:
-        """GET one object as the API server's JSON; None when it does not exist. `not_older_than`: a
-        resourceVersion the answer is at least as new as, served from the watch cache (a 504 when that cache
-        has not reached it within the API server's wait, an ApiException like any other); None: a quorum read.
-        Raw JSON, not the client's typed models (see above `get_workload`)."""
-        api = self._core.api_client
-        request = api.param_serialize(
-            "GET",
-            path,
-            path_params={"namespace": namespace, "name": name},
-            query_params=[("resourceVersion", not_older_than)] if not_older_than else [],
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = api.call_api(*request, _request_timeout=self._timeout)
-        response.read()
-        if response.status == 404:
-            return None
-        if not 200 <= response.status <= 299:
-            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        try:
+            response = self._workload_call(kind, "read")(
+                name, namespace, _request_timeout=self._timeout, _preload_content=False
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
         return _json(response)
 
     def patch_workload(self, kind: Kind, namespace: str, name: str, body: Patch) -> JsonObject:
@@ -183,10 +164,7 @@ class KubernetesCluster:
 
     def list_pods(self, namespace: str, selector: str) -> list[JsonObject]:
         pods = self._core.list_namespaced_pod(
-            namespace,
-            label_selector=selector,
-            _request_timeout=self._timeout,
-            _preload_content=False,
+            namespace, label_selector=selector, _request_timeout=self._timeout, _preload_content=False
         )
         return _items(_json(pods))
 

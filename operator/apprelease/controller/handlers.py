@@ -123,7 +123,6 @@ async def on_apprelease_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: 
     if type == "DELETED":
         runtime.forget(key)  # its lookup entries go too
         return
-    runtime.versions.note(key, Fields(body).sub("metadata").value("resourceVersion"))
     runtime.releases_by_workload.replace(key, listed_workloads(body))
     runtime.releases_by_upstream.replace(key, promotion_source(body))
     runtime.metrics.observe_status(*key, body.get("status"))

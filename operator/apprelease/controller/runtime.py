@@ -17,7 +17,6 @@ from apprelease.controller.kubeclient import Connection, connect
 from apprelease.controller.lookup import ReverseIndex
 from apprelease.controller.metrics import Metrics
 from apprelease.controller.reconciler import Reconciler
-from apprelease.controller.seenversions import SeenVersions
 from apprelease.controller.settings import OperatorSettings
 from apprelease.controller.workqueue import WorkQueue
 from apprelease.election import (
@@ -47,7 +46,6 @@ class Runtime:
         metrics: Metrics | None = None,
         leadership: Leadership | None = None,
         events: EventQueue | None = None,
-        versions: SeenVersions | None = None,
     ) -> None:
         self.settings = settings
         self.events = events  # the queue the cluster posts Events through, if any (drained at stop)
@@ -65,8 +63,6 @@ class Runtime:
         # (uid, generation, retry) per live AppRelease, dropped by forget. The uid: one deleted and made again
         # under its name while the watch was away (a new list reports no DELETED) is new work.
         self._seen: dict[Key, tuple[str, int, str | None]] = {}
-        # The newest resourceVersion seen of each AppRelease: a pass reads it from the watch cache, not older.
-        self.versions = versions or SeenVersions()
         # Which AppReleases an event of a workload, or of an upstream AppRelease, wakes (see lookup).
         self.releases_by_workload: ReverseIndex[WorkloadRef, Key] = ReverseIndex()
         self.releases_by_upstream: ReverseIndex[Key, Key] = ReverseIndex()
@@ -90,13 +86,11 @@ class Runtime:
         if settings.shard_range:
             _check_sharding(connection, settings)
         events = EventQueue(threads=settings.event_threads, on_drop=metrics.event_dropped)
-        versions = SeenVersions()
         cluster = KubernetesCluster(
             connection.api_client,
             timeout_seconds=settings.kube_timeout_seconds,
             instance=candidate_identity(),
             events=events,
-            versions=versions,
         )
         reconciler = Reconciler(
             cluster,
@@ -112,7 +106,7 @@ class Runtime:
         leadership: Leadership | None = None
         if settings.leader_election:
             leadership = _elector(settings, connection, metrics)
-        return cls(settings, reconciler, metrics, leadership, events, versions)
+        return cls(settings, reconciler, metrics, leadership, events)
 
     async def start(self) -> None:
         log.info(
@@ -169,7 +163,6 @@ class Runtime:
 
     def forget(self, key: Key) -> None:
         self._seen.pop(key, None)
-        self.versions.forget(key)
         self.queue.drop(key)
         self.metrics.forget(*key)
         self.releases_by_workload.discard(key)
