@@ -8,9 +8,8 @@ duration (deployedAt to now). The server (`metrics_server`) runs in its own thre
 Bounded: label values from tenants and registries are folded (`metric_labels`), and at most `max_releases`
 AppReleases have series (each at most 3 condition types x 3 statuses, 3 x 3 revision counters: source and
 cause each `other` when unknown, 2 outcome histograms and one info series); updates for others are counted in
-`apprelease_series_dropped_total`. Those
-series are compact records written as text at scrape time (`metrics_releases`); the operator-wide ones are
-prometheus_client's.
+`apprelease_series_dropped_total`. Those series are compact records written as text at scrape time
+(`metrics_releases`); the operator-wide ones are prometheus_client's.
 """
 
 from __future__ import annotations
