@@ -71,7 +71,6 @@ ROLLOUT_DURATION = Family(
     "From a revision's deploy to its outcome.",
     ("namespace", "name", "outcome"),
 )
-FAMILIES = (INFO, CONDITION, REVISIONS, ROLLOUT_DURATION)
 
 
 @dataclass(slots=True)
