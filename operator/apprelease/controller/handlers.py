@@ -138,14 +138,21 @@ async def on_apprelease_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: 
 
 
 async def _on_workload_event(kind: Kind, type_: str | None, body: kopf.Body, memo: kopf.Memo) -> None:
-    if type_ != "DELETED" and not Workload(kind, dict(body), []).observed():
-        # A spec its controller has not acted on yet (our own patch, or a hand edit) tells a pass nothing new:
-        # the controller's status update follows and wakes the AppRelease (a drift is corrected then). One pass
-        # fewer per patch: 10,000 with 10,000 AppReleases.
-        return
     namespace, name = release_key(body)
-    runtime = _runtime(memo)
-    runtime.wake(runtime.releases_by_workload.get((namespace, str(kind), name)))
+    runtime, ref = _runtime(memo), (namespace, str(kind), name)
+    listed = runtime.releases_by_workload.get(ref)
+    if type_ == "DELETED" or not listed:
+        runtime.workload_news.forget(ref)  # gone, or nobody's: its next event is news again
+    else:
+        workload = Workload(kind, dict(body), [])
+        if not workload.observed():
+            # A spec its controller has not acted on yet (our own patch, or a hand edit) tells a pass nothing
+            # new: the controller's status update follows and wakes the AppRelease (a drift is corrected then).
+            # One pass fewer per patch: 10,000 with 10,000 AppReleases.
+            return
+        if not runtime.workload_news.changed(ref, workload):
+            return  # nothing a pass reads has changed since the last event (see workloadnews)
+    runtime.wake(listed)
 
 
 # One watch per workload kind, each filtered by the API server to labelled objects (see startup).

@@ -18,6 +18,7 @@ from apprelease.controller.lookup import ReverseIndex
 from apprelease.controller.metrics import Metrics
 from apprelease.controller.reconciler import Reconciler
 from apprelease.controller.settings import OperatorSettings
+from apprelease.controller.workloadnews import WorkloadNews
 from apprelease.controller.workqueue import WorkQueue
 from apprelease.election import (
     AlwaysLeader,
@@ -66,6 +67,8 @@ class Runtime:
         # Which AppReleases an event of a workload, or of an upstream AppRelease, wakes (see lookup).
         self.releases_by_workload: ReverseIndex[WorkloadRef, Key] = ReverseIndex()
         self.releases_by_upstream: ReverseIndex[Key, Key] = ReverseIndex()
+        # Which workload events are news to a pass (see workloadnews): the others wake nothing.
+        self.workload_news: WorkloadNews[WorkloadRef] = WorkloadNews()
         self._workers: list[asyncio.Task[None]] = []
         self._busy: set[asyncio.Task[None]] = set()  # reconcile passes under way
         # One thread per worker: a pass mostly waits on the API server, and asyncio's default executor
