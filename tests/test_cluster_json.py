@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import RESTResponse
 
+from apprelease.controller import cluster as cluster_module
 from apprelease.controller.cluster import KubernetesCluster
 from apprelease.core.workloads import Kind
 
@@ -83,3 +84,32 @@ def test_pods_and_replica_sets_are_listed_as_json(
     routes.append(("GET", "/replicasets", Raw(200, {"kind": "ReplicaSetList", "items": []})))
     assert cluster.list_pods("prod", "app=web") == [pod]
     assert cluster.list_replica_sets("prod", "app=web") == []
+
+
+def test_a_service_accounts_pull_secrets_are_read_once_per_period_per_account(
+    answers: tuple[KubernetesCluster, list[tuple[str, str, Raw]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wave of new AppReleases in one namespace read its ServiceAccount once per pin (issue 19).
+    cluster, routes = answers
+    many = [{"name": f"s{i}"} for i in range(cluster_module.MAX_ACCOUNT_PULL_SECRETS + 5)]
+    reads: list[str] = []
+    for namespace, secrets in (("prod", [{"name": "pull"}]), ("other", many)):
+        account = {"metadata": {"name": "default", "namespace": namespace}, "imagePullSecrets": secrets}
+        routes.append(("GET", f"/namespaces/{namespace}/serviceaccounts/default", Raw(200, account)))
+    routes.append(("GET", "/namespaces/gone/serviceaccounts/default", Raw(404, {"kind": "Status", "code": 404})))
+    real = cluster._core.read_namespaced_service_account
+
+    def counted(name: str, namespace: str, **kwargs: Any) -> Any:
+        reads.append(namespace)
+        return real(name, namespace, **kwargs)
+
+    monkeypatch.setattr(cluster._core, "read_namespaced_service_account", counted)
+    for _ in range(3):
+        assert cluster.get_service_account_pull_secrets("prod", "default") == ["pull"]
+        assert cluster.get_service_account_pull_secrets("gone", "default") == []
+        kept = cluster.get_service_account_pull_secrets("other", "default")
+    assert kept == [f"s{i}" for i in range(cluster_module.MAX_ACCOUNT_PULL_SECRETS)]  # bounded per account
+    assert reads == ["prod", "gone", "other"]  # one read per account, never another namespace's answer
+    cluster._accounts.expire(time=cluster._accounts.timer() + cluster_module.SERVICE_ACCOUNT_SECONDS + 1)
+    assert cluster.get_service_account_pull_secrets("prod", "default") == ["pull"]
+    assert reads[-1] == "prod" and len(reads) == 4  # read again after the period

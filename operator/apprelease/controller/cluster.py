@@ -10,9 +10,11 @@ import datetime as dt
 import functools
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from cachetools import TTLCache
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -25,6 +27,13 @@ from apprelease.core.workloads import Kind
 log = logging.getLogger(__name__)
 
 COMPONENT = "apprelease-operator"
+# A ServiceAccount's imagePullSecrets, as read, are reused this long (seconds) and for this many accounts: a
+# wave of new AppReleases in one namespace reads its ServiceAccount once per period, not once per pin (issue
+# 19). Pods take an account's secrets when they are created (the ServiceAccount admission plugin), so a view
+# this old chooses what a pod made at that time would have used. Reused only for the same namespace and name.
+SERVICE_ACCOUNT_SECONDS = 10.0
+SERVICE_ACCOUNTS_KEPT = 1024
+MAX_ACCOUNT_PULL_SECRETS = 64  # names kept per account: a tenant's account could list thousands
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
@@ -75,6 +84,10 @@ class KubernetesCluster:
         self._instance = instance[:128]
         # With a queue, Events are posted by its threads and a pass does not wait for them (see eventqueue).
         self._events = events
+        self._accounts: TTLCache[tuple[str, str], tuple[str, ...]] = TTLCache(
+            SERVICE_ACCOUNTS_KEPT, ttl=SERVICE_ACCOUNT_SECONDS
+        )
+        self._accounts_lock = threading.Lock()  # worker threads share the cache
 
     def get_apprelease(self, namespace: str, name: str) -> JsonObject | None:
         try:
@@ -219,13 +232,24 @@ class KubernetesCluster:
         return dict(obj.data or {})
 
     def get_service_account_pull_secrets(self, namespace: str, name: str) -> list[str]:
+        """The names in a ServiceAccount's imagePullSecrets, in order, the first MAX_ACCOUNT_PULL_SECRETS; []
+        when it is missing or unreadable. Read at most once per SERVICE_ACCOUNT_SECONDS per account."""
+        key = (namespace, name)
+        with self._accounts_lock:
+            kept = self._accounts.get(key)
+        if kept is not None:
+            return list(kept)
         try:
             sa = self._core.read_namespaced_service_account(name, namespace, _request_timeout=self._timeout)
         except ApiException as err:
-            if err.status in (403, 404):
-                return []
-            raise
-        return [ref.name for ref in (sa.image_pull_secrets or []) if ref.name]
+            if err.status not in (403, 404):
+                raise
+            names: tuple[str, ...] = ()
+        else:
+            names = tuple(ref.name for ref in (sa.image_pull_secrets or []) if ref.name)[:MAX_ACCOUNT_PULL_SECRETS]
+        with self._accounts_lock:
+            self._accounts[key] = names
+        return list(names)
 
     def post_event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
         """Post an Event (`involved`: apiVersion, kind, name, namespace, uid, resourceVersion of its object): at
