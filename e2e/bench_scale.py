@@ -9,7 +9,8 @@ controller-manager and scheduler client rates, Deployment and ReplicaSet workers
   only PATCHes each one to the digest as soon as its watch shows it, with the operator's worker count: the
   floor of "apply end -> all pinned" on this machine, next to which the operator's number is a ratio;
 - operator: the same apply of N unpinned Deployments, each followed by its AppRelease, with the operator
-  running (AppReleases with a 2 s bake); timed from the end of the apply until every Deployment is pinned
+  running (AppReleases with a 2 s bake) and the chart's hold-unpinned admission policy in force, as the chart
+  installs it (BENCH_SCALE_HOLD=0: without); timed from the end of the apply until every Deployment is pinned
   (goal: under 60 s at 10,000) and until every AppRelease is Ready (from the start of the apply, next to the
   direct baseline, as a ratio);
 - registry requests (through e2e/counting_proxy.py) to create N AppReleases of one version, to upgrade them
@@ -42,7 +43,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -70,6 +71,7 @@ from e2e.fleet import (
     ready_version,
     rolled_out,
 )
+from e2e.holdpolicy import hold_unpinned
 from e2e.images import build_and_push, make_app_repo
 from e2e.releases import deployment_manifest, release_manifest
 from e2e.scale_report import Run, report
@@ -77,6 +79,8 @@ from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
 
 SIZES = [int(n) for n in os.environ.get("BENCH_SCALE_SIZES", "1000,10000").split(",") if n.strip()]
 REPLICAS = int(os.environ.get("BENCH_SCALE_REPLICAS", "0"))
+# The chart's hold-unpinned admission policy (its default) in the operator's namespace; BENCH_SCALE_HOLD=0: off.
+HOLD = os.environ.get("BENCH_SCALE_HOLD", "1") != "0"
 EDITS = 20
 SETTLE = 30.0  # seconds of a quiet queue before the single edits: what the last phase left behind is done
 DIRECT, OPERATED, BARE = "bench-scale-direct", "bench-scale", "bench-scale-bare"
@@ -202,7 +206,11 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
     operator.start()
     profiler = _profile(operator, run.size)
     sampler = RssSampler(operator.rss_kib)
+    hold = ExitStack()
     try:
+        if HOLD:
+            hold.enter_context(hold_unpinned(testbed, [OPERATED], release="bench-scale"))
+        note(f"N={run.size}: the chart's hold-unpinned policy is {'on' if HOLD else 'off'}")
         time.sleep(2)
         run.rss_idle = operator.rss_kib() / 1024
         proxy.take()
@@ -277,6 +285,7 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
         if profiler is not None:
             profiler.wait(timeout=60)
         proxy.stop()
+        hold.close()
         _delete_namespace(kubectl, OPERATED)
 
 

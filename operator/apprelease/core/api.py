@@ -25,6 +25,10 @@ ANNOTATION_RELEASE = "apprelease.dev/release"
 # Set by a workload's owner: the one AppRelease allowed to pin it. Without it the workload is not touched.
 LABEL_RELEASE = "apprelease.dev/release"
 ANNOTATION_CHANGE_CAUSE = "kubernetes.io/change-cause"
+# Set with spec.paused on a labelled Deployment created with an image by tag, by the chart's admission policy
+# (holdUnpinned): no pod runs until its AppRelease pins it; the pin removes both (`apprelease.core.decisions`).
+ANNOTATION_HELD = "apprelease.dev/held"
+HELD_UNPINNED = "unpinned"
 # Set by `apprelease retry`: each new value re-tries a failed version once (recorded in status.lastHandledRetry).
 ANNOTATION_RETRY = "apprelease.dev/retry"
 # OCI image config labels (OCI image spec, annotations.md) that `apprelease build` writes and provenance reads.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from apprelease.core import consent, fieldowners, limits, reference
 from apprelease.core.api import (
     ANNOTATION_CHANGE_CAUSE,
+    ANNOTATION_HELD,
     ANNOTATION_RELEASE,
     ANNOTATION_REVISION,
     ANNOTATION_VERSION,
@@ -269,13 +270,18 @@ class WorkloadPatch:
 
 
 def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, release: str) -> WorkloadPatch | None:
-    """The strategic-merge patch that pins the containers, touching nothing else; None when already pinned."""
+    """The strategic-merge patch that pins the containers, touching nothing else; None when already pinned.
+
+    A Deployment held by the chart's admission policy (`Workload.held`) is released in the same patch:
+    spec.paused and the annotation apprelease.dev/held are removed, so its first ReplicaSet runs the pinned
+    digest (no pod ever ran the tag it was created with)."""
     template_annotations = workload.template_annotations()
     images = workload.images()
     stale = [name for name in workload.containers if images.get(name) != pinned]
     wanted_annotations = {ANNOTATION_VERSION: version, ANNOTATION_REVISION: str(revision)}
     annotations_stale = any(template_annotations.get(k) != v for k, v in wanted_annotations.items())
-    if not stale and not annotations_stale:
+    held = workload.held()
+    if not stale and not annotations_stale and not held:
         return None
     drifted, changed_by = _drift(workload, stale, revision)
     inits = workload.init_container_names()
@@ -284,15 +290,15 @@ def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, 
         lists["initContainers" if name in inits else "containers"].append({"name": name, "image": pinned})
     # Strategic merge by name in each list: only the named containers' images change, in the list they are in.
     template = {"metadata": {"annotations": wanted_annotations}, "spec": {k: v for k, v in lists.items() if v}}
-    body: dict[str, object] = {
-        "metadata": {
-            "annotations": {
-                ANNOTATION_CHANGE_CAUSE: f"apprelease {release}: {version} (revision {revision}) {pinned}",
-                ANNOTATION_RELEASE: release,
-            }
-        },
-        **workload.template_patch(template),
+    annotations: dict[str, str | None] = {
+        ANNOTATION_CHANGE_CAUSE: f"apprelease {release}: {version} (revision {revision}) {pinned}",
+        ANNOTATION_RELEASE: release,
     }
+    spec = workload.template_patch(template)
+    if held:  # null removes a field in a merge patch (RFC 7386, kept by strategic merge)
+        annotations[ANNOTATION_HELD] = None
+        spec = {"spec": {**_mapping(spec.get("spec")), "paused": None}}
+    body: dict[str, object] = {"metadata": {"annotations": annotations}, **spec}
     return WorkloadPatch(body=body, drifted=drifted, changed_by=changed_by)
 
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from apprelease.core import limits
-from apprelease.core.api import ANNOTATION_REVISION
+from apprelease.core.api import ANNOTATION_HELD, ANNOTATION_REVISION, HELD_UNPINNED
 from apprelease.core.fields import Fields
 
 Pod = TypeVar("Pod", bound=Mapping[str, object])  # a pod as the API server returned it
@@ -119,6 +119,12 @@ class Workload:
     def images(self) -> dict[str, str]:
         """Container name -> image, init containers included (names are unique across both lists in a pod)."""
         return {str(c.get("name")): str(c.get("image", "")) for c in self.pod_containers()}
+
+    def held(self) -> bool:
+        """A Deployment held by the chart's admission policy until it is pinned: paused, with the annotation
+        apprelease.dev/held: unpinned (see `apprelease.core.api.ANNOTATION_HELD`)."""
+        held = self.meta.strings("annotations").get(ANNOTATION_HELD) == HELD_UNPINNED
+        return self.kind == Kind.DEPLOYMENT and held and Fields(self.obj).sub("spec").value("paused") is True
 
     def min_ready_seconds(self) -> int:
         return Fields(self.obj).sub("spec").num("minReadySeconds")

@@ -1,0 +1,90 @@
+"""The chart's hold-unpinned admission policy on the real API server, with the operator as a real process: a
+labelled Deployment created with a tag runs no pod and gets no ReplicaSet until its AppRelease pins it; the pin
+releases it, and its only ReplicaSet runs the digest. One its owner created paused, and one not labelled, are
+left as they are. A Deployment whose AppRelease is refused stays held (no pod ever runs the tag)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from e2e.holdpolicy import hold_unpinned
+from e2e.images import Pushed
+from e2e.releases import apply, deployment_manifest, release_manifest, wait_condition, wait_ready
+from e2e.support import Operator, Testbed, wait_until
+
+
+def _deployment(testbed: Testbed, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = testbed.kubectl_json("get", "deployment", name, "-n", namespace)
+    return found
+
+
+def _replica_set_images(testbed: Testbed, namespace: str, app: str) -> list[str]:
+    listed = testbed.kubectl_json("get", "replicasets", "-n", namespace, "-l", f"app={app}")
+    return sorted(c["image"] for rs in listed["items"] for c in rs["spec"]["template"]["spec"]["containers"])
+
+
+def test_a_labelled_deployment_by_tag_runs_nothing_until_pinned(
+    testbed: Testbed, operator: Operator, namespace: str, web: dict[str, Pushed]
+) -> None:
+    repository = web["v1.0.0"].repository
+    digest = web["v1.0.0"].digest
+    with hold_unpinned(testbed, [namespace]):
+        apply(
+            testbed, deployment_manifest(namespace, "web", {"web": f"{repository}:v1.0.0"}, release="web", replicas=1)
+        )
+        owned = deployment_manifest(namespace, "own", {"own": f"{repository}:v1.0.0"}, release="own", replicas=1)
+        owned["spec"]["paused"] = True
+        apply(testbed, owned)
+        apply(
+            testbed, deployment_manifest(namespace, "free", {"free": f"{repository}:v1.0.0"}, release=None, replicas=1)
+        )
+        bad = deployment_manifest(namespace, "bad", {"bad": f"{repository}:v1.0.0"}, release="bad", replicas=1)
+        apply(testbed, bad)
+
+        held = _deployment(testbed, namespace, "web")
+        assert held["spec"]["paused"] is True
+        assert held["metadata"]["annotations"]["apprelease.dev/held"] == "unpinned"
+        assert "apprelease.dev/held" not in _deployment(testbed, namespace, "own")["metadata"].get("annotations", {})
+        free = _deployment(testbed, namespace, "free")
+        assert not free["spec"].get("paused") and "apprelease.dev/held" not in free["metadata"].get("annotations", {})
+        # The controller-manager has seen the held Deployment (observedGeneration) and made no ReplicaSet.
+        wait_until(
+            lambda: _deployment(testbed, namespace, "web").get("status", {}).get("observedGeneration") == 1 or None,
+            timeout=60,
+            what="the held Deployment observed",
+        )
+        assert _replica_set_images(testbed, namespace, "web") == []
+
+        workloads = [{"kind": "Deployment", "name": "web"}]
+        apply(testbed, release_manifest(namespace, "web", repository, "v1.0.0", workloads))
+        apply(
+            testbed, release_manifest(namespace, "own", repository, "v1.0.0", [{"kind": "Deployment", "name": "own"}])
+        )
+        # Refused by the operator (a registry it does not allow): its Deployment stays held, untouched.
+        bad_release = release_manifest(
+            namespace, "bad", "elsewhere.invalid/app", "v1.0.0", [{"kind": "Deployment", "name": "bad"}]
+        )
+        apply(testbed, bad_release)
+
+        release = wait_ready(testbed, namespace, "web", "v1.0.0")
+        assert release["status"]["digest"] == digest
+        released = _deployment(testbed, namespace, "web")
+        assert not released["spec"].get("paused")
+        assert "apprelease.dev/held" not in released["metadata"].get("annotations", {})
+        assert _replica_set_images(testbed, namespace, "web") == [f"{repository}@{digest}"]  # the only one
+
+        wait_until(
+            lambda: (
+                _deployment(testbed, namespace, "own")["spec"]["template"]["spec"]["containers"][0]["image"]
+                == f"{repository}@{digest}"
+                or None
+            ),
+            timeout=60,
+            what="the owner's paused Deployment pinned",
+        )
+        assert _deployment(testbed, namespace, "own")["spec"]["paused"] is True  # its owner's pause stays
+
+        wait_condition(testbed, namespace, "bad", "Stalled", "True")
+        still = _deployment(testbed, namespace, "bad")
+        assert still["spec"]["paused"] is True and _replica_set_images(testbed, namespace, "bad") == []
+        assert still["spec"]["template"]["spec"]["containers"][0]["image"] == f"{repository}:v1.0.0"
