@@ -18,11 +18,12 @@ CHART = ROOT / "charts" / "apprelease-operator"
 
 
 def render(testbed: Testbed, release: str, namespaces: list[str]) -> str:
-    """The policy and its binding as `helm template` renders them with watchNamespaces = namespaces."""
+    """The policy and its binding as `helm template` renders them, turned on (the chart's default is off), with
+    watchNamespaces = namespaces."""
     helm = Path(testbed.bin_dir) / "helm" if testbed.bin_dir else Path("helm")
     result = subprocess.run(
         [str(helm), "template", release, str(CHART), "--show-only", "templates/hold-unpinned.yaml"]
-        + ["--set", f"watchNamespaces={{{','.join(namespaces)}}}"],
+        + ["--set", "holdUnpinned.enabled=true", "--set", f"watchNamespaces={{{','.join(namespaces)}}}"],
         capture_output=True,
         text=True,
         timeout=60,

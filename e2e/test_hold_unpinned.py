@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from e2e.holdpolicy import hold_unpinned
+import yaml
+
+from e2e.conftest import Helm
+from e2e.holdpolicy import CHART, hold_unpinned
 from e2e.images import Pushed
 from e2e.releases import apply, deployment_manifest, release_manifest, wait_condition, wait_ready
 from e2e.support import Operator, Testbed, wait_until
@@ -88,3 +91,27 @@ def test_a_labelled_deployment_by_tag_runs_nothing_until_pinned(
         still = _deployment(testbed, namespace, "bad")
         assert still["spec"]["paused"] is True and _replica_set_images(testbed, namespace, "bad") == []
         assert still["spec"]["template"]["spec"]["containers"][0]["image"] == f"{repository}:v1.0.0"
+
+
+def test_the_chart_renders_the_policy_only_when_asked_and_bound_to_its_namespaces(helm: Helm) -> None:
+    default = helm("template", "x", str(CHART))
+    assert "MutatingAdmissionPolicy" not in default.stdout  # off unless asked (a GitOps wait could deadlock)
+    shown = [
+        "template",
+        "x",
+        str(CHART),
+        "--show-only",
+        "templates/hold-unpinned.yaml",
+        "--set",
+        "holdUnpinned.enabled=true",
+    ]
+    objects = list(yaml.safe_load_all(helm(*shown, "--set", "watchNamespaces={a,b}").stdout))
+    policy, binding = objects
+    assert policy["kind"] == "MutatingAdmissionPolicy" and policy["spec"]["matchConstraints"]["resourceRules"][0][
+        "operations"
+    ] == ["CREATE"]
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]
+    assert selector == {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a", "b"]}
+    everywhere = list(yaml.safe_load_all(helm(*shown).stdout))[1]
+    assert "matchResources" not in everywhere["spec"]  # the whole cluster, as the operator watches it
