@@ -15,6 +15,7 @@ from typing import Any
 from e2e.support import ROOT, Testbed, wait_until
 
 CHART = ROOT / "charts" / "apprelease-operator"
+MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"  # what the chart checks the cluster serves
 
 
 def render(testbed: Testbed, release: str, namespaces: list[str]) -> str:
@@ -23,7 +24,8 @@ def render(testbed: Testbed, release: str, namespaces: list[str]) -> str:
     helm = Path(testbed.bin_dir) / "helm" if testbed.bin_dir else Path("helm")
     result = subprocess.run(
         [str(helm), "template", release, str(CHART), "--show-only", "templates/hold-unpinned.yaml"]
-        + ["--set", "holdUnpinned.enabled=true", "--set", f"watchNamespaces={{{','.join(namespaces)}}}"],
+        + ["--set", "holdUnpinned.enabled=true", "--set", f"watchNamespaces={{{','.join(namespaces)}}}"]
+        + ["--api-versions", MAP_API],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,12 +5,13 @@ left as they are. A Deployment whose AppRelease is refused stays held (no pod ev
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
 
 from e2e.conftest import Helm
-from e2e.holdpolicy import CHART, hold_unpinned
+from e2e.holdpolicy import CHART, MAP_API, hold_unpinned
 from e2e.images import Pushed
 from e2e.releases import apply, deployment_manifest, release_manifest, wait_condition, wait_ready
 from e2e.support import Operator, Testbed, wait_until
@@ -96,22 +97,61 @@ def test_a_labelled_deployment_by_tag_runs_nothing_until_pinned(
 def test_the_chart_renders_the_policy_only_when_asked_and_bound_to_its_namespaces(helm: Helm) -> None:
     default = helm("template", "x", str(CHART))
     assert "MutatingAdmissionPolicy" not in default.stdout  # off unless asked (a GitOps wait could deadlock)
-    shown = [
-        "template",
-        "x",
-        str(CHART),
-        "--show-only",
-        "templates/hold-unpinned.yaml",
-        "--set",
-        "holdUnpinned.enabled=true",
-    ]
-    objects = list(yaml.safe_load_all(helm(*shown, "--set", "watchNamespaces={a,b}").stdout))
-    policy, binding = objects
-    assert policy["kind"] == "MutatingAdmissionPolicy" and policy["spec"]["matchConstraints"]["resourceRules"][0][
-        "operations"
-    ] == ["CREATE"]
+    shown = ["template", "x", str(CHART), "--show-only", "templates/hold-unpinned.yaml"]
+    shown += ["--set", "holdUnpinned.enabled=true"]
+    refused = helm(*shown, check=False)  # a cluster without the API: a clear refusal, nothing half-installed
+    assert refused.returncode != 0 and "MutatingAdmissionPolicy API (Kubernetes 1.36 or later)" in refused.stderr
+    shown += ["--api-versions", MAP_API]
+    policy, binding = yaml.safe_load_all(helm(*shown, "--set", "watchNamespaces={a,b}").stdout)
+    assert policy["kind"] == "MutatingAdmissionPolicy"
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE"]
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-    selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]
-    assert selector == {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a", "b"]}
+    names = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a", "b"]}
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {"matchExpressions": [names]}
+    narrowed = helm(
+        *shown, "--set", "watchNamespaces={a,b}", "--set", "holdUnpinned.namespaceSelector.matchLabels.team=x"
+    )
+    selector = list(yaml.safe_load_all(narrowed.stdout))[1]["spec"]["matchResources"]["namespaceSelector"]
+    assert selector == {"matchLabels": {"team": "x"}, "matchExpressions": [names]}  # ANDed, never widened
     everywhere = list(yaml.safe_load_all(helm(*shown).stdout))[1]
     assert "matchResources" not in everywhere["spec"]  # the whole cluster, as the operator watches it
+
+
+DIGEST = "@sha256:" + "a" * 64
+
+
+def _admitted(testbed: Testbed, namespace: str, pod_spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    """What admission makes of a labelled Deployment with this pod spec (a server-side dry run)."""
+    manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "probe", "namespace": namespace, "labels": {"apprelease.dev/release": "probe"}} | meta,
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "probe"}},
+            "template": {"metadata": {"labels": {"app": "probe"}}, "spec": pod_spec},
+        },
+    }
+    answer: dict[str, Any] = json.loads(
+        testbed.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(manifest)).stdout
+    )
+    return answer
+
+
+def test_the_policy_holds_every_shape_by_tag_and_nothing_by_digest(testbed: Testbed, namespace: str) -> None:
+    with hold_unpinned(testbed, [namespace]):
+        init_by_tag = {
+            "initContainers": [{"name": "m", "image": "r/m:1"}],
+            "containers": [{"name": "a", "image": f"r/a{DIGEST}"}],
+        }
+        held = _admitted(testbed, namespace, init_by_tag, annotations={"team": "shop"})
+        assert held["spec"]["paused"] is True
+        assert held["metadata"]["annotations"] == {"team": "shop", "apprelease.dev/held": "unpinned"}  # kept, added
+        by_digest = {
+            "initContainers": [{"name": "m", "image": f"r/m{DIGEST}"}],
+            "containers": [{"name": "a", "image": f"r/a:1{DIGEST}"}],
+        }
+        free = _admitted(testbed, namespace, by_digest)
+        assert not free["spec"].get("paused") and "apprelease.dev/held" not in free["metadata"].get("annotations", {})
+        sidecar_by_tag = {"containers": [{"name": "a", "image": f"r/a{DIGEST}"}, {"name": "proxy", "image": "envoy:1"}]}
+        assert _admitted(testbed, namespace, sidecar_by_tag)["spec"]["paused"] is True

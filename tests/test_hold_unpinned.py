@@ -7,7 +7,7 @@ from typing import Any
 
 from apprelease.core.api import ANNOTATION_HELD, ANNOTATION_REVISION, HELD_UNPINNED
 from apprelease.core.decisions import plan_patch
-from apprelease.core.workloads import Kind, Workload
+from apprelease.core.workloads import Kind, Rollout, Workload
 
 IMAGE = "r.example/app"
 PINNED = f"{IMAGE}@sha256:" + "a" * 64
@@ -75,3 +75,28 @@ def test_only_a_paused_deployment_with_the_annotation_is_held() -> None:
     assert not deployment(f"{IMAGE}:v1", paused=None, held=True).held()  # resumed by hand: nothing to release
     assert not deployment(f"{IMAGE}:v1", paused=False, held=True).held()
     assert not deployment(f"{IMAGE}:v1", paused=True, held=True, kind=Kind.STATEFUL_SET).held()
+
+
+def test_resumed_by_hand_then_paused_by_a_person_the_pin_removes_the_mark_and_keeps_the_pause() -> None:
+    # `kubectl rollout resume` left the mark; a later `kubectl rollout pause` is a person's, never undone.
+    resumed = deployment(f"{IMAGE}:v1", paused=None, held=True)
+    patch = plan_patch(resumed, pinned=PINNED, version="v1", revision=1, release="shop")
+    assert patch is not None
+    metadata: Any = patch.body["metadata"]
+    spec: Any = patch.body["spec"]
+    assert metadata["annotations"][ANNOTATION_HELD] is None and "paused" not in spec
+    marked_and_pinned = deployment(PINNED, paused=True, held=True, revision="1")
+    obj: Any = marked_and_pinned.obj
+    obj["metadata"]["annotations"][ANNOTATION_HELD] = "something else"  # not ours: no release
+    patch = plan_patch(marked_and_pinned, pinned=PINNED, version="v1", revision=1, release="shop")
+    assert patch is not None
+    assert "paused" not in patch.body["spec"]  # type: ignore[operator]  # only the mark goes
+
+
+def test_a_held_deployment_is_reported_as_held_not_as_a_person_s_pause() -> None:
+    held = deployment(f"{IMAGE}:v1", paused=True, held=True)
+    obj: Any = held.obj
+    obj["status"] = {"observedGeneration": 1}
+    state = held.rollout()
+    assert state.state == Rollout.PAUSED and "held until its AppRelease pins it" in state.detail
+    assert "rollout resume" not in state.detail  # resuming by hand would run the tag

@@ -274,14 +274,15 @@ def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, 
 
     A Deployment held by the chart's admission policy (`Workload.held`) is released in the same patch:
     spec.paused and the annotation apprelease.dev/held are removed, so its first ReplicaSet runs the pinned
-    digest (no pod ever ran the tag it was created with)."""
+    digest (no pod ever ran the tag it was created with). The annotation alone (resumed by hand) is removed too,
+    and the pause is left alone: a person's later `kubectl rollout pause` is never undone."""
     template_annotations = workload.template_annotations()
     images = workload.images()
     stale = [name for name in workload.containers if images.get(name) != pinned]
     wanted_annotations = {ANNOTATION_VERSION: version, ANNOTATION_REVISION: str(revision)}
     annotations_stale = any(template_annotations.get(k) != v for k, v in wanted_annotations.items())
-    held = workload.held()
-    if not stale and not annotations_stale and not held:
+    held, marked = workload.held(), workload.held_mark()
+    if not stale and not annotations_stale and not marked:
         return None
     drifted, changed_by = _drift(workload, stale, revision)
     inits = workload.init_container_names()
@@ -295,8 +296,9 @@ def plan_patch(workload: Workload, *, pinned: str, version: str, revision: int, 
         ANNOTATION_RELEASE: release,
     }
     spec = workload.template_patch(template)
-    if held:  # null removes a field in a merge patch (RFC 7386, kept by strategic merge)
+    if marked:  # null removes a field in a merge patch (RFC 7386, kept by strategic merge)
         annotations[ANNOTATION_HELD] = None
+    if held:
         spec = {"spec": {**_mapping(spec.get("spec")), "paused": None}}
     body: dict[str, object] = {"metadata": {"annotations": annotations}, **spec}
     return WorkloadPatch(body=body, drifted=drifted, changed_by=changed_by)

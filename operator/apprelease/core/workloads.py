@@ -120,11 +120,16 @@ class Workload:
         """Container name -> image, init containers included (names are unique across both lists in a pod)."""
         return {str(c.get("name")): str(c.get("image", "")) for c in self.pod_containers()}
 
+    def held_mark(self) -> bool:
+        """It carries the annotation apprelease.dev/held (see `apprelease.core.api.ANNOTATION_HELD`), paused or
+        not: a Deployment resumed by hand keeps it until its next pin removes it."""
+        return ANNOTATION_HELD in self.meta.strings("annotations")
+
     def held(self) -> bool:
         """A Deployment held by the chart's admission policy until it is pinned: paused, with the annotation
-        apprelease.dev/held: unpinned (see `apprelease.core.api.ANNOTATION_HELD`)."""
-        held = self.meta.strings("annotations").get(ANNOTATION_HELD) == HELD_UNPINNED
-        return self.kind == Kind.DEPLOYMENT and held and Fields(self.obj).sub("spec").value("paused") is True
+        apprelease.dev/held: unpinned."""
+        marked = self.meta.strings("annotations").get(ANNOTATION_HELD) == HELD_UNPINNED
+        return self.kind == Kind.DEPLOYMENT and marked and Fields(self.obj).sub("spec").value("paused") is True
 
     def min_ready_seconds(self) -> int:
         return Fields(self.obj).sub("spec").num("minReadySeconds")
@@ -247,7 +252,11 @@ def judge(kind: str, obj: Mapping[str, object] | None, title: str = "") -> Rollo
     spec, status = view.sub("spec"), view.sub("status")
     state, detail = _gate(known, spec, status, view.sub("metadata").num("generation")) or _JUDGES[known](spec, status)
     if state == Rollout.PROGRESSING and known == Kind.DEPLOYMENT and spec.value("paused") is True:
-        state, detail = Rollout.PAUSED, f"paused (spec.paused) at {detail}; `kubectl rollout resume` continues it"
+        if view.sub("metadata").strings("annotations").get(ANNOTATION_HELD) == HELD_UNPINNED:
+            # Resuming it by hand would run the tag the hold keeps from running: the pin releases it.
+            state, detail = Rollout.PAUSED, f"held until its AppRelease pins it ({ANNOTATION_HELD}) at {detail}"
+        else:
+            state, detail = Rollout.PAUSED, f"paused (spec.paused) at {detail}; `kubectl rollout resume` continues it"
     return RolloutState(state, detail, title)
 
 
