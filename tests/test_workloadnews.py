@@ -118,3 +118,19 @@ def test_the_fingerprint_is_16_bytes_and_ignores_what_no_pass_reads() -> None:
     assert fingerprint(base) == fingerprint(Workload(Kind.DEPLOYMENT, later, []))
     news: WorkloadNews[str] = WorkloadNews()
     assert news.changed("web", base) and not news.changed("web", base)
+
+
+async def test_a_workload_no_apprelease_lists_any_more_is_forgotten_at_once(intake: KopfIntake) -> None:
+    runtime = intake.runtime
+    await intake.workload("Deployment", deployment())
+    assert len(runtime.workload_news) == 1
+    await intake.apprelease("DELETED", apprelease("shop", "web", 1, [("Deployment", "web")]))
+    assert len(runtime.workload_news) == 0  # no event of the workload was needed
+
+
+def test_a_complete_rollout_s_detail_is_no_news() -> None:
+    # A CronJob's detail names its last run; a complete rollout's detail is never reported by a pass.
+    nightly: Any = {"metadata": {"uid": "c", "generation": 1}, "status": {"lastScheduleTime": "2026-11-30T01:00:00Z"}}
+    later = copy.deepcopy(nightly)
+    later["status"]["lastScheduleTime"] = "2026-11-30T02:00:00Z"
+    assert fingerprint(Workload(Kind.CRON_JOB, nightly, [])) == fingerprint(Workload(Kind.CRON_JOB, later, []))

@@ -11,8 +11,10 @@ State lives in the `Runtime`, in the operator's `memo` (set at startup, shallow-
 by kopf), with "which AppReleases list this workload" and "which promote from this one" as its reverse maps
 (controller/lookup.py, not kopf indexes: see there why). Each AppRelease event replaces that AppRelease's
 entries and a deletion drops them, so the work per event is O(workloads of one AppRelease), never a scan.
-The label `apprelease.dev/release` on a workload is not enough for that lookup: when the label is removed, the
-watch reports the workload without it, and that event must still wake the AppRelease that lists it.
+The label `apprelease.dev/release` on a workload is not enough for that lookup: it names the AppRelease its owner
+consents to, not those that list it, and an AppRelease that lists a workload labelled for another must be woken
+to report WorkloadNotOptedIn. When the label is removed, the API server's label-selected watch reports DELETED
+(with the object as it was before), which wakes the AppReleases that list it.
 """
 
 from __future__ import annotations

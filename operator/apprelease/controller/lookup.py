@@ -13,7 +13,7 @@ AppRelease's own first event queues a pass, which reads the workload as it is th
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T", bound=Hashable)  # what an event is about (a workload, an upstream AppRelease)
@@ -23,12 +23,14 @@ K = TypeVar("K", bound=Hashable)  # the AppRelease that lists it
 class ReverseIndex(Generic[T, K]):
     """target -> the keys that list it, plus key -> its targets so that a key's entries can be replaced.
 
-    Memory: one entry per (key, target) pair of live keys; a target no key lists is dropped at once.
+    Memory: one entry per (key, target) pair of live keys; a target no key lists is dropped at once, and
+    `on_unlisted(target)` is called then (state kept about it elsewhere can go too).
     Not thread-safe: called from the event loop only (kopf handlers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_unlisted: Callable[[T], None] | None = None) -> None:
         self._keys: dict[T, set[K]] = {}
         self._targets: dict[K, frozenset[T]] = {}
+        self._on_unlisted = on_unlisted
 
     def replace(self, key: K, targets: Iterable[T]) -> None:
         """`key` now lists exactly `targets` (empty: nothing)."""
@@ -68,3 +70,5 @@ class ReverseIndex(Generic[T, K]):
         keys.discard(key)
         if not keys:
             del self._keys[target]
+            if self._on_unlisted is not None:
+                self._on_unlisted(target)

@@ -64,11 +64,12 @@ class Runtime:
         # (uid, generation, retry) per live AppRelease, dropped by forget. The uid: one deleted and made again
         # under its name while the watch was away (a new list reports no DELETED) is new work.
         self._seen: dict[Key, tuple[str, int, str | None]] = {}
-        # Which AppReleases an event of a workload, or of an upstream AppRelease, wakes (see lookup).
-        self.releases_by_workload: ReverseIndex[WorkloadRef, Key] = ReverseIndex()
-        self.releases_by_upstream: ReverseIndex[Key, Key] = ReverseIndex()
-        # Which workload events are news to a pass (see workloadnews): the others wake nothing.
+        # Which workload events are news to a pass (see workloadnews): the others wake nothing. A workload no
+        # AppRelease lists any more is forgotten there too.
         self.workload_news: WorkloadNews[WorkloadRef] = WorkloadNews()
+        # Which AppReleases an event of a workload, or of an upstream AppRelease, wakes (see lookup).
+        self.releases_by_workload: ReverseIndex[WorkloadRef, Key] = ReverseIndex(self.workload_news.forget)
+        self.releases_by_upstream: ReverseIndex[Key, Key] = ReverseIndex()
         self._workers: list[asyncio.Task[None]] = []
         self._busy: set[asyncio.Task[None]] = set()  # reconcile passes under way
         # One thread per worker: a pass mostly waits on the API server, and asyncio's default executor

@@ -6,11 +6,11 @@ Each such event woke its AppRelease for a pass that read the AppRelease and the 
 0.9 passes per AppRelease when 10,000 were created (issue 19, `make bench`'s API request counts).
 
 The fingerprint covers everything a pass reads from the workload object itself (see `fingerprint`); what it
-reads elsewhere (pods) it re-reads on its own poll (`rollout.pollSeconds`), never on a workload event. An event
-whose fingerprint equals the previous event's is dropped: the previous one woke a pass that started after it,
-and that pass saw this state or a newer one (the work queue re-runs a key woken while in process). This is
-controller-runtime's `predicate.ResourceVersionChangedPredicate` idea narrowed to the fields we judge, as
-Flux's `predicates.ReconcileRequestedPredicate` narrows events to what its reconcilers read.
+reads elsewhere (pods) it re-reads on its own poll (the operator's APPRELEASE_ROLLOUT_POLL_SECONDS), never on a
+workload event. An event whose fingerprint equals the previous event's is dropped: the previous one woke a pass
+that started after it, and that pass saw this state or a newer one (the work queue re-runs a key woken while in
+process). The idea is controller-runtime's `predicate.GenerationChangedPredicate` and
+`AnnotationChangedPredicate` (and `LabelChangedPredicate`), widened to the status a pass judges.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 from apprelease.core.fields import Fields
-from apprelease.core.workloads import Workload
+from apprelease.core.workloads import Rollout, Workload
 
 R = TypeVar("R", bound=Hashable)  # a workload's key: (namespace, kind, name)
 
@@ -31,9 +31,10 @@ DIGEST_BYTES = 16  # a collision would only delay a pass to the next poll or res
 def fingerprint(workload: Workload) -> bytes:
     """A 16-byte digest of what a pass reads from a workload object: its uid and generation (every spec field:
     images, template annotations, pod spec, strategy, paused), its labels and annotations (the opt-in and uid
-    binding, which change no generation), the rollout's judgement (`Workload.rollout`: state and counts, as the
-    status message shows them, and a ProgressDeadlineExceeded failure) and a StatefulSet's update and current
-    revision (the forced rollback after an automatic one)."""
+    binding, which change no generation), the rollout's judgement (`Workload.rollout`: its state, and while it
+    is not complete its counts, as the status message shows them, and a ProgressDeadlineExceeded failure) and a
+    StatefulSet's update and current revision (the forced rollback after an automatic one). A complete
+    rollout's detail is left out: no pass reports it, and a CronJob's names its last run."""
     meta, status = workload.meta, Fields(workload.obj).sub("status")
     rollout = workload.rollout()
     read = [
@@ -42,7 +43,7 @@ def fingerprint(workload: Workload) -> bytes:
         meta.strings("labels"),
         meta.strings("annotations"),
         rollout.state.value,
-        rollout.detail,
+        "" if rollout.state == Rollout.COMPLETE else rollout.detail,
         status.text("updateRevision"),
         status.text("currentRevision"),
     ]
@@ -53,8 +54,9 @@ def fingerprint(workload: Workload) -> bytes:
 class WorkloadNews(Generic[R]):
     """The last fingerprint seen per workload that an AppRelease lists.
 
-    Memory: one key and 16 bytes per listed workload (about 0.3 KiB; 3 MiB at 10,000). Not thread-safe: the
-    event loop's only (kopf handlers)."""
+    Memory: one key and 16 bytes per listed workload (about 0.3 KiB; 3 MiB at 10,000): an entry goes when its
+    workload is deleted, or when no AppRelease lists it (the runtime's `ReverseIndex` calls `forget`). Not
+    thread-safe: the event loop's only (kopf handlers)."""
 
     def __init__(self) -> None:
         self._seen: dict[R, bytes] = {}
