@@ -246,7 +246,16 @@ class KubernetesCluster:
                 raise
             names: tuple[str, ...] = ()
         else:
-            names = tuple(ref.name for ref in (sa.image_pull_secrets or []) if ref.name)[:MAX_ACCOUNT_PULL_SECRETS]
+            names = tuple(ref.name for ref in (sa.image_pull_secrets or []) if ref.name)
+            if len(names) > MAX_ACCOUNT_PULL_SECRETS:
+                log.warning(
+                    "ServiceAccount %s/%s names %d imagePullSecrets; only the first %d are used",
+                    namespace,
+                    name,
+                    len(names),
+                    MAX_ACCOUNT_PULL_SECRETS,
+                )
+                names = names[:MAX_ACCOUNT_PULL_SECRETS]
         with self._accounts_lock:
             self._accounts[key] = names
         return list(names)

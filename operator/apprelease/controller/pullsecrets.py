@@ -17,14 +17,18 @@ log = logging.getLogger(__name__)
 # The kubelet tries every matching credential; a tenant's Secret could list thousands. Past this many, the
 # rest are not tried (each try is a round of requests inside one resolution's deadline).
 MAX_CREDENTIAL_TRIES = 8
+# Each secret named is a Secret read per resolution; a tenant's pod templates and ServiceAccounts could name
+# thousands. Past this many (in the kubelet's order), the rest are not read, and the cut is logged.
+MAX_PULL_SECRETS = 64
 
 
 def secret_names(
     spec: ReleaseSpec, pod_specs: list[Mapping[str, object]], cluster: Cluster, namespace: str
 ) -> list[str]:
-    """spec.imagePullSecrets when given; otherwise the pod templates' and their ServiceAccounts', in order."""
+    """spec.imagePullSecrets when given; otherwise the pod templates' and their ServiceAccounts', in order, each
+    once, the first MAX_PULL_SECRETS."""
     if spec.image_pull_secrets:
-        return list(spec.image_pull_secrets)
+        return list(spec.image_pull_secrets)[:MAX_PULL_SECRETS]
     names: list[str] = []
     for pod in pod_specs:
         refs = pod.get("imagePullSecrets")
@@ -33,7 +37,15 @@ def secret_names(
         account = pod.get("serviceAccountName")
         account = account if isinstance(account, str) and account else "default"
         names += cluster.get_service_account_pull_secrets(namespace, account)
-    return list(dict.fromkeys(n for n in names if n))
+    unique = list(dict.fromkeys(n for n in names if n))
+    if len(unique) > MAX_PULL_SECRETS:
+        log.warning(
+            "%s: %d imagePullSecrets named by the pod templates and ServiceAccounts; only the first %d are read",
+            namespace,
+            len(unique),
+            MAX_PULL_SECRETS,
+        )
+    return unique[:MAX_PULL_SECRETS]
 
 
 def find_credentials(cluster: Cluster, namespace: str, image: Reference, secrets: list[str]) -> list[Credential]:
