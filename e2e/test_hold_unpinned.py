@@ -113,6 +113,15 @@ def test_the_chart_renders_the_policy_only_when_asked_and_bound_to_its_namespace
     )
     selector = list(yaml.safe_load_all(narrowed.stdout))[1]["spec"]["matchResources"]["namespaceSelector"]
     assert selector == {"matchLabels": {"team": "x"}, "matchExpressions": [names]}  # ANDed, never widened
+    expressions = [
+        "--set-json",
+        'holdUnpinned.namespaceSelector={"matchExpressions":[{"key":"tier","operator":"Exists"}]}',
+    ]
+    both = helm(*shown, "--set", "watchNamespaces={a,b,a}", *expressions)
+    selector = list(yaml.safe_load_all(both.stdout))[1]["spec"]["matchResources"]["namespaceSelector"]
+    assert selector == {"matchExpressions": [{"key": "tier", "operator": "Exists"}, names]}  # each once
+    unset = helm(*shown, "--set", "holdUnpinned.namespaceSelector=null")
+    assert "matchResources" not in list(yaml.safe_load_all(unset.stdout))[1]["spec"]
     everywhere = list(yaml.safe_load_all(helm(*shown).stdout))[1]
     assert "matchResources" not in everywhere["spec"]  # the whole cluster, as the operator watches it
 
