@@ -35,20 +35,19 @@ def render(testbed: Testbed, release: str, namespaces: list[str]) -> str:
     return result.stdout
 
 
-def probe(testbed: Testbed, namespace: str) -> dict[str, Any]:
-    """What the API server's admission makes of a labelled Deployment by tag (a server-side dry run)."""
+def probe(testbed: Testbed, namespace: str, pod_spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    """What the API server's admission makes of a labelled Deployment (a server-side dry run): by default one
+    container by tag; `meta`: more metadata fields (e.g. annotations)."""
     name = f"hold-probe-{uuid.uuid4().hex[:8]}"
+    pod_spec = pod_spec or {"containers": [{"name": "a", "image": "r/a:1"}]}
     manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"apprelease.dev/release": name}},
+        "metadata": {"name": name, "namespace": namespace, "labels": {"apprelease.dev/release": name}} | meta,
         "spec": {
             "replicas": 0,
             "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "a", "image": "r/a:1"}]},
-            },
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
         },
     }
     created = testbed.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(manifest))

@@ -5,13 +5,12 @@ left as they are. A Deployment whose AppRelease is refused stays held (no pod ev
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
 
 from e2e.conftest import Helm
-from e2e.holdpolicy import CHART, MAP_API, hold_unpinned
+from e2e.holdpolicy import CHART, MAP_API, hold_unpinned, probe
 from e2e.images import Pushed
 from e2e.releases import apply, deployment_manifest, release_manifest, wait_condition, wait_ready
 from e2e.support import Operator, Testbed, wait_until
@@ -129,38 +128,20 @@ def test_the_chart_renders_the_policy_only_when_asked_and_bound_to_its_namespace
 DIGEST = "@sha256:" + "a" * 64
 
 
-def _admitted(testbed: Testbed, namespace: str, pod_spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
-    """What admission makes of a labelled Deployment with this pod spec (a server-side dry run)."""
-    manifest = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "probe", "namespace": namespace, "labels": {"apprelease.dev/release": "probe"}} | meta,
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": "probe"}},
-            "template": {"metadata": {"labels": {"app": "probe"}}, "spec": pod_spec},
-        },
-    }
-    answer: dict[str, Any] = json.loads(
-        testbed.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(manifest)).stdout
-    )
-    return answer
-
-
 def test_the_policy_holds_every_shape_by_tag_and_nothing_by_digest(testbed: Testbed, namespace: str) -> None:
     with hold_unpinned(testbed, [namespace]):
         init_by_tag = {
             "initContainers": [{"name": "m", "image": "r/m:1"}],
             "containers": [{"name": "a", "image": f"r/a{DIGEST}"}],
         }
-        held = _admitted(testbed, namespace, init_by_tag, annotations={"team": "shop"})
+        held = probe(testbed, namespace, init_by_tag, annotations={"team": "shop"})
         assert held["spec"]["paused"] is True
         assert held["metadata"]["annotations"] == {"team": "shop", "apprelease.dev/held": "unpinned"}  # kept, added
         by_digest = {
             "initContainers": [{"name": "m", "image": f"r/m{DIGEST}"}],
             "containers": [{"name": "a", "image": f"r/a:1{DIGEST}"}],
         }
-        free = _admitted(testbed, namespace, by_digest)
+        free = probe(testbed, namespace, by_digest)
         assert not free["spec"].get("paused") and "apprelease.dev/held" not in free["metadata"].get("annotations", {})
         sidecar_by_tag = {"containers": [{"name": "a", "image": f"r/a{DIGEST}"}, {"name": "proxy", "image": "envoy:1"}]}
-        assert _admitted(testbed, namespace, sidecar_by_tag)["spec"]["paused"] is True
+        assert probe(testbed, namespace, sidecar_by_tag)["spec"]["paused"] is True
