@@ -8,6 +8,10 @@ controller-manager and scheduler client rates, Deployment and ReplicaSet workers
 - bare patcher (e2e/barepatcher.py): the same apply of N unpinned Deployments, with a bare controller that
   only PATCHes each one to the digest as soon as its watch shows it, with the operator's worker count: the
   floor of "apply end -> all pinned" on this machine, next to which the operator's number is a ratio;
+- recording patcher (e2e/recordingpatcher.py): the operator's apply (each Deployment, then its AppRelease)
+  with a controller that does only the operator's first pass: the revision recorded in the AppRelease's
+  status by a conditional write, then the Deployment's PATCH: the floor for any controller that keeps
+  the design's record-before-pin rule;
 - operator: the same apply of N unpinned Deployments, each followed by its AppRelease, with the operator
   running (AppReleases with a 2 s bake; BENCH_SCALE_HOLD=1: with the chart's hold-unpinned admission
   policy); timed from the end of the apply until every Deployment is pinned (goal: under 60 s at 10,000)
@@ -72,6 +76,7 @@ from e2e.fleet import (
 )
 from e2e.holdpolicy import hold_unpinned
 from e2e.images import build_and_push, make_app_repo
+from e2e.recordingpatcher import RecordingPatcher
 from e2e.releases import deployment_manifest, release_manifest
 from e2e.scale_report import Run, report
 from e2e.support import ROOT, Operator, Testbed, load_testbed, wait_until
@@ -83,7 +88,7 @@ REPLICAS = int(os.environ.get("BENCH_SCALE_REPLICAS", "0"))
 HOLD = os.environ.get("BENCH_SCALE_HOLD", "0") == "1"
 EDITS = 20
 SETTLE = 30.0  # seconds of a quiet queue before the single edits: what the last phase left behind is done
-DIRECT, OPERATED, BARE = "bench-scale-direct", "bench-scale", "bench-scale-bare"
+DIRECT, OPERATED, BARE, FLOOR = "bench-scale-direct", "bench-scale", "bench-scale-bare", "bench-scale-floor"
 WAIT = 1800.0  # seconds: the longest wait for a whole fleet (a failure, never a number)
 RESTART_WAIT = 600.0  # seconds: a new process that has not passed over N by then is reported as such
 
@@ -102,7 +107,7 @@ def scaled_testbed(kubectl: list[str], size: int) -> Iterator[None]:
         yield
     finally:
         # Deleted first: the normal settings (110 pods per kwok node, client QPS 20) would take long with them.
-        for namespace in (DIRECT, OPERATED, BARE):
+        for namespace in (DIRECT, OPERATED, BARE, FLOOR):
             _delete_namespace(kubectl, namespace)
         _up({})
         for signum, handler in previous.items():
@@ -145,8 +150,7 @@ def measure_bare_patcher(testbed: Testbed, api: client.ApiClient, run: Run, pinn
     kubectl = ["kubectl", "--kubeconfig", testbed.kubeconfig]
     names = [f"app-{i:05d}" for i in range(run.size)]
     testbed.create_namespace(BARE)
-    workers = int(os.environ.get("APPRELEASE_WORKERS") or OperatorSettings.model_fields["workers"].default)
-    patcher = BarePatcher(api, BARE, "app", pinned, threads=workers)
+    patcher = BarePatcher(api, BARE, "app", pinned, threads=_workers())
     try:
         manifests = [
             [deployment_manifest(BARE, name, {"app": f"{pinned.split('@')[0]}:v0"}, replicas=REPLICAS, release=name)]
@@ -165,6 +169,46 @@ def measure_bare_patcher(testbed: Testbed, api: client.ApiClient, run: Run, pinn
     finally:
         patcher.stop()
         _delete_namespace(kubectl, BARE)
+
+
+def measure_recording_patcher(testbed: Testbed, api: client.ApiClient, run: Run, pinned: str, version: str) -> None:
+    """The operator's apply (each Deployment, then its AppRelease) with the recording patcher instead: what the
+    design's one write before a pin costs on this machine (see e2e/recordingpatcher.py)."""
+    kubectl = ["kubectl", "--kubeconfig", testbed.kubeconfig]
+    names = [f"app-{i:05d}" for i in range(run.size)]
+    testbed.create_namespace(FLOOR)
+    repository = pinned.split("@")[0]
+    patcher = RecordingPatcher(api, FLOOR, "app", pinned, version, threads=_workers())
+    try:
+        manifests = [
+            [
+                deployment_manifest(FLOOR, name, {"app": f"{repository}:v0"}, replicas=REPLICAS, release=name),
+                release_manifest(FLOOR, name, repository, version, [{"kind": "Deployment", "name": name}]),
+            ]
+            for name in names
+        ]
+        before, cpu = served(kubectl), control_plane_cpu()
+        started = time.monotonic()
+        create_all(api, manifests)
+        applied = time.monotonic()
+        last = patcher.deployments.wait_all(names, equals(pinned), WAIT, "Deployments pinned by the recording patcher")
+        run.floor_apply, run.floor_pinned = applied - started, last - applied
+        run.floor_conflicts = patcher.conflicts
+        run.api["recording patcher"] = since(kubectl, before)
+        run.control_plane_cpu["recording patcher"] = control_plane_cpu() - cpu
+        note(f"N={run.size}: recording patcher: API requests {api_summary(run.api['recording patcher'])}")
+        note(
+            f"N={run.size}: recording patcher: applied in {run.floor_apply:.1f} s, all pinned "
+            f"{run.floor_pinned:.1f} s after; {run.floor_conflicts} status writes refused (409)"
+        )
+    finally:
+        patcher.stop()
+        _delete_namespace(kubectl, FLOOR)
+
+
+def _workers() -> int:
+    """The operator's worker count in this run: each patcher baseline gets as many threads."""
+    return int(os.environ.get("APPRELEASE_WORKERS") or OperatorSettings.model_fields["workers"].default)
 
 
 def _complete(view: tuple[str, bool]) -> bool:
@@ -338,6 +382,7 @@ def main() -> None:
             run = Run(size)
             measure_direct(testbed, api, run, f"{direct}@{digests[versions[0]]}")
             measure_bare_patcher(testbed, api, run, f"{direct}@{digests[versions[0]]}")
+            measure_recording_patcher(testbed, api, run, f"{direct}@{digests[versions[0]]}", versions[0])
             measure_operator(testbed, api, run, digests)
             results += report(run, REPLICAS, summary)
     out = ROOT / ".testbed" / "bench-scale.json"
