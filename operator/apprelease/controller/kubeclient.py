@@ -18,13 +18,23 @@ class Connection:
 
 
 def connect(
-    kubeconfig: str | None = None, context: str | None = None, *, prefer_in_cluster: bool = False
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    *,
+    prefer_in_cluster: bool = False,
+    pool_size: int | None = None,
 ) -> Connection:
     """An ApiClient for the given (or current) kubeconfig, or the pod's ServiceAccount.
 
     The operator prefers in-cluster credentials (it runs as a pod); the CLI prefers the user's kubeconfig.
+    `pool_size`: connections kept open to the API server, at least the threads that call it at once. The
+    client's default is 5 per CPU of the machine (urllib3's pool): on a 2-CPU node, 10; a thread that finds
+    the pool full gets a connection that is closed after one request, so every request past it paid a new
+    TCP and TLS handshake (583 in one wave of 1,000 AppReleases with 32 workers).
     """
     configuration = client.Configuration()
+    if pool_size is not None:
+        configuration.connection_pool_maxsize = max(pool_size, configuration.connection_pool_maxsize)
     loaders = [_in_cluster, _kubeconfig] if prefer_in_cluster else [_kubeconfig, _in_cluster]
     problems: list[str] = []
     for loader in loaders:

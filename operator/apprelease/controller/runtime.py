@@ -86,7 +86,9 @@ class Runtime:
             max_releases=settings.metrics_max_releases,
         )
         registry = RegistryClient(settings.registry(), on_request=metrics.registry_request)
-        connection = connect(prefer_in_cluster=True)
+        # Every worker and Event thread may call at once; the elector, the sharding probe and kopf's own
+        # client (aiohttp, a pool of its own) aside, a few spare.
+        connection = connect(prefer_in_cluster=True, pool_size=settings.workers + settings.event_threads + 4)
         if settings.shard_range:
             _check_sharding(connection, settings)
         events = EventQueue(threads=settings.event_threads, on_drop=metrics.event_dropped)
