@@ -67,6 +67,7 @@ from e2e.fleet import (
     create_all,
     edit_latencies,
     equals,
+    events_dropped,
     image_of,
     in_parallel,
     passes,
@@ -275,11 +276,13 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
         note(f"N={run.size}: apply end -> all pinned {run.pinned:.1f} s")
         run.ready = releases.wait_all(names, equals(v1), WAIT, "AppReleases Ready") - applied
         run.registry["create"] = proxy.take()
+        run.events_dropped = events_dropped(operator.extra_env["APPRELEASE_METRICS_PORT"])
         run.api["operator"] = since(kubectl, before)
         run.control_plane_cpu["operator"] = control_plane_cpu() - cpu
         note(f"N={run.size}: operator: API requests {api_summary(run.api['operator'])}")
         note(f"N={run.size}: control-plane CPU s {run.control_plane_cpu}")
         note(f"N={run.size}: apply end -> all Ready {run.ready:.1f} s; registry {dict(run.registry['create'])}")
+        note(f"N={run.size}: Events dropped in the create phase (queue full): {run.events_dropped}")
         for phase, version in (("upgrade", v2), ("roll back", v1)):
 
             def set_version(name: str, version: str = version) -> object:

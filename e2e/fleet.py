@@ -217,6 +217,11 @@ def passes(metrics_port: str) -> int:
     return int(_metric_sum(metrics_port, "apprelease_reconcile_duration_seconds_count"))
 
 
+def events_dropped(metrics_port: str) -> int:
+    """Events the operator dropped because its queue, or a namespace's share of it, was full."""
+    return int(_metric_sum(metrics_port, "apprelease_events_dropped_total"))
+
+
 def queue_depth(metrics_port: str) -> int:
     """AppReleases waiting for a worker (apprelease_workqueue_depth)."""
     return int(_metric_sum(metrics_port, "apprelease_workqueue_depth"))

@@ -34,6 +34,7 @@ class Run:
     registry: dict[str, Counter[str]] = field(default_factory=dict)
     phases: dict[str, tuple[float, float]] = field(default_factory=dict)  # upgrade/roll back: pinned, Ready
     edits: dict[str, list[float]] = field(default_factory=dict)
+    events_dropped: int = 0  # by the operator in the create phase, its Event queue full
     api: dict[str, Counter[str]] = field(default_factory=dict)  # "VERB resource": requests the API server served
     control_plane_cpu: dict[str, float] = field(default_factory=dict)  # API server + etcd + controller-manager
 
@@ -72,6 +73,7 @@ def report(
         detail = ", ".join(f"{k} {c}" for k, c in sorted(counts.items())) or "none"
         rows.append((f"registry requests to {phase}", f"{sum(counts.values())} ({detail})", "", ""))
     rows += control_plane_rows(run)
+    rows.append(("Events dropped in the create phase (queue full)", f"{run.events_dropped} of {2 * n}", "", ""))
     rows.append(("operator RSS idle / peak", f"{run.rss_idle:.0f} / {run.rss_peak:.0f} MiB", "", ""))
     rows.append(("new process: RSS peak over its first pass", f"{run.rss_restart_peak:.0f} MiB", "", ""))
     rows.append(("operator CPU, start -> edits done", f"{run.cpu:.0f} s", "", ""))
@@ -107,6 +109,7 @@ def report(
         results.append({"metric": f"N={n} {name}: control-plane CPU", "value": round(cpu, 1), "unit": "s"})
     for name, counts in run.api.items():
         results.append({"metric": f"N={n} {name}: API requests", "value": _requests(counts), "detail": dict(counts)})
+    results.append({"metric": f"N={n} Events dropped in the create phase", "value": run.events_dropped})
     results.append({"metric": f"N={n} operator RSS idle", "value": round(run.rss_idle, 1), "unit": "MiB"})
     results.append({"metric": f"N={n} operator RSS peak", "value": round(run.rss_peak, 1), "unit": "MiB"})
     results.append({"metric": f"N={n} new process RSS peak", "value": round(run.rss_restart_peak, 1), "unit": "MiB"})
