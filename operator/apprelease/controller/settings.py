@@ -63,6 +63,9 @@ class OperatorSettings(BaseSettings):
     # A pass mostly waits on the API server (4 workers left it idle between answers: a wave of 1,000 pinned in
     # 28.7 s from the apply's start, 19.0 s with 32; make bench). Argo CD's application controller runs 20 status
     # and 10 operation processors; kopf has no limit at all. APF on the API server bounds what these ask at once.
+    registry_concurrent_fetches: int = Field(
+        default=4, ge=1, le=64, description="Manifests and image configs fetched and parsed at once (memory)."
+    )
     workers: int = Field(default=32, ge=1, le=64, description="AppReleases reconciled in parallel.")
     event_threads: int = Field(default=4, ge=1, le=8, description="Threads posting Events off the workers.")
     health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")
@@ -156,6 +159,7 @@ class OperatorSettings(BaseSettings):
             resolution_timeout_seconds=self.registry_resolution_timeout_seconds,
             allowed_private_networks=self.allowed_private_networks,
             cache_ttl_seconds=self.registry_cache_seconds,
+            max_concurrent_fetches=self.registry_concurrent_fetches,
         )
 
     def notify_rules(self) -> EndpointRules:

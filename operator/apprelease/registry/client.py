@@ -32,12 +32,13 @@ from ..reference import Reference, is_valid_digest, registry_api_host
 from . import oci, replies
 from .auth import MAX_TOKEN_REPLY_BYTES, AuthMemory, RegistryAuth, Target, denied, fingerprint
 from .caches import Cache, SingleFlight
-from .credentials import Credential
+from .credentials import Credential, effective
 from .errors import RegistryError, RegistryUnavailable, TagNotFound, Unauthorized, UnsupportedManifest, unreachable
 from .hops import HopRules, normalize_host, private_networks
 from .models import PlatformLabels, RegistrySettings, Resolved
 from .network import Deadline, Resolver
 from .pools import Transports
+from .slots import BodySlots
 from .transport import Observer, Reply, Sender
 
 __all__ = [
@@ -64,14 +65,6 @@ _ResolveKey = tuple[str, str, str]  # repository, tag, credential fingerprint
 _DigestKey = tuple[str, str]  # repository, digest
 _Facts = oci.ManifestFacts | oci.ConfigFacts
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("registry_resolution", default=None)
-
-
-def _effective(credential: Credential | None) -> Credential | None:
-    if credential is None:
-        return None
-    if credential.username is None and credential.password is None and credential.identity_token is None:
-        return None
-    return credential
 
 
 class RegistryClient:
@@ -116,6 +109,7 @@ class RegistryClient:
         )
         self._resolving: SingleFlight[_ResolveKey, Resolved] = SingleFlight()
         self._fetching: SingleFlight[_DigestKey, _Facts] = SingleFlight()
+        self._slots = BodySlots(self._settings.max_concurrent_fetches)  # manifests and configs held at once
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -160,7 +154,7 @@ class RegistryClient:
         if ref.tag is None:
             raise ValueError(f"cannot resolve {ref}: the reference has no tag")
         tag = ref.tag
-        credential = _effective(credential)
+        credential = effective(credential)
         key: _ResolveKey = (ref.repository, tag, fingerprint(credential))
         if use_cache:
             cached = self._resolved.get(key)
@@ -173,7 +167,7 @@ class RegistryClient:
     def labels(self, ref: Reference, credential: Credential | None = None) -> dict[str, str]:
         """Labels of the image's config (for an index: the linux/amd64 child, else the first platform)."""
         identifier = self._identifier(ref)
-        credential = _effective(credential)
+        credential = effective(credential)
         with self._guarded(ref.domain), self.resolution():
             target = self._target(ref)
             facts = self._manifest(target, identifier, ref.digest, credential)
@@ -197,7 +191,7 @@ class RegistryClient:
         manifests skipped wherever they sit. An index listing more than ``limits.MAX_PLATFORMS`` platforms
         is ``UnsupportedManifest``; one listing none is a ``RegistryError``."""
         identifier = self._identifier(ref)
-        credential = _effective(credential)
+        credential = effective(credential)
         with self._guarded(ref.domain), self.resolution():
             target = self._target(ref)
             top = self._manifest(target, identifier, ref.digest, credential)
@@ -269,8 +263,9 @@ class RegistryClient:
         subject = f"manifest {identifier}" if expected else f"tag {identifier!r}"
 
         def fetch() -> _Facts:
-            reply, digest = self._get_manifest(target, identifier, expected, credential, subject)
-            return self._remember_manifest(target, reply, digest, subject)
+            with self._slots.hold(self._until().remaining(), target.domain):
+                reply, digest = self._get_manifest(target, identifier, expected, credential, subject)
+                return self._remember_manifest(target, reply, digest, subject)
 
         found = fetch() if expected is None else self._content_for(target, expected, fetch)
         if not isinstance(found, oci.ManifestFacts):
@@ -296,16 +291,18 @@ class RegistryClient:
 
     def _config(self, target: Target, digest: str, credential: Credential | None) -> oci.ConfigFacts:
         def fetch() -> _Facts:
-            url = target.url("blobs", digest)
-            reply = self._request(target, credential, "GET", url, None, self._settings.max_config_bytes)
-            if reply.status != 200:
-                replies.raise_for_status(reply, target, f"config blob {digest}")
-            replies.verify(reply, digest, target, "config blob")
-            try:
-                config = oci.parse_config(reply.content, self._settings.max_config_bytes)
-            except ValueError as exc:
-                log.debug("registry %s: config %s: %s", target.domain, digest, exc)
-                raise unreachable(target.domain) from None
+            with self._slots.hold(self._until().remaining(), target.domain):
+                reply = self._request(
+                    target, credential, "GET", target.url("blobs", digest), None, self._settings.max_config_bytes
+                )
+                if reply.status != 200:
+                    replies.raise_for_status(reply, target, f"config blob {digest}")
+                replies.verify(reply, digest, target, "config blob")
+                try:
+                    config = oci.parse_config(reply.content, self._settings.max_config_bytes)
+                except ValueError as exc:
+                    log.debug("registry %s: config %s: %s", target.domain, digest, exc)
+                    raise unreachable(target.domain) from None
             self._content.put((target.repository, digest), config)
             return config
 

@@ -23,6 +23,7 @@ from . import jsonbounds
 __all__ = [
     "Credential",
     "Keyring",
+    "effective",
     "keyring_key",
     "lookup",
     "normalize_registry_host",
@@ -50,6 +51,15 @@ class Credential(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     identity_token: SecretStr | None = None
+
+
+def effective(credential: Credential | None) -> Credential | None:
+    """`credential`, or None when it carries nothing to send (an anonymous request)."""
+    if credential is None:
+        return None
+    if credential.username is None and credential.password is None and credential.identity_token is None:
+        return None
+    return credential
 
 
 def _load(data: bytes | str | Mapping[str, object]) -> Mapping[str, object]:

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..reference import Reference
 from ..trust.bundle import BUNDLE_MEDIA_TYPES, MAX_BUNDLE_BYTES, BundleArtifact, LegacyArtifact
 from . import jsonbounds, oci, replies
-from .client import RegistryClient, _effective
-from .credentials import Credential
+from .client import RegistryClient
+from .credentials import Credential, effective
 from .errors import RegistryUnavailable
 
 __all__ = ["MAX_REFERRERS", "ReferrerFinder"]
@@ -250,7 +250,7 @@ def fetch(
     """GET ``/v2/<name>/<kind>/<identifier>`` (kind: manifests, blobs, referrers) within ``limit`` bytes, with
     the client's own request machinery (hop rules, auth, deadline, error mapping); None for 404. With ``digest``
     the bytes must hash to it. Registry-internal: kept beside its one user rather than in the client's face."""
-    credential = _effective(credential)
+    credential = effective(credential)
     with client._guarded(ref.domain):
         target = client._target(ref)
         reply = client._request(target, credential, "GET", target.url(kind, identifier), accept, limit)
