@@ -267,7 +267,8 @@ class KubernetesCluster:
         if self._events is None:
             send()
         else:
-            self._events.submit(send, involved.get("namespace", ""))
+            # A share per namespace and type: a tenant's flood of Normal Events never drops its own Warnings.
+            self._events.submit(send, f"{involved.get('namespace', '')}/{type_}")
 
     def _post_event(self, involved: dict[str, str], type_: str, reason: str, message: str, now: dt.datetime) -> None:
         event = client.CoreV1Event(

@@ -3,9 +3,9 @@
 An Event is a courtesy to the reader (`kubectl describe`), never a record the operator reads back, so a pass
 must not wait for it: at 10,000 AppReleases posting inline was 16% of a pass's time (issue 19). The rule is
 client-go's `record.EventBroadcaster`: a queue of at most 1,000 Events (`maxQueuedEvents`), and an Event that
-finds it full is dropped and counted, not waited for. Order is kept per sender thread; with one thread (the
-default) Events go out in the order the passes queued them, each after the status write it reports (the
-Report posts only after its write returns).
+finds it full is dropped and counted, not waited for. Order is kept per sender thread: with one thread Events
+go out in the order the passes queued them, each after the status write it reports (the Report posts only
+after its write returns); with several (4 by default), each Event carries the time it was queued.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class EventQueue:
 
     def submit(self, send: Send, source: str = "") -> bool:
         """Queue one Event's POST; False (and counted in `dropped`) when the queue, or `source`'s share of it
-        (max_queued / SHARE; `source`: the involved object's namespace), is full."""
+        (max_queued / SHARE; `source`: the involved object's namespace and the Event's type), is full."""
         self._start()
         try:
             with self._lock:
