@@ -17,6 +17,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -192,7 +193,10 @@ def images_rss(kind: str, count: int = 20, workers: int = 4) -> Rss:
         netloc = registry.server.netloc
         refs = [f"{netloc}/{kind}/img{n}:v1" for n in range(count)]
         code = _IMAGES_CHILD.format(root=str(HERE.parent), netloc=netloc, refs=refs, workers=workers)
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+        # MALLOC_ARENA_MAX=2 as the operator's image sets it (operator/Dockerfile): glibc otherwise gives each
+        # of 32 threads an arena that keeps its own peak (330 MiB for 32 fat configs, 140 MiB with it).
+        env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
     finally:
         registry.close()
     try:

@@ -24,7 +24,7 @@ BUDGET_MIB = 150
 
 
 @pytest.mark.parametrize("kind", ["fat-manifests", "fat-configs"])
-def test_twenty_distinct_hostile_images_keep_the_operator_under_its_budget(kind: str) -> None:
+def test_distinct_hostile_images_at_the_workers_concurrency_keep_the_operator_under_its_budget(kind: str) -> None:
     # As many at once as the operator has workers (32 by default): the fetch slots, not the workers, bound
     # how many such documents are in memory together (registry/slots.py).
     workers = OperatorSettings.model_fields["workers"].default

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 
 import httpx
 import pytest
 
+from apprelease.core.conditions import Reason
 from apprelease.reference import parse
-from apprelease.registry import RegistryClient, RegistrySettings, RegistryUnavailable
+from apprelease.registry import RegistryBusy, RegistryClient, RegistrySettings, RegistryUnavailable
+from apprelease.registry.caches import FlightTimeout, SingleFlight
+from apprelease.registry.network import Deadline
 from apprelease.registry.slots import BodySlots
+from tests.conftest import World, assert_waiting
 from tests.hostile import sha
 from tests.hostile_rss import image
+
+
+def _in(seconds: float) -> Deadline:
+    return Deadline(time.monotonic() + seconds, time.monotonic)
 
 
 def test_a_slot_is_waited_for_until_the_deadline_then_refused() -> None:
@@ -20,32 +29,33 @@ def test_a_slot_is_waited_for_until_the_deadline_then_refused() -> None:
     held, release = threading.Event(), threading.Event()
 
     def holder() -> None:
-        with slots.hold(5, "r.example"):
+        with slots.hold(_in(5), "r.example"):
             held.set()
             release.wait(5)
 
     thread = threading.Thread(target=holder)
     thread.start()
     held.wait(5)
-    with pytest.raises(RegistryUnavailable, match="held every slot"), slots.hold(0.05, "r.example"):
+    with pytest.raises(RegistryBusy, match="held every slot"), slots.hold(_in(0.05), "r.example"):
         pass
     release.set()
     thread.join(5)
-    with slots.hold(0.05, "r.example"):  # free again
+    with slots.hold(_in(0.05), "r.example"):  # free again
         pass
 
 
 def test_a_thread_inside_a_slot_reuses_it() -> None:
     slots = BodySlots(1)
-    with slots.hold(0.05, "r.example"), slots.hold(0.05, "r.example"):  # would wait for itself otherwise
+    with slots.hold(_in(0.05), "r.example"), slots.hold(_in(0.05), "r.example"):  # would wait for itself otherwise
         pass
-    with slots.hold(0.05, "r.example"):  # the outer block gave it back
+    with slots.hold(_in(0.05), "r.example"):  # the outer block gave it back
         pass
 
 
-def test_manifests_and_configs_are_fetched_at_most_count_at_a_time() -> None:
+@pytest.mark.parametrize("head_status", [200, 404])
+def test_manifests_and_configs_are_fetched_at_most_count_at_a_time(head_status: int) -> None:
     """32 threads resolve distinct images at once (the operator's workers); the registry sees at most
-    `max_concurrent_fetches` manifest or config GETs in flight."""
+    `max_concurrent_fetches` manifest or config GETs in flight, also when HEAD fails and a GET resolves."""
     lock, in_flight, most = threading.Lock(), [0], [0]
     documents = {n: image("ordinary", n) for n in range(32)}
     by_digest = {sha(doc): doc for pair in documents.values() for doc in pair}
@@ -55,7 +65,7 @@ def test_manifests_and_configs_are_fetched_at_most_count_at_a_time() -> None:
         manifest = documents[number][0]
         headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json", "Docker-Content-Digest": sha(manifest)}
         if request.method == "HEAD":
-            return httpx.Response(200, headers=headers)
+            return httpx.Response(head_status, headers=headers if head_status == 200 else {})
         with lock:
             in_flight[0] += 1
             most[0] = max(most[0], in_flight[0])
@@ -83,3 +93,61 @@ def test_manifests_and_configs_are_fetched_at_most_count_at_a_time() -> None:
         thread.join(30)
     assert failures == []
     assert most[0] == 3  # bounded, and the bound is used
+
+
+def test_a_slot_is_given_back_when_the_fetch_fails() -> None:
+    slots = BodySlots(1)
+    with pytest.raises(ValueError), slots.hold(_in(0.05), "r.example"):
+        raise ValueError("a parse error")
+    with slots.hold(_in(0.05), "r.example"):
+        pass
+
+
+def test_the_wait_for_a_slot_and_the_fetch_share_one_deadline() -> None:
+    """What is left of the deadline after the wait is all the fetch gets: callers waiting for the same fetch
+    (single-flight, with their own deadline) are not outlived by it."""
+    scope: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("deadline", default=None)
+    until = _in(0.5)
+    with BodySlots(1).hold(until, "r.example", scope):
+        assert scope.get() is until
+    assert scope.get() is None
+
+
+def test_waiting_for_another_callers_fetch_is_retried_not_an_unreachable_registry() -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(5)
+        return "facts"
+
+    thread = threading.Thread(target=lambda: flight.do("k", slow))
+    thread.start()
+    started.wait(5)
+    with pytest.raises(FlightTimeout) as caught:
+        flight.do("k", slow, 0.05)
+    release.set()
+    thread.join(5)
+    assert isinstance(caught.value, RegistryBusy) and isinstance(caught.value, RegistryUnavailable)
+    assert "did not arrive before the deadline" in str(caught.value)
+
+
+class _NoSlotFree:
+    """The client's fetch slots, all held by other AppReleases' slow registries (the wait itself is
+    tested above)."""
+
+    def hold(self, *_: object) -> None:
+        raise RegistryBusy("registry r.example: other AppReleases' registry reads held every slot")
+
+
+def test_no_free_slot_is_retried_even_where_unreadable_labels_are_tolerated(world: World) -> None:
+    """provenance Disabled deploys an image whose labels cannot be read; a wait for a slot is not that: the
+    revision would be recorded without its labels (gitCommit) for good."""
+    world.registry.release("v1")
+    world.reconciler.registry._slots = _NoSlotFree()  # type: ignore[assignment]  # noqa: SLF001 - the seam
+    world.create("v1", provenance="Disabled")
+    result = world.reconcile()
+    assert result.retry
+    assert_waiting(world, Reason.REGISTRY_UNAVAILABLE)
+    assert world.cluster.patched() == [] and world.status().revision == 0

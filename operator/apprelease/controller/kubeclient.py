@@ -28,9 +28,10 @@ def connect(
 
     The operator prefers in-cluster credentials (it runs as a pod); the CLI prefers the user's kubeconfig.
     `pool_size`: connections kept open to the API server, at least the threads that call it at once. The
-    client's default is 5 per CPU of the machine (urllib3's pool): on a 2-CPU node, 10; a thread that finds
-    the pool full gets a connection that is closed after one request, so every request past it paid a new
-    TCP and TLS handshake (583 in one wave of 1,000 AppReleases with 32 workers).
+    kubernetes client's `Configuration.connection_pool_maxsize` is 5 per CPU of the machine (10 on a 2-CPU
+    node), the size of its urllib3 pool; a thread that finds the pool full gets a connection that is closed
+    after one request, so every request past it paid a new TCP and TLS handshake (583 in one wave of 1,000
+    AppReleases with 32 workers). A smaller `pool_size` than that default leaves the default.
     """
     configuration = client.Configuration()
     if pool_size is not None:

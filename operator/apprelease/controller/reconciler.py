@@ -31,6 +31,7 @@ from apprelease.notify.notifier import Notifier
 from apprelease.registry import (
     Credential,
     PlatformLabels,
+    RegistryBusy,
     RegistryClient,
     RegistryError,
     Resolved,
@@ -238,11 +239,11 @@ class _Deploy:
         self, pinned: Reference, resolved: Resolved, credential: Credential | None
     ) -> list[PlatformLabels] | Problem:
         """The labels of every platform the pinned image runs as; none when provenance is Disabled and they
-        cannot be read (but a manifest of a media type not asked for is refused whatever provenance says)."""
+        cannot be read (an unasked-for media type, or RegistryBusy, our own wait, is a Problem whatever it says)."""
         try:
             return self.o.registry.platform_labels(pinned, credential)
         except RegistryError as err:
-            if self.spec.provenance != Provenance.DISABLED or isinstance(err, UnsupportedManifest):
+            if self.spec.provenance != Provenance.DISABLED or isinstance(err, (UnsupportedManifest, RegistryBusy)):
                 return registry_problem(err)
             log.info("labels of %s unreadable (provenance Disabled): %s", resolved.pinned, err)
             return []

@@ -60,12 +60,13 @@ class OperatorSettings(BaseSettings):
     registry_cache_seconds: float = Field(
         default=300.0, ge=0, description="How long a resolved (repository, tag) is reused: one resync period."
     )
-    # A pass mostly waits on the API server (4 workers left it idle between answers: a wave of 1,000 pinned in
-    # 28.7 s from the apply's start, 19.0 s with 32; make bench). Argo CD's application controller runs 20 status
-    # and 10 operation processors; kopf has no limit at all. APF on the API server bounds what these ask at once.
+    # Whatever the workers: the memory untrusted registry answers may take at once (registry/slots.py).
     registry_concurrent_fetches: int = Field(
         default=4, ge=1, le=64, description="Manifests and image configs fetched and parsed at once (memory)."
     )
+    # A pass mostly waits on the API server (4 workers left it idle between answers: a wave of 1,000 pinned in
+    # 28.7 s from the apply's start, 19.0 s with 32; make bench). Argo CD's application controller runs 20 status
+    # and 10 operation processors; kopf has no limit at all. APF on the API server bounds what these ask at once.
     workers: int = Field(default=32, ge=1, le=64, description="AppReleases reconciled in parallel.")
     event_threads: int = Field(default=4, ge=1, le=8, description="Threads posting Events off the workers.")
     health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness endpoint port.")

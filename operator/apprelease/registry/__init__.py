@@ -2,7 +2,7 @@
 
 from .client import MANIFEST_MEDIA_TYPES, PlatformLabels, RegistryClient, RegistrySettings, Resolved
 from .credentials import Credential, lookup, normalize_registry_host, parse_docker_config
-from .errors import RegistryError, RegistryUnavailable, TagNotFound, Unauthorized, UnsupportedManifest
+from .errors import RegistryBusy, RegistryError, RegistryUnavailable, TagNotFound, Unauthorized, UnsupportedManifest
 from .network import Resolver
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Credential",
     "PlatformLabels",
     "RegistryClient",
+    "RegistryBusy",
     "RegistryError",
     "RegistrySettings",
     "RegistryUnavailable",

@@ -17,6 +17,8 @@ from typing import Generic, TypeVar
 
 import cachetools
 
+from .errors import RegistryBusy
+
 __all__ = ["Cache", "FlightTimeout", "SingleFlight"]
 
 K = TypeVar("K", bound=Hashable)
@@ -80,7 +82,7 @@ class Cache(Generic[K, V]):
             return self._cache.currsize
 
 
-class FlightTimeout(Exception):
+class FlightTimeout(RegistryBusy):
     """A caller waited for another's computation longer than it could."""
 
 
@@ -107,7 +109,9 @@ class SingleFlight(Generic[K, V]):
                 call = self._calls[key] = _Call()
         if not leader:
             if not call.done.wait(timeout):
-                raise FlightTimeout()
+                raise FlightTimeout(
+                    "content fetched for another AppRelease did not arrive before the deadline; retried"
+                )
             if call.error is not None:
                 raise call.error
             return call.value  # type: ignore[return-value]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "RegistryBusy",
     "RegistryError",
     "RegistryUnavailable",
     "TagNotFound",
@@ -18,6 +19,12 @@ class RegistryError(Exception):
 
 class RegistryUnavailable(RegistryError):
     """The registry could not be used right now (network, TLS, 5xx, 429) or sent untrustworthy data."""
+
+
+class RegistryBusy(RegistryUnavailable):
+    """Not the registry's answer but the operator's own wait: no fetch slot came free (slots.py), or the same
+    content fetched for another caller did not arrive, before the deadline. Retried; never taken for an
+    unreadable image (a pass that tolerates one must not record a revision without its labels for this)."""
 
 
 class Unauthorized(RegistryError):

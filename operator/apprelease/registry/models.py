@@ -20,7 +20,8 @@ class RegistrySettings(BaseModel):
     resolution_timeout_seconds: float = Field(default=30.0, gt=0)
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_config_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
-    # Manifests and configs fetched and parsed at once, by all workers together (see slots.py).
+    # Manifests and configs fetched and parsed at once, by all workers together (slots.py; the operator's
+    # APPRELEASE_REGISTRY_CONCURRENT_FETCHES sets it).
     max_concurrent_fetches: int = Field(default=4, ge=1)
     cache_ttl_seconds: float = Field(default=60.0, ge=0)
     max_retry_after_seconds: float = Field(default=30.0, ge=0)

@@ -1,25 +1,28 @@
 """At most a few large registry documents in memory at once, whatever the number of workers.
 
 A manifest may be 4 MiB and an image config 8 MiB (`RegistrySettings`), and parsing a document of many small
-JSON objects costs several times its bytes; tests/test_registry_memory.py holds 20 hostile images, 4 at a
-time, under 150 MiB. The operator runs 32 workers by default (most passes never ask a registry: the answer
-is cached), so 32 hostile images fetched at once would need about 8 times that, past the chart's 256 Mi
-limit. The fetch and the parse of a manifest or a config therefore hold one of `count` slots; a fetch that
-cannot get one before its deadline fails as a retried RegistryUnavailable, and other workers go on with
-passes that need no registry. The same rule as client-go's `MaxInFlight` and Flux's `--concurrent` for
-image scans: the memory that untrusted answers may take is bounded by a count, not by the workers.
+JSON objects costs several times its bytes. The operator runs 32 workers by default (most passes never ask a
+registry: the answer is cached), so without a bound, 32 hostile registries answering at once could put 32
+such documents in memory together, past the chart's 256 Mi limit. The fetch and the parse of a manifest or a
+config therefore hold one of `count` slots (APPRELEASE_REGISTRY_CONCURRENT_FETCHES, 4); a fetch that cannot
+get one before its deadline fails as RegistryBusy (retried), and other workers go on with passes that need no
+registry. The peer rule is containerd's `max_concurrent_downloads` (3 by default): what a pull may hold at once
+is bounded by a count of its own, not by the callers. tests/test_registry_memory.py resolves 32 distinct
+hostile images with 32 workers under 150 MiB.
 
-Re-entrant per thread: a fetch inside a fetch (never today; an index's children are fetched one after the
-other) reuses its thread's slot instead of waiting for itself.
+A slot is held for the whole fetch (a slow registry holds it until the request's deadline, 10 s); the wait and
+the fetch share that deadline. Re-entrant per thread: a fetch inside a fetch reuses its thread's slot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Iterator
 
-from .errors import RegistryUnavailable
+from .errors import RegistryBusy
+from .network import Deadline
 
 __all__ = ["BodySlots"]
 
@@ -31,19 +34,26 @@ class BodySlots:
         self._held = threading.local()
 
     @contextlib.contextmanager
-    def hold(self, seconds: float, domain: str) -> Iterator[None]:
-        """One slot for the block, waited for at most `seconds` (the request's deadline); raises
-        RegistryUnavailable when none is free by then."""
+    def hold(
+        self, until: Deadline, domain: str, scope: contextvars.ContextVar[Deadline | None] | None = None
+    ) -> Iterator[None]:
+        """One slot for the block, waited for until `until`; raises RegistryBusy when none is free by then.
+        With `scope` (the client's deadline variable), `until` also bounds every request of the block: the
+        wait for the slot and the fetch share one deadline, so callers waiting for the same fetch
+        (single-flight) are not outlived by it."""
         depth: int = getattr(self._held, "depth", 0)
-        if depth == 0 and not self._free.acquire(timeout=max(0.0, seconds)):
-            raise RegistryUnavailable(
+        if depth == 0 and not self._free.acquire(timeout=max(0.0, until.remaining())):
+            raise RegistryBusy(
                 f"registry {domain}: not asked before the deadline, other AppReleases' registry reads held every "
                 "slot (APPRELEASE_REGISTRY_CONCURRENT_FETCHES); retried"
             )
         self._held.depth = depth + 1
+        token = scope.set(until) if scope is not None else None
         try:
             yield
         finally:
+            if scope is not None and token is not None:
+                scope.reset(token)
             self._held.depth = depth
             if depth == 0:
                 self._free.release()
