@@ -192,7 +192,10 @@ def measure_recording_patcher(testbed: Testbed, api: client.ApiClient, run: Run,
         started = time.monotonic()
         create_all(api, manifests)
         applied = time.monotonic()
-        last = patcher.deployments.wait_all(names, equals(pinned), WAIT, "Deployments pinned by the recording patcher")
+        pinned_by = "Deployments pinned by the recording patcher"
+        wait_until(lambda: patcher.failures or _all(patcher, names, pinned), timeout=WAIT, interval=0.5, what=pinned_by)
+        assert not patcher.failures, patcher.failures[:5]
+        last = patcher.deployments.wait_all(names, equals(pinned), WAIT, pinned_by)
         run.floor_apply, run.floor_pinned = applied - started, last - applied
         run.floor_conflicts = patcher.conflicts
         run.api["recording patcher"] = since(kubectl, before)
@@ -205,6 +208,11 @@ def measure_recording_patcher(testbed: Testbed, api: client.ApiClient, run: Run,
     finally:
         patcher.stop()
         _delete_namespace(kubectl, FLOOR)
+
+
+def _all(patcher: RecordingPatcher, names: list[str], pinned: str) -> bool:
+    seen = patcher.deployments.seen
+    return all(name in seen and seen[name][1] == pinned for name in names)
 
 
 def _workers() -> int:
@@ -282,7 +290,7 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
         note(f"N={run.size}: operator: API requests {api_summary(run.api['operator'])}")
         note(f"N={run.size}: control-plane CPU s {run.control_plane_cpu}")
         note(f"N={run.size}: apply end -> all Ready {run.ready:.1f} s; registry {dict(run.registry['create'])}")
-        note(f"N={run.size}: Events dropped in the create phase (queue full): {run.events_dropped}")
+        note(f"N={run.size}: Events dropped in the create phase (a full queue or namespace share): {run.events_dropped}")
         for phase, version in (("upgrade", v2), ("roll back", v1)):
 
             def set_version(name: str, version: str = version) -> object:

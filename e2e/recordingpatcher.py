@@ -33,7 +33,9 @@ class RecordingPatcher:
         self._namespace, self._container, self._image, self._version = namespace, container, image, version
         self._todo: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._queued: set[str] = set()  # touched by the watch thread only
-        self.conflicts = 0  # status writes refused (409) and done again from a fresh read
+        self.conflicts = 0  # status writes refused (409) and done again from a fresh read (under _lock)
+        self.failures: list[str] = []  # other errors: the run stops waiting on them (see _work)
+        self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(threads)]
         for thread in self._threads:
             thread.start()
@@ -63,7 +65,8 @@ class RecordingPatcher:
             except client.ApiException as err:
                 if err.status != 409:
                     raise
-                self.conflicts += 1  # decided from an old copy: read it afresh, as the operator's requeue does
+                with self._lock:
+                    self.conflicts += 1  # decided from an old copy: read it afresh, as the operator's requeue does
                 fresh = self._custom.get_namespaced_custom_object(GROUP, VERSION, self._namespace, PLURAL, name)
                 assert isinstance(fresh, dict)
                 resource_version = fresh["metadata"]["resourceVersion"]
@@ -72,8 +75,12 @@ class RecordingPatcher:
         body = {"spec": {"template": {"spec": {"containers": [{"name": self._container, "image": self._image}]}}}}
         while (item := self._todo.get()) is not None:
             name, resource_version = item
-            self._record(name, resource_version)
-            self._apps.patch_namespaced_deployment(name, self._namespace, body)  # the AppRelease lists its namesake
+            try:
+                self._record(name, resource_version)
+                self._apps.patch_namespaced_deployment(name, self._namespace, body)  # the AppRelease's namesake
+            except Exception as err:  # noqa: BLE001 - kept, and the bench fails on it instead of waiting
+                with self._lock:
+                    self.failures.append(f"{name}: {err}")
 
     def stop(self) -> None:
         for _ in self._threads:
