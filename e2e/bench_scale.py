@@ -290,7 +290,9 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
         note(f"N={run.size}: operator: API requests {api_summary(run.api['operator'])}")
         note(f"N={run.size}: control-plane CPU s {run.control_plane_cpu}")
         note(f"N={run.size}: apply end -> all Ready {run.ready:.1f} s; registry {dict(run.registry['create'])}")
-        note(f"N={run.size}: Events dropped in the create phase (a full queue or namespace share): {run.events_dropped}")
+        note(
+            f"N={run.size}: Events dropped in the create phase (a full queue or namespace share): {run.events_dropped}"
+        )
         for phase, version in (("upgrade", v2), ("roll back", v1)):
 
             def set_version(name: str, version: str = version) -> object:
