@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextvars
+import socket
 import threading
 import time
 
@@ -16,7 +16,7 @@ from apprelease.registry.caches import FlightTimeout, SingleFlight
 from apprelease.registry.network import Deadline
 from apprelease.registry.slots import BodySlots
 from tests.conftest import World, assert_waiting
-from tests.hostile import sha
+from tests.hostile import Request, Server, respond, sha
 from tests.hostile_rss import image
 
 
@@ -103,14 +103,40 @@ def test_a_slot_is_given_back_when_the_fetch_fails() -> None:
         pass
 
 
-def test_the_wait_for_a_slot_and_the_fetch_share_one_deadline() -> None:
-    """What is left of the deadline after the wait is all the fetch gets: callers waiting for the same fetch
-    (single-flight, with their own deadline) are not outlived by it."""
-    scope: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("deadline", default=None)
-    until = _in(0.5)
-    with BodySlots(1).hold(until, "r.example", scope):
-        assert scope.get() is until
-    assert scope.get() is None
+def test_a_fetch_that_waited_for_its_slot_still_has_its_own_deadline() -> None:
+    """The wait used most of the request's deadline: the fetch after it is not cut short (it would look like an
+    unreachable registry, and provenance Disabled would record the revision without its labels)."""
+    slots, started, release = BodySlots(1), threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with slots.hold(_in(5), "r.example"):
+            started.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    started.wait(5)
+    threading.Timer(0.3, release.set).start()
+
+    manifest = image("ordinary", 1)[0]
+
+    def slow_registry(conn: socket.socket, request: Request) -> None:  # on loopback: real request deadlines
+        if request.method == "HEAD":
+            respond(conn, 404)  # the GET that resolves then takes a slot
+            return
+        time.sleep(0.3)  # within its own 0.5 s, not within what the wait for the slot left of the first 0.5 s
+        oci = "application/vnd.oci.image.manifest.v1+json"
+        respond(conn, 200, {"Content-Type": oci, "Docker-Content-Digest": sha(manifest)}, manifest)
+
+    server = Server(slow_registry)
+    try:
+        client = RegistryClient(RegistrySettings(insecure_registries=[server.netloc], timeout_seconds=0.5))
+        client._slots = slots  # noqa: SLF001 - the seam: a slot another fetch holds
+        ref = parse(f"{server.netloc}/shop/img1:v1")
+        assert client.resolve(ref, use_cache=False).digest == sha(manifest)
+    finally:
+        server.close()
+    thread.join(5)
 
 
 def test_waiting_for_another_callers_fetch_is_retried_not_an_unreachable_registry() -> None:

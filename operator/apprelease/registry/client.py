@@ -222,7 +222,7 @@ class RegistryClient:
             log.debug("registry %s: HEAD %s answered %d; asking with GET", target.domain, subject, head.status)
         if digest is None:  # parsed (and kept by digest for the labels read that usually follows): a 200
             # that is not a manifest of a media type asked for is no resolution. In a fetch slot (slots.py).
-            with self._slots.hold(self._until(), target.domain, _current):
+            with self._slots.hold(self._until(), target.domain):
                 reply, digest = self._get_manifest(target, tag, None, credential, subject)
                 media_type = self._remember_manifest(target, reply, digest, subject).media_type
         resolved = Resolved(Reference(domain=ref.domain, path=ref.path, tag=tag), digest, media_type)
@@ -263,7 +263,7 @@ class RegistryClient:
         subject = f"manifest {identifier}" if expected else f"tag {identifier!r}"
 
         def fetch() -> _Facts:
-            with self._slots.hold(self._until(), target.domain, _current):
+            with self._slots.hold(self._until(), target.domain):
                 reply, digest = self._get_manifest(target, identifier, expected, credential, subject)
                 return self._remember_manifest(target, reply, digest, subject)
 
@@ -291,7 +291,7 @@ class RegistryClient:
 
     def _config(self, target: Target, digest: str, credential: Credential | None) -> oci.ConfigFacts:
         def fetch() -> _Facts:
-            with self._slots.hold(self._until(), target.domain, _current):
+            with self._slots.hold(self._until(), target.domain):
                 reply = self._request(
                     target, credential, "GET", target.url("blobs", digest), None, self._settings.max_config_bytes
                 )

@@ -10,14 +10,17 @@ registry. The peer rule is containerd's `max_concurrent_downloads` (3 by default
 is bounded by a count of its own, not by the callers. tests/test_registry_memory.py resolves 32 distinct
 hostile images with 32 workers under 150 MiB.
 
-A slot is held for the whole fetch (a slow registry holds it until the request's deadline, 10 s); the wait and
-the fetch share that deadline. Re-entrant per thread: a fetch inside a fetch reuses its thread's slot.
+A slot is held for the whole fetch (a slow registry holds it until the request's deadline, 10 s). The wait
+for a slot has the request's deadline; the fetch that follows has a deadline of its own (a fetch left with
+the end of a long wait would time out and look like an unreachable registry, and provenance Disabled would
+then record a revision without its labels). Callers waiting for the same content (single-flight) may thus be
+outlived: theirs is RegistryBusy too, retried. Re-entrant per thread: a fetch inside a fetch reuses its
+thread's slot.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import threading
 from collections.abc import Iterator
 
@@ -34,13 +37,8 @@ class BodySlots:
         self._held = threading.local()
 
     @contextlib.contextmanager
-    def hold(
-        self, until: Deadline, domain: str, scope: contextvars.ContextVar[Deadline | None] | None = None
-    ) -> Iterator[None]:
-        """One slot for the block, waited for until `until`; raises RegistryBusy when none is free by then.
-        With `scope` (the client's deadline variable), `until` also bounds every request of the block: the
-        wait for the slot and the fetch share one deadline, so callers waiting for the same fetch
-        (single-flight) are not outlived by it."""
+    def hold(self, until: Deadline, domain: str) -> Iterator[None]:
+        """One slot for the block, waited for until `until`; raises RegistryBusy when none is free by then."""
         depth: int = getattr(self._held, "depth", 0)
         if depth == 0 and not self._free.acquire(timeout=max(0.0, until.remaining())):
             raise RegistryBusy(
@@ -48,12 +46,9 @@ class BodySlots:
                 "slot (APPRELEASE_REGISTRY_CONCURRENT_FETCHES); retried"
             )
         self._held.depth = depth + 1
-        token = scope.set(until) if scope is not None else None
         try:
             yield
         finally:
-            if scope is not None and token is not None:
-                scope.reset(token)
             self._held.depth = depth
             if depth == 0:
                 self._free.release()
