@@ -20,8 +20,10 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 1000  # client-go's maxQueuedEvents
-# One namespace's share of the queue: client-go's queue sits behind a per-object spam filter
-# (EventSourceObjectSpamFilter, burst 25); ours is per namespace (a tenant): no tenant crowds out another's Events.
+# One source's share of the queue: client-go's queue sits behind a per-object spam filter
+# (EventSourceObjectSpamFilter, burst 25); ours is per source, which the cluster makes a namespace (a tenant) and
+# an Event type: no tenant crowds out another's Events, and a namespace's Normal Events never its own Warnings
+# (a namespace may thus hold two tenths; five flooding namespaces fill the queue).
 SHARE = 10
 
 Send = Callable[[], None]  # one Event's POST, bound to its arguments
@@ -41,9 +43,9 @@ class EventQueue:
         ]
         self._lock = threading.Lock()
         self._started = False
-        self._per_source: Counter[str] = Counter()  # queued Events per source (namespace); under _lock
+        self._per_source: Counter[str] = Counter()  # queued Events per source (namespace/type); under _lock
         self._max_per_source = max(1, max_queued // SHARE)
-        self.dropped = 0  # Events that found the queue full, or their namespace's share of it
+        self.dropped = 0  # Events that found the queue full, or their source's share of it
 
     def submit(self, send: Send, source: str = "") -> bool:
         """Queue one Event's POST; False (and counted in `dropped`) when the queue, or `source`'s share of it
