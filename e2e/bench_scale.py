@@ -49,6 +49,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from kubernetes import client
 
@@ -181,13 +182,7 @@ def measure_recording_patcher(testbed: Testbed, api: client.ApiClient, run: Run,
     repository = pinned.split("@")[0]
     patcher = RecordingPatcher(api, FLOOR, "app", pinned, version, threads=_workers())
     try:
-        manifests = [
-            [
-                deployment_manifest(FLOOR, name, {"app": f"{repository}:v0"}, replicas=REPLICAS, release=name),
-                release_manifest(FLOOR, name, repository, version, [{"kind": "Deployment", "name": name}]),
-            ]
-            for name in names
-        ]
+        manifests = _fleet(FLOOR, repository, version, names)
         before, cpu = served(kubectl), control_plane_cpu()
         started = time.monotonic()
         create_all(api, manifests)
@@ -208,6 +203,17 @@ def measure_recording_patcher(testbed: Testbed, api: client.ApiClient, run: Run,
     finally:
         patcher.stop()
         _delete_namespace(kubectl, FLOOR)
+
+
+def _fleet(namespace: str, image: str, version: str, names: list[str]) -> list[list[dict[str, Any]]]:
+    """Per name, a Deployment of `image:v0` (a tag: unpinned), then the AppRelease of `version` that lists it."""
+    return [
+        [
+            deployment_manifest(namespace, name, {"app": f"{image}:v0"}, replicas=REPLICAS, release=name),
+            release_manifest(namespace, name, image, version, [{"kind": "Deployment", "name": name}]),
+        ]
+        for name in names
+    ]
 
 
 def _all(patcher: RecordingPatcher, names: list[str], pinned: str) -> bool:
@@ -267,13 +273,7 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
         time.sleep(2)
         run.rss_idle = operator.rss_kib() / 1024
         proxy.take()
-        manifests = [  # each Deployment before the AppRelease that lists it
-            [
-                deployment_manifest(OPERATED, name, {"app": f"{image}:v0"}, replicas=REPLICAS, release=name),
-                release_manifest(OPERATED, name, image, v1, [{"kind": "Deployment", "name": name}]),
-            ]
-            for name in names
-        ]
+        manifests = _fleet(OPERATED, image, v1, names)
         before, cpu = served(kubectl), control_plane_cpu()
         started = time.monotonic()
         create_all(api, manifests)

@@ -24,8 +24,8 @@ def _in(seconds: float) -> Deadline:
     return Deadline(time.monotonic() + seconds, time.monotonic)
 
 
-def test_a_slot_is_waited_for_until_the_deadline_then_refused() -> None:
-    slots = BodySlots(1)
+def _held_elsewhere(slots: BodySlots) -> tuple[threading.Thread, threading.Event]:
+    """Another thread holds one of `slots` until the returned event is set (at most 5 s)."""
     held, release = threading.Event(), threading.Event()
 
     def holder() -> None:
@@ -36,6 +36,12 @@ def test_a_slot_is_waited_for_until_the_deadline_then_refused() -> None:
     thread = threading.Thread(target=holder)
     thread.start()
     held.wait(5)
+    return thread, release
+
+
+def test_a_slot_is_waited_for_until_the_deadline_then_refused() -> None:
+    slots = BodySlots(1)
+    thread, release = _held_elsewhere(slots)
     with pytest.raises(RegistryBusy, match="held every slot"), slots.hold(_in(0.05), "r.example"):
         pass
     release.set()
@@ -106,16 +112,8 @@ def test_a_slot_is_given_back_when_the_fetch_fails() -> None:
 def test_a_fetch_that_waited_for_its_slot_still_has_its_own_deadline() -> None:
     """The wait used most of the request's deadline: the fetch after it is not cut short (it would look like an
     unreachable registry, and provenance Disabled would record the revision without its labels)."""
-    slots, started, release = BodySlots(1), threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with slots.hold(_in(5), "r.example"):
-            started.set()
-            release.wait(5)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    started.wait(5)
+    slots = BodySlots(1)
+    thread, release = _held_elsewhere(slots)
     threading.Timer(0.3, release.set).start()
 
     manifest = image("ordinary", 1)[0]
