@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from tests.hostile_rss import IMAGE_MALLOC_ENV
 
 import apprelease
 from e2e.support import ROOT, Testbed
@@ -85,6 +86,8 @@ def test_entrypoint_command_port_and_environment(inspected: dict[str, Any]) -> N
     env = dict(item.partition("=")[::2] for item in config["Env"])
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["PATH"].startswith("/opt/apprelease/bin:")
+    # The allocator settings the memory test and the bench measure the operator with are the image's own.
+    assert {name: env.get(name) for name in IMAGE_MALLOC_ENV} == IMAGE_MALLOC_ENV
 
 
 def test_oci_labels(inspected: dict[str, Any]) -> None:

@@ -28,6 +28,9 @@ from pathlib import Path
 from tests.hostile import OCI_MANIFEST, Request, Server, respond
 
 MiB = 1024 * 1024
+# The glibc allocator settings the operator's image sets (operator/Dockerfile, why there; e2e/test_image.py
+# checks the built image has them): processes that measure the operator's memory run with the same.
+IMAGE_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144"}
 KINDS = ("ordinary", "fat-manifests", "fat-configs")
 
 HERE = Path(__file__).resolve().parent
@@ -193,9 +196,9 @@ def images_rss(kind: str, count: int = 20, workers: int = 4) -> Rss:
         netloc = registry.server.netloc
         refs = [f"{netloc}/{kind}/img{n}:v1" for n in range(count)]
         code = _IMAGES_CHILD.format(root=str(HERE.parent), netloc=netloc, refs=refs, workers=workers)
-        # MALLOC_ARENA_MAX=2 as the operator's image sets it (operator/Dockerfile): glibc otherwise gives each
-        # of 32 threads an arena that keeps its own peak (330 MiB for 32 fat configs, 140 MiB with it).
-        env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+        # The allocator settings of the operator's image (IMAGE_MALLOC_ENV): without MALLOC_ARENA_MAX glibc
+        # gives each of 32 threads an arena that keeps its own peak (330 MiB for 32 fat configs).
+        env = {**os.environ, **IMAGE_MALLOC_ENV}
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
     finally:
         registry.close()

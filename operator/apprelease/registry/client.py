@@ -359,7 +359,9 @@ class RegistryClient:
                 retry_server_errors=not (head and outgoing is request),
             )
             try:
-                outgoing = flow.send(reply.as_httpx(outgoing))
+                # The flow reads only a token reply's body; the request's own reply (a manifest, a config:
+                # megabytes) it judges by status and headers.
+                outgoing = flow.send(reply.as_httpx(outgoing, body=outgoing is not request))
             except StopIteration:
                 break
         if reply.status == 401 or (reply.status == 403 and not head):

@@ -23,7 +23,9 @@ _BRACKETS_ONLY = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def load(content: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> object:
+def load(
+    content: bytes | bytearray | str, *, max_bytes: int, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS
+) -> object:
     """Parse JSON text or raise ValueError (never RecursionError, never a huge allocation). The value is
     whatever the text holds (dict, list, str, int, float, bool or None): callers narrow it or validate it
     with a model."""
@@ -36,7 +38,7 @@ def load(content: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH, ma
         raise ValueError("not valid JSON") from None
 
 
-def check(raw: bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> None:
+def check(raw: bytes | bytearray, *, max_bytes: int, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> None:
     """ValueError when JSON text is over the size, item or depth bounds (whether it parses is not checked:
     callers that parse elsewhere, e.g. pydantic straight from the text, use this first)."""
     if len(raw) > max_bytes:

@@ -168,14 +168,14 @@ class _Config(msgspec.Struct):
     config: _Container | None = None
 
 
-def content_digest(algorithm: str, content: bytes) -> str:
+def content_digest(algorithm: str, content: bytes | bytearray) -> str:
     return f"{algorithm}:{hashlib.new(algorithm, content).hexdigest()}"
 
 
 _T = TypeVar("_T")
 
 
-def _decode(content: bytes | msgspec.Raw, model: type[_T], what: str) -> _T:
+def _decode(content: bytes | bytearray | msgspec.Raw, model: type[_T], what: str) -> _T:
     try:
         return msgspec.json.decode(content, type=model)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
@@ -222,7 +222,7 @@ def _child(raw: msgspec.Raw) -> Child | None:
     return Child(entry.digest, sys.intern(platform))
 
 
-def parse_manifest(content: bytes, content_type: str, max_bytes: int, max_children: int) -> ManifestFacts:
+def parse_manifest(content: bytes | bytearray, content_type: str, max_bytes: int, max_children: int) -> ManifestFacts:
     """The facts of a manifest or index. ``Unsupported`` for a media type not asked for, ValueError (naming
     no content) for anything that is not a manifest. At most ``max_children`` children are kept."""
     if len(content) > max_bytes:
@@ -250,7 +250,7 @@ def parse_manifest(content: bytes, content_type: str, max_bytes: int, max_childr
     return ManifestFacts(media_type=media_type, children=tuple(children), platforms=platforms)
 
 
-def parse_config(content: bytes, max_bytes: int) -> ConfigFacts:
+def parse_config(content: bytes | bytearray, max_bytes: int) -> ConfigFacts:
     """The string labels of an image config (``config.Labels``); ValueError when it is not one."""
     if len(content) > max_bytes:
         raise ValueError(f"image config: larger than {max_bytes} bytes")
@@ -263,7 +263,7 @@ def parse_config(content: bytes, max_bytes: int) -> ConfigFacts:
     return ConfigFacts(tuple(labels))
 
 
-def error_codes(content: bytes) -> list[str]:
+def error_codes(content: bytes | bytearray) -> list[str]:
     """Registry error codes (e.g. MANIFEST_UNKNOWN) from an error body; only codes, since
     free-text messages are echoed to users and are not under our control."""
     try:

@@ -260,7 +260,7 @@ def fetch(
             replies.raise_for_status(reply, target, f"{kind} {identifier}")
         if digest is not None:
             replies.verify(reply, digest, target, f"{kind} {identifier}")
-        return reply.content
+        return bytes(reply.content)  # signature documents: small (bounded by ``limit``), read by sigstore
 
 
 def _tag_for(digest: str) -> str:

@@ -63,16 +63,19 @@ class Reply:
 
     status: int
     headers: httpx.Headers
-    content: bytes
+    content: bytes | bytearray  # a body as read (bytearray: see _read); never written to after
     url: httpx.URL
 
     def content_type(self) -> str:
         return str(self.headers.get("content-type", "")).split(";", 1)[0].strip()
 
-    def as_httpx(self, request: httpx.Request) -> httpx.Response:
+    def as_httpx(self, request: httpx.Request, *, body: bool = True) -> httpx.Response:
+        """The reply as an httpx.Response (for an httpx auth flow); ``body=False`` leaves the content out, for
+        a reply whose body the flow never reads (httpx needs bytes: a bytearray would be copied)."""
         # Content-Encoding and -Length describe the wire, not the decoded content handed over here.
         headers = [(k, v) for k, v in self.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
-        response = httpx.Response(self.status, headers=headers, content=self.content, request=request)
+        content = bytes(self.content) if body else b""
+        response = httpx.Response(self.status, headers=headers, content=content, request=request)
         response.extensions["apprelease_final_url"] = self.url
         return response
 
@@ -265,15 +268,15 @@ class Sender:
         return Reply(status, response.headers, content, request.url)
 
     @staticmethod
-    def _read(response: httpx.Response, limit: int, *, truncate: bool) -> bytes:
+    def _read(response: httpx.Response, limit: int, *, truncate: bool) -> bytearray:
         declared = response.headers.get("content-length", "")
         encoding = response.headers.get("content-encoding", "")
         if not truncate and not encoding and declared.isdigit() and int(declared) > limit:
             raise TooLarge()
-        # Pieces joined once at the end: a growing buffer would be copied as it grows, and the copies of
-        # several concurrent multi-MB bodies fragment the heap (RSS that is never given back).
-        pieces: list[bytes] = []
-        size = 0
+        # One buffer, grown in place: bytes joined from pieces held the body twice at the end, and the
+        # pieces (64 KiB each, under glibc's mmap threshold) fragmented the heap that several concurrent
+        # multi-MB bodies share. A bytearray above the threshold grows by mremap, without a copy.
+        body = bytearray()
         try:
             chunks: Iterable[bytes] = [response.content]  # already in memory: an in-process test transport
         except httpx.ResponseNotRead:
@@ -283,17 +286,14 @@ class Sender:
             decoder = _Decoder("", limit)  # httpx decoded it already
         try:
             for chunk in chunks:
-                piece = decoder.feed(chunk)
-                pieces.append(piece)
-                size += len(piece)
-                if size > limit:
+                body += decoder.feed(chunk)
+                if len(body) > limit:
                     raise TooLarge()
         except TooLarge:
             if not truncate:
                 raise
-        body = b"".join(pieces)
-        del pieces
-        return body[:limit] if len(body) > limit else body
+        del body[limit:]
+        return body
 
     def _observe(self, domain: str, method: str, status: int | None) -> None:
         if self._observer is None:
