@@ -50,7 +50,8 @@ pause_image() { echo "$REGISTRY/testbed/pause:$PAUSE_TAG"; }
 
 build_pause_image() {
   local image; image="$(pause_image)"
-  curl -fsS -o /dev/null -I "http://$REGISTRY/v2/testbed/pause/manifests/$PAUSE_TAG" && return 0
+  # -s without -S: a 404 here only means the image is not built yet, not an error to print.
+  curl -fs -o /dev/null -I "http://$REGISTRY/v2/testbed/pause/manifests/$PAUSE_TAG" && return 0
   log "building the pod sandbox image $image from the kubelet's pause.c (static gcc build, FROM scratch)"
   command -v gcc >/dev/null || die "gcc is missing; run 'make deps' (apt: gcc libc6-dev)"
   local ctx; ctx="$(mktemp -d)"
