@@ -52,7 +52,6 @@ from types import FrameType
 from typing import Any
 
 from kubernetes import client
-from tests.hostile_rss import IMAGE_MALLOC_ENV
 
 from apprelease.controller.kubeclient import connect
 from apprelease.controller.settings import OperatorSettings
@@ -255,7 +254,6 @@ def measure_operator(testbed: Testbed, api: client.ApiClient, run: Run, digests:
             "APPRELEASE_RESYNC_SECONDS": "1800",
             # The operator's default (e2e's Operator turns the cache off for tests that move tags).
             "APPRELEASE_REGISTRY_CACHE_SECONDS": str(OperatorSettings.model_fields["registry_cache_seconds"].default),
-            **IMAGE_MALLOC_ENV,  # as the operator image sets them (operator/Dockerfile)
             "APPRELEASE_HEALTH_PORT": "18380",
             "APPRELEASE_METRICS_PORT": "18381",
         },

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.hostile_rss import IMAGE_MALLOC_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
@@ -109,6 +111,7 @@ class Testbed:
             APPRELEASE_HEALTH_PORT=env.get("APPRELEASE_HEALTH_PORT", "18080"),
             APPRELEASE_METRICS_PORT=env.get("APPRELEASE_METRICS_PORT", "18090"),
         )
+        env.update(IMAGE_MALLOC_ENV)  # the allocator the operator's image gives it: memory measured as in a pod
         return env
 
 

@@ -347,23 +347,33 @@ class RegistryClient:
         request = httpx.Request(method, url, headers=headers)
         flow = RegistryAuth(target, credential, self._auth).sync_auth_flow(request)
         outgoing = next(flow)
+        reply: Reply | None = None  # the request's own reply (the last one the flow saw)
         while True:
             outgoing.headers.setdefault("User-Agent", _USER_AGENT)
             outgoing.headers.setdefault("Accept-Encoding", "identity")
-            reply = self._sender.send(
+            own = outgoing is request
+            answer = self._sender.send(
                 outgoing,
                 domain=target.domain,
                 rules=target.rules,
-                limit=limit if outgoing is request else MAX_TOKEN_REPLY_BYTES,
+                limit=limit if own else MAX_TOKEN_REPLY_BYTES,
                 until=until,
-                retry_server_errors=not (head and outgoing is request),
+                retry_server_errors=not (head and own),
             )
+            # The flow reads only a token reply's body (a copy: httpx takes bytes, so the reply itself is
+            # dropped first); the request's own reply (a manifest, a config: megabytes) it judges by status
+            # and headers.
+            response = answer.as_httpx(outgoing, body=not own)
+            reply = answer if own else None
+            del answer
             try:
-                # The flow reads only a token reply's body; the request's own reply (a manifest, a config:
-                # megabytes) it judges by status and headers.
-                outgoing = flow.send(reply.as_httpx(outgoing, body=outgoing is not request))
+                outgoing = flow.send(response)
             except StopIteration:
                 break
+            finally:
+                del response  # not held through the next request
+        if reply is None:  # the flow ended on a token reply: never the case with RegistryAuth
+            raise RuntimeError("the registry auth flow ended without the request's own reply")
         if reply.status == 401 or (reply.status == 403 and not head):
             raise Unauthorized(denied(target, credential, reply.status))
         return reply

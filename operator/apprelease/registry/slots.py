@@ -8,7 +8,7 @@ config therefore hold one of `count` slots (APPRELEASE_REGISTRY_CONCURRENT_FETCH
 get one before its deadline fails as RegistryBusy (retried), and other workers go on with passes that need no
 registry. The peer rule is containerd's `max_concurrent_downloads` (3 by default): what a pull may hold at once
 is bounded by a count of its own, not by the callers. tests/test_registry_memory.py resolves 32 distinct
-hostile images with 32 workers under 150 MiB.
+hostile images with 32 workers under 128 MiB.
 
 A slot is held for the whole fetch (a slow registry holds it until the request's deadline, 10 s). The wait
 for a slot has the request's deadline; the fetch that follows has a deadline of its own (a fetch left with

@@ -275,7 +275,9 @@ class Sender:
             raise TooLarge()
         # One buffer, grown in place: bytes joined from pieces held the body twice at the end, and the
         # pieces (64 KiB each, under glibc's mmap threshold) fragmented the heap that several concurrent
-        # multi-MB bodies share. A bytearray above the threshold grows by mremap, without a copy.
+        # multi-MB bodies share. With the image's fixed mmap threshold (MALLOC_MMAP_THRESHOLD_, see
+        # operator/Dockerfile) a large buffer is a mapping of its own: grown by mremap without a copy, and
+        # returned to the system when freed.
         body = bytearray()
         try:
             chunks: Iterable[bytes] = [response.content]  # already in memory: an in-process test transport
